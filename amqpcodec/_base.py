@@ -1,0 +1,146 @@
+"""Base classes of the generated method and property classes.
+
+The generated code in ``spec.py`` does the encoding and decoding; what lives here is the
+behaviour every method shares and that is not worth generating: value equality, a
+readable repr, and turning a failed encode into an :class:`EncodeError` that names the
+field and the value.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ._errors import EncodeError
+
+__all__ = ["Method", "Properties", "Record"]
+
+_INT_BITS = {"octet": 8, "short": 16, "long": 32, "longlong": 64, "timestamp": 64}
+
+
+class Record:
+    """Fields, equality and repr shared by methods and content properties."""
+
+    __slots__ = ()
+
+    NAME: ClassVar[str]
+    FIELDS: ClassVar[tuple[str, ...]]
+    """Python names of every field, in wire order (reserved fields included)."""
+    FIELD_TYPES: ClassVar[tuple[str, ...]]
+    """The native AMQP type of each field in FIELDS."""
+    RESERVED: ClassVar[frozenset[str]]
+    """Python names of the reserved fields."""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def _repr_fields(self) -> list[str]:
+        return [
+            f"{name}={getattr(self, name)!r}"
+            for name in self.FIELDS
+            if name not in self.RESERVED or getattr(self, name)
+        ]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}({', '.join(self._repr_fields())})"
+
+    def _encode_error(self) -> EncodeError:
+        """Find the field that made encoding fail and describe it."""
+        for name, kind in zip(self.FIELDS, self.FIELD_TYPES, strict=True):
+            value = getattr(self, name)
+            problem = _problem(kind, value)
+            if problem:
+                field = f"{self.NAME}.{name}"
+                return EncodeError(f"{field}: {problem} (got {value!r})", field, value)
+        return EncodeError(f"{self.NAME}: cannot encode {self!r}", self.NAME, self)
+
+
+def _problem(kind: str, value: Any) -> str:
+    """What is wrong with ``value`` as an AMQP ``kind``, or '' when nothing is."""
+    if value is None:
+        return ""  # an absent property; a None method argument fails below by type
+    if kind in _INT_BITS:
+        if kind == "timestamp" and isinstance(value, datetime.datetime):
+            return ""
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"expected an int for {kind}"
+        if not 0 <= value < 2 ** _INT_BITS[kind]:
+            return f"{kind} must be between 0 and {2 ** _INT_BITS[kind] - 1}"
+        return ""
+    if kind == "shortstr":
+        if not isinstance(value, str):
+            return "expected str for shortstr"
+        try:
+            size = len(value.encode("utf-8", "surrogateescape"))
+        except UnicodeEncodeError:
+            return "not encodable as UTF-8"
+        return f"short string of {size} UTF-8 bytes is longer than 255" if size > 255 else ""
+    if kind == "longstr":
+        if not isinstance(value, (bytes, bytearray, memoryview, str)):
+            return "expected bytes for longstr"
+        return ""
+    if kind == "table":
+        return "" if isinstance(value, Mapping) else "expected a mapping for table"
+    return ""
+
+
+class Method(Record):
+    """One AMQP method. Subclasses are generated, one per method, in ``spec.py``."""
+
+    __slots__ = ()
+
+    CLASS_ID: ClassVar[int]
+    METHOD_ID: ClassVar[int]
+    INDEX: ClassVar[int]
+    """``CLASS_ID << 16 | METHOD_ID``."""
+    SYNCHRONOUS: ClassVar[bool]
+    CONTENT: ClassVar[bool]
+    RESPONSES: ClassVar[tuple[type[Method], ...]]
+    CHASSIS: ClassVar[frozenset[str]]
+    """The sides that receive this method: "client", "server" or both."""
+
+    def encode(self) -> bytes:
+        """The method frame payload: class id, method id and the arguments."""
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, buf: Any, off: int, end: int) -> Method:
+        """Decode the arguments in ``buf[off:end]`` (after the two ids); all must be used."""
+        raise NotImplementedError
+
+    @property
+    def expects_reply(self) -> bool:
+        """Whether the peer must answer: a request with responses, and no-wait not set."""
+        return bool(self.RESPONSES) and not getattr(self, "no_wait", False)
+
+    def __repr__(self) -> str:
+        return f"{self.NAME}({', '.join(self._repr_fields())})"
+
+
+class Properties(Record):
+    """Content properties of one class (``BasicProperties``); None means absent."""
+
+    __slots__ = ()
+
+    CLASS_ID: ClassVar[int]
+
+    def encode(self) -> bytes:
+        """The property flags and the property list, as in a content header."""
+        raise NotImplementedError
+
+    @classmethod
+    def decode(cls, buf: Any, off: int, end: int) -> Properties:
+        """Decode flags and properties in ``buf[off:end]``; all bytes must be used."""
+        raise NotImplementedError
+
+    def _repr_fields(self) -> list[str]:
+        return [
+            f"{name}={getattr(self, name)!r}"
+            for name in self.FIELDS
+            if getattr(self, name) is not None
+        ]
