@@ -261,12 +261,18 @@ def _layout(fields: tuple[Field, ...]) -> tuple[Segment, ...]:
 
 
 def _fields(
-    parent: ET.Element, domains: dict[str, str], parents: tuple[str, ...]
+    parent: ET.Element, domains: dict[str, str], parents: tuple[str, ...], strict: bool = False
 ) -> tuple[Field, ...]:
     fields: list[Field] = []
     seen: set[str] = set()
     for el in parent.findall("field"):
         name = _name(el, parents)
+        if strict and el.get("extension") is not None:
+            # The strict profile keeps the wire layout: an extension field inside an
+            # official method is the reserved field the official XML has there.
+            name = f"reserved-{sum(f.reserved for f in fields) + 1}"
+            el = ET.Element("field", {**el.attrib, "name": name, "reserved": "1"})
+            del el.attrib["extension"]
         domain = el.get("domain") or el.get("type")
         if domain is None or domain not in domains:
             raise SpecError(f"{_where(el, parents)}: unknown domain or type {domain!r}")
@@ -353,7 +359,7 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
         if cindex in class_ids or any(c.name == cname for c in classes):
             raise SpecError(f"{_where(cel, top)}: duplicate class name or index")
         class_ids.add(cindex)
-        properties = _fields(cel, domains, cparents)
+        properties = _fields(cel, domains, cparents, strict)
         raw_methods: list[tuple[ET.Element, str, int, tuple[str, ...]]] = []
         for mel in cel.findall("method"):
             if not keep(mel):
@@ -371,7 +377,7 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
             for response in responses:
                 if response not in names:
                     raise SpecError(f"{_where(mel, cparents)}: unknown response {response!r}")
-            fields = _fields(mel, domains, mparents)
+            fields = _fields(mel, domains, mparents, strict)
             methods.append(
                 Method(
                     name=mname,
