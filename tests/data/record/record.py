@@ -162,7 +162,9 @@ def cut_midstream() -> Path:
     open_ok = "amqp.method.class == 10 && amqp.method.method == 41"
     first = subprocess.run(
         ["tshark", "-2", "-r", str(src), "-Y", open_ok, *fields],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     total = subprocess.run(
         ["tshark", "-r", str(src), *fields], check=True, capture_output=True, text=True
@@ -184,7 +186,7 @@ def write_readme(captures: list[Path]) -> None:
     today = datetime.date.today().isoformat()
     broker = _cmd("rabbitmqctl", "version") or "?"
     deb = _cmd("dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server") or "?"
-    tshark = _cmd("tshark", "--version").splitlines()[0]
+    tshark = _cmd("tshark", "--version").splitlines()[0].rstrip(".")
     clients = {"pika": f"pika {pika.__version__}", "pyamqp": f"py-amqp {amqp.__version__}"}
     lines = [
         "# Real AMQP 0-9-1 captures",

@@ -157,7 +157,7 @@ def pyamqp_session() -> None:
             },
         )
         ch.basic_publish(msg, exchange="", routing_key=queue)
-    got = []
+    got: list[bytes] = []
     for _ in range(100):
         if len(got) == len(bodies):
             break
@@ -176,11 +176,11 @@ def two_connections() -> None:
     queues = [QUEUE_PREFIX + "two_connections.a", QUEUE_PREFIX + "two_connections.b"]
     conns = [pika.BlockingConnection(_params()) for _ in queues]
     chans = [c.channel() for c in conns]
-    for ch, queue in zip(chans, queues):
+    for ch, queue in zip(chans, queues, strict=True):
         ch.queue_declare(queue)
-    for ch, queue in zip(chans, queues):
+    for ch, queue in zip(chans, queues, strict=True):
         _roundtrip(ch, queue, f"via {queue}".encode())
-    for ch, queue in zip(chans, queues):
+    for ch, queue in zip(chans, queues, strict=True):
         ch.queue_delete(queue)
     for c in conns:
         c.close()

@@ -42,6 +42,13 @@ def _fields(elem: ET.Element) -> dict[str, ET.Element]:
     return out
 
 
+def _show(elem: ET.Element, name: str) -> str:
+    field = elem.find(f".//field[@name='{name}']")
+    if field is None:
+        raise ValueError(f"tshark gave no {name}")
+    return field.get("show", "")
+
+
 def _int(f: dict[str, ET.Element], name: str) -> int:
     return int(f[name].get("show", ""), 0)
 
@@ -108,8 +115,8 @@ def frames(capture: str) -> list[dict[str, Any]]:
         tcp = packet.find("proto[@name='tcp']")
         if tcp is None:
             continue
-        srcport = int(tcp.find(".//field[@name='tcp.srcport']").get("show"))  # type: ignore[union-attr]
-        stream = int(tcp.find(".//field[@name='tcp.stream']").get("show"))  # type: ignore[union-attr]
+        srcport = int(_show(tcp, "tcp.srcport"))
+        stream = int(_show(tcp, "tcp.stream"))
         direction = "s2c" if srcport == AMQP_PORT else "c2s"
         for proto in packet.findall("proto[@name='amqp']"):
             out.append(_frame(proto, direction, stream))

@@ -55,7 +55,9 @@ def follow_raw(capture: Path, stream: int) -> tuple[bytes, bytes]:
     """tshark's view of a TCP stream: (first speaker's bytes, the other side's)."""
     text = subprocess.run(
         ["tshark", "-r", str(capture), "-q", "-z", f"follow,tcp,raw,{stream}"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     a, b = bytearray(), bytearray()
     for line in text.splitlines():
@@ -70,9 +72,14 @@ def check(capture: Path) -> list[str]:
     name = capture.name.rsplit(".", 1)[0]
     frames = json.loads((OUT / f"{name}.frames.json").read_text())
     conns = tcp_streams.connections(str(capture))
+    bins = {d: OUT / f"{name}.{d}.bin" for d in ("c2s", "s2c")}
     for stream, conn in enumerate(conns):
         for direction in ("c2s", "s2c"):
-            data = getattr(conn, direction).payload()
+            # walk the .bin file itself where there is one, else the dpkt reassembly
+            if bins[direction].exists():
+                data = bins[direction].read_bytes()
+            else:
+                data = getattr(conn, direction).payload()
             try:
                 mine = walk(data)
             except ValueError as exc:
@@ -84,23 +91,23 @@ def check(capture: Path) -> list[str]:
                 if f["stream"] == stream and f["dir"] == direction
             ]
             if mine != theirs:
+                pairs = zip(mine, theirs, strict=False)
+                first = next((i for i, (x, y) in enumerate(pairs) if x != y), None)
                 errors.append(
                     f"{name} stream {stream} {direction}: parser found {len(mine)} frames, "
-                    f"tshark {len(theirs)}; first difference at "
-                    f"{next((i for i, (x, y) in enumerate(zip(mine, theirs)) if x != y), None)}"
+                    f"tshark {len(theirs)}; first difference at frame {first}"
                 )
-    bins = {d: OUT / f"{name}.{d}.bin" for d in ("c2s", "s2c")}
     if any(p.exists() for p in bins.values()):
         if len(conns) != 1:
             return [*errors, f"{name}: .bin files for a capture of {len(conns)} connections"]
         c2s, s2c = bins["c2s"].read_bytes(), bins["s2c"].read_bytes()
         if (c2s, s2c) != (conns[0].c2s.payload(), conns[0].s2c.payload()):
             errors.append(f"{name}: .bin files differ from the dpkt reassembly")
-        first, second = follow_raw(capture, 0)
-        if {first, second} != {c2s, s2c}:
+        node0, node1 = follow_raw(capture, 0)
+        if {node0, node1} != {c2s, s2c}:
             errors.append(
                 f"{name}: .bin files differ from tshark follow "
-                f"({len(c2s)}/{len(s2c)} vs {len(first)}/{len(second)} bytes)"
+                f"({len(c2s)}/{len(s2c)} vs {len(node0)}/{len(node1)} bytes)"
             )
         has_handshake = any(f["type"] == "protocol-header" for f in frames)
         if has_handshake and not c2s.startswith(PROTOCOL_HEADER):
