@@ -7,27 +7,56 @@ from __future__ import annotations
 
 from . import spec
 from ._base import Method, Properties
+from ._content import ContentAssembler, Message
 from ._errors import AMQPError, DecodeError, EncodeError, LocalProtocolError, RemoteProtocolError
+from ._frames import (
+    FRAME_OVERHEAD,
+    BodyFrame,
+    Frame,
+    FrameDecoder,
+    HeaderFrame,
+    HeartbeatFrame,
+    MethodFrame,
+    ProtocolHeader,
+    decode_frame,
+    encode_frame,
+    encode_message,
+    encode_message_parts,
+)
 from ._wire import RABBITMQ, STRICT, Dialect, FieldArray, FieldTable
 from .spec import BasicProperties, ReplyCode
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FRAME_OVERHEAD",
     "RABBITMQ",
     "STRICT",
     "AMQPError",
     "BasicProperties",
+    "BodyFrame",
+    "ContentAssembler",
     "DecodeError",
     "Dialect",
     "EncodeError",
     "FieldArray",
     "FieldTable",
+    "Frame",
+    "FrameDecoder",
+    "HeaderFrame",
+    "HeartbeatFrame",
     "LocalProtocolError",
+    "Message",
     "Method",
+    "MethodFrame",
     "Properties",
+    "ProtocolHeader",
     "RemoteProtocolError",
     "ReplyCode",
     "__version__",
+    "decode_frame",
+    "encode_frame",
+    "encode_message",
+    "encode_message_parts",
     "spec",
 ]

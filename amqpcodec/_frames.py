@@ -1,0 +1,411 @@
+"""Frames: the protocol header, method, content header, body and heartbeat frames.
+
+How this works: a frame is a 7-byte header (type, channel, payload size), the payload
+and the frame-end octet 0xCE [PDF §2.3.5, §4.2.3]. :func:`decode_frame` decodes one
+frame from ``(data, offset)``: None means the frame is not all there yet, an exception
+means it is malformed. :class:`FrameDecoder` keeps one ``bytearray``, appends what it is
+fed, decodes every complete frame and deletes the consumed prefix once per feed, so any
+split of the input gives the same frames in linear time. The declared payload size is
+checked against ``max_frame_size`` as soon as the 7 header bytes are in, before any
+payload is waited for.
+
+``frame_max`` counts the whole frame, header and frame-end included, so a body frame
+carries at most ``frame_max - 8`` bytes [XML connection.tune frame-max; Errata #11].
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Final, TypeAlias
+
+from . import spec
+from ._base import Method, Properties
+from ._errors import DecodeError, EncodeError
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
+
+__all__ = [
+    "FRAME_OVERHEAD",
+    "BodyFrame",
+    "Frame",
+    "FrameDecoder",
+    "HeaderFrame",
+    "HeartbeatFrame",
+    "MethodFrame",
+    "ProtocolHeader",
+    "decode_frame",
+    "encode_frame",
+    "encode_message",
+    "encode_message_parts",
+]
+
+FRAME_OVERHEAD: Final = 8
+"""Bytes a frame adds to its payload: the 7-byte header and the frame-end octet."""
+DEFAULT_MAX_FRAME_SIZE: Final = 131072
+"""RabbitMQ's default frame_max; the decoder's limit unless told otherwise."""
+
+_HEADER = struct.Struct(">BHI")
+_METHOD_HEADER = struct.Struct(">BHIHH")  # frame header + class id + method id
+_CONTENT_HEADER = struct.Struct(">HHQ")  # class id, weight, body size
+_FRAME_END: Final = 0xCE
+_END = b"\xce"
+_HEARTBEAT_BYTES: Final = b"\x08\x00\x00\x00\x00\x00\x00\xce"
+_AMQP = b"AMQP"
+
+_TYPE_METHOD: Final = spec.FRAME_METHOD
+_TYPE_HEADER: Final = spec.FRAME_HEADER
+_TYPE_BODY: Final = spec.FRAME_BODY
+_TYPE_HEARTBEAT: Final = spec.FRAME_HEARTBEAT
+_KNOWN_TYPES: Final = frozenset({_TYPE_METHOD, _TYPE_HEADER, _TYPE_BODY, _TYPE_HEARTBEAT})
+_METHODS = spec.METHODS_BY_INDEX
+_PROPERTIES = spec.PROPERTIES
+
+
+@dataclass(slots=True)
+class ProtocolHeader:
+    """The 8 octets that open a connection: ``AMQP``, protocol id, major, minor, revision."""
+
+    major: int = 0
+    minor: int = 9
+    revision: int = 1
+    protocol_id: int = 0
+
+    def encode(self) -> bytes:
+        try:
+            return _AMQP + bytes((self.protocol_id, self.major, self.minor, self.revision))
+        except ValueError:
+            raise EncodeError(f"protocol header {self!r} has a part outside 0..255") from None
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        return (self.major, self.minor, self.revision)
+
+    @property
+    def is_0_9_1(self) -> bool:
+        return self.protocol_id == 0 and self.version == (0, 9, 1)
+
+
+@dataclass(slots=True)
+class MethodFrame:
+    """A method on a channel (channel 0 for the connection class)."""
+
+    channel: int
+    method: Method
+
+    def encode(self) -> bytes:
+        payload = self.method.encode()
+        try:
+            return _HEADER.pack(_TYPE_METHOD, self.channel, len(payload)) + payload + _END
+        except struct.error:
+            raise _bad_channel(self.channel) from None
+
+
+@dataclass(slots=True)
+class HeaderFrame:
+    """A content header: the body size and the content properties."""
+
+    channel: int
+    body_size: int
+    properties: Properties = field(default_factory=spec.BasicProperties)
+    class_id: int = 60
+
+    def encode(self) -> bytes:
+        try:
+            payload = _CONTENT_HEADER.pack(self.class_id, 0, self.body_size)
+        except struct.error:
+            raise EncodeError(
+                f"content header: body_size {self.body_size!r} or class_id {self.class_id!r}"
+                " is out of range",
+                "body_size",
+                self.body_size,
+            ) from None
+        payload += self.properties.encode()
+        try:
+            return _HEADER.pack(_TYPE_HEADER, self.channel, len(payload)) + payload + _END
+        except struct.error:
+            raise _bad_channel(self.channel) from None
+
+
+@dataclass(slots=True)
+class BodyFrame:
+    """A piece of a content body."""
+
+    channel: int
+    payload: bytes | bytearray | memoryview
+
+    def encode(self) -> bytes:
+        size = _nbytes(self.payload)
+        try:
+            return _HEADER.pack(_TYPE_BODY, self.channel, size) + bytes(self.payload) + _END
+        except struct.error:
+            raise _bad_channel(self.channel) from None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BodyFrame):
+            return NotImplemented
+        return self.channel == other.channel and bytes(self.payload) == bytes(other.payload)
+
+
+@dataclass(slots=True)
+class HeartbeatFrame:
+    """A heartbeat: type 8 on channel 0 with an empty payload [Errata #12, #29]."""
+
+    def encode(self) -> bytes:
+        return _HEARTBEAT_BYTES
+
+
+Frame: TypeAlias = ProtocolHeader | MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame
+
+
+def _bad_channel(channel: object) -> EncodeError:
+    return EncodeError(f"channel {channel!r} is not between 0 and 65535", "channel", channel)
+
+
+def _nbytes(data: bytes | bytearray | memoryview) -> int:
+    return data.nbytes if isinstance(data, memoryview) else len(data)
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The bytes of ``frame`` (the same as ``frame.encode()``)."""
+    return frame.encode()
+
+
+# ---------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_frame(
+    data: Buffer, offset: int = 0, *, max_frame_size: int = 0
+) -> tuple[Frame, int] | None:
+    """Decode one frame at ``offset``: ``(frame, offset after it)``, or None if incomplete.
+
+    A protocol header (``AMQP`` + 4 octets) is recognised too. ``max_frame_size`` (0: no
+    limit) bounds the whole frame, as a negotiated frame_max does; it is checked against
+    the declared size before the payload is needed. Malformed data raises DecodeError.
+    """
+    with memoryview(data) as view:
+        view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+        return _decode_one(view, offset, len(view), max_frame_size)
+
+
+def _decode_one(buf: memoryview, off: int, size: int, limit: int) -> tuple[Frame, int] | None:
+    available = size - off
+    if available < 7:
+        if available > 0 and buf[off] == 0x41:  # "A": a protocol header, see below
+            return _protocol_header(buf, off, available)
+        return None
+    frame_type, channel, payload_size = _HEADER.unpack_from(buf, off)
+    if frame_type not in _KNOWN_TYPES:
+        if frame_type == 0x41:
+            return _protocol_header(buf, off, available)
+        raise _unknown_type(frame_type, off)
+    if limit and payload_size + 8 > limit:
+        raise DecodeError(
+            f"frame of {payload_size + 8} bytes is larger than the frame_max of {limit}",
+            spec.FRAME_ERROR,
+            off,
+        )
+    end = off + 7 + payload_size
+    if end >= size:
+        return None
+    if buf[end] != _FRAME_END:
+        raise DecodeError(f"frame-end octet is 0x{buf[end]:02x}, not 0xce", spec.FRAME_ERROR, end)
+    start = off + 7
+    if frame_type == _TYPE_METHOD:
+        return MethodFrame(channel, _decode_method(buf, start, end)), end + 1
+    if frame_type == _TYPE_BODY:
+        return BodyFrame(channel, bytes(buf[start:end])), end + 1
+    if frame_type == _TYPE_HEADER:
+        return _decode_header(buf, channel, start, end), end + 1
+    return _decode_heartbeat(channel, payload_size, off), end + 1
+
+
+def _unknown_type(frame_type: int, off: int) -> DecodeError:
+    return DecodeError(f"unknown frame type {frame_type}", spec.FRAME_ERROR, off)
+
+
+def _protocol_header(buf: memoryview, off: int, available: int) -> tuple[Frame, int] | None:
+    """A peer's protocol header (or a server refusing ours) [PDF §4.2.2]."""
+    if buf[off : off + min(4, available)] != _AMQP[: min(4, available)]:
+        raise DecodeError("data is neither an AMQP frame nor a protocol header", 501, off)
+    if available < 8:
+        return None
+    protocol_id, major, minor, revision = buf[off + 4 : off + 8]
+    return ProtocolHeader(major, minor, revision, protocol_id), off + 8
+
+
+def _decode_method(buf: memoryview, start: int, end: int) -> Method:
+    if end - start < 4:
+        raise DecodeError("method frame is too short for its class and method ids", 501, start)
+    index = buf[start] << 24 | buf[start + 1] << 16 | buf[start + 2] << 8 | buf[start + 3]
+    method_class = _METHODS.get(index)
+    if method_class is None:
+        raise DecodeError(
+            f"unknown method {index >> 16}.{index & 0xFFFF}",
+            spec.NOT_IMPLEMENTED,
+            start,
+            index >> 16,
+            index & 0xFFFF,
+        )
+    try:
+        return method_class.decode(buf, start + 4, end)
+    except DecodeError as exc:
+        exc.class_id, exc.method_id = method_class.CLASS_ID, method_class.METHOD_ID
+        raise
+
+
+def _decode_header(buf: memoryview, channel: int, start: int, end: int) -> HeaderFrame:
+    if end - start < 14:
+        raise DecodeError("content header frame is too short", spec.FRAME_ERROR, start)
+    class_id, weight, body_size = _CONTENT_HEADER.unpack_from(buf, start)
+    if weight != 0:  # [PDF §4.2.6.1] weight must be zero; RabbitMQ answers 505
+        raise DecodeError(f"content header weight is {weight}, not 0", 505, start + 2)
+    properties_class = _PROPERTIES.get(class_id)
+    if properties_class is None:
+        raise DecodeError(f"content header for class {class_id}, which has no content", 505, start)
+    properties = properties_class.decode(buf, start + 12, end)
+    return HeaderFrame(channel, body_size, properties, class_id)
+
+
+_HEARTBEAT = HeartbeatFrame()
+
+
+def _decode_heartbeat(channel: int, payload_size: int, off: int) -> HeartbeatFrame:
+    if payload_size:  # RabbitMQ closes with 501 [assembler analyze_frame]
+        raise DecodeError("heartbeat frame has a payload", spec.FRAME_ERROR, off + 3)
+    if channel:  # [PDF §4.2.3] heartbeats belong to channel 0: command-invalid
+        raise DecodeError(f"heartbeat frame on channel {channel}", spec.COMMAND_INVALID, off + 1)
+    return _HEARTBEAT
+
+
+class FrameDecoder:
+    """Incremental frame decoder: feed it bytes in any split, get whole frames back.
+
+    ``max_frame_size`` is the largest whole frame accepted (a negotiated frame_max; 0 for
+    no limit); it may be changed between feeds. A protocol header is accepted only as
+    the first thing in the stream. After a DecodeError the decoder stays failed: it
+    never resynchronises silently.
+    """
+
+    __slots__ = ("_buffer", "_consumed", "_error", "_started", "max_frame_size")
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        self.max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        self._consumed = 0  # stream offset of _buffer[0], for error offsets
+        self._started = False
+        self._error: DecodeError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received that are not yet part of a whole frame."""
+        return len(self._buffer)
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the first byte not yet decoded."""
+        return self._consumed
+
+    def feed(self, data: Buffer) -> list[Frame]:
+        """Add ``data`` and return every frame it completes."""
+        if self._error is not None:
+            raise DecodeError(
+                f"the stream failed earlier: {self._error}",
+                self._error.reply_code,
+                self._error.offset,
+            )
+        buf = self._buffer
+        buf += data
+        size = len(buf)
+        frames: list[Frame] = []
+        off = 0
+        limit = self.max_frame_size
+        try:
+            with memoryview(buf) as view:
+                if not self._started:
+                    if not size:
+                        return frames
+                    self._started = True
+                    if buf[0] == 0x41:  # a protocol header opens the stream
+                        header = _protocol_header(view, 0, size)
+                        if header is None:
+                            self._started = False
+                            return frames
+                        frames.append(header[0])
+                        off = 8
+                while True:
+                    if size - off < 7:
+                        break
+                    if buf[off] == 0x41:
+                        raise _unknown_type(0x41, off)
+                    result = _decode_one(view, off, size, limit)
+                    if result is None:
+                        break
+                    frames.append(result[0])
+                    off = result[1]
+        except DecodeError as exc:
+            exc.offset += self._consumed
+            self._error = exc
+            raise
+        if off:
+            del buf[:off]
+            self._consumed += off
+        return frames
+
+
+# ---------------------------------------------------------------------------------------
+# Messages
+
+
+def encode_message_parts(
+    channel: int,
+    method: Method,
+    properties: Properties | None,
+    body: bytes | bytearray | memoryview,
+    frame_max: int,
+) -> list[bytes | memoryview]:
+    """The frames of a message as a list of buffers, body pieces as memoryview slices.
+
+    Nothing of the body is copied: pass the list to ``socket.sendmsg`` or
+    ``writelines``. Keep ``body`` unchanged until the buffers are sent.
+    """
+    if not method.CONTENT:
+        raise EncodeError(f"{method.NAME} does not carry content", "method", method)
+    if frame_max and frame_max < 4096:
+        raise EncodeError(f"frame_max {frame_max} is below the minimum of 4096", "frame_max")
+    view = memoryview(body).cast("B") if not isinstance(body, bytes) else memoryview(body)
+    body_size = view.nbytes
+    if properties is None:
+        properties = spec.PROPERTIES[method.CLASS_ID]()
+    method_frame = MethodFrame(channel, method).encode()
+    header = HeaderFrame(channel, body_size, properties, method.CLASS_ID).encode()
+    if frame_max:
+        for what, frame in (("method", method_frame), ("content header", header)):
+            if len(frame) > frame_max:
+                raise EncodeError(
+                    f"{what} frame of {len(frame)} bytes does not fit in frame_max {frame_max}",
+                    "frame_max",
+                    frame_max,
+                )
+    parts: list[bytes | memoryview] = [method_frame, header]
+    chunk = frame_max - FRAME_OVERHEAD if frame_max else 0xFFFFFFFF
+    pack = _HEADER.pack
+    for start in range(0, body_size, chunk):
+        piece = view[start : start + chunk]
+        parts.append(pack(_TYPE_BODY, channel, piece.nbytes))
+        parts.append(piece)
+        parts.append(_END)
+    return parts
+
+
+def encode_message(
+    channel: int,
+    method: Method,
+    properties: Properties | None,
+    body: bytes | bytearray | memoryview,
+    frame_max: int,
+) -> bytes:
+    """Method frame, content header frame and body frames of at most ``frame_max - 8``
+    bytes each (none for an empty body), as one ``bytes``. ``frame_max`` 0: no limit."""
+    return b"".join(encode_message_parts(channel, method, properties, body, frame_max))
