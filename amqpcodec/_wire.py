@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime
 import enum
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -112,6 +112,532 @@ _INT_STRUCTS: Final = {
 }
 
 
+class FieldTable(dict[str, Any]):
+    """A decoded field table: a ``dict`` that also remembers non-default type letters.
+
+    ``types`` maps a key to the letter its value arrived with, for the values whose
+    letter the default mapping would not choose again (``B`` for a small int, ``S`` for
+    bytes, ...). Encoding uses a remembered letter while the value still fits it.
+    Use :meth:`set_typed` to choose a letter yourself.
+    """
+
+    __slots__ = ("types",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.types: dict[str, str] = {}
+
+    def set_typed(self, key: str, value: Any, letter: str) -> None:
+        """Set ``key`` to ``value``, to be encoded with type letter ``letter``."""
+        self[key] = value
+        self.types[key] = letter
+
+    def __repr__(self) -> str:
+        if not self.types:
+            return f"FieldTable({dict.__repr__(self)})"
+        return f"FieldTable({dict.__repr__(self)}, types={self.types!r})"
+
+
+class FieldArray(list[Any]):
+    """A decoded field array: a ``list`` that remembers non-default type letters by index."""
+
+    __slots__ = ("types",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.types: dict[int, str] = {}
+
+    def __repr__(self) -> str:
+        if not self.types:
+            return f"FieldArray({list.__repr__(self)})"
+        return f"FieldArray({list.__repr__(self)}, types={self.types!r})"
+
+
+# ---------------------------------------------------------------------------------------
+# Readers of field values: (buf, off, stop, dialect, max_depth, depth) -> (value, off,
+# default), where ``default`` says whether the default mapping would choose this value's
+# letter again (if not, the table remembers the letter).
+
+_Reader = Callable[[Any, int, int, "Dialect", int, int], tuple[Any, int, bool]]
+
+
+def _past_end(off: int) -> DecodeError:
+    return DecodeError("field value runs past the end of its table", _FRAME_ERROR, off)
+
+
+def _fixed_reader(packer: struct.Struct, default: bool) -> _Reader:
+    size = packer.size
+    unpack = packer.unpack_from
+
+    def read(
+        buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+    ) -> tuple[Any, int, bool]:
+        if off + size > stop:
+            raise _past_end(off)
+        return unpack(buf, off)[0], off + size, default
+
+    return read
+
+
+def _read_int64_written(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    """The dialect's own 64-bit letter: default unless the value would fit an ``I``."""
+    if off + 8 > stop:
+        raise _past_end(off)
+    (value,) = _I64.unpack_from(buf, off)
+    return value, off + 8, not -(2**31) <= value < 2**31
+
+
+def _read_bool(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    if off >= stop:
+        raise _past_end(off)
+    value = buf[off]
+    return value != 0, off + 1, value <= 1  # only 0 and 1 re-encode to the same octet
+
+
+def _read_longstr(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    if off + 4 > stop:
+        raise _past_end(off)
+    end = off + 4 + _U32.unpack_from(buf, off)[0]
+    if end > stop:
+        raise _past_end(off)
+    try:
+        return str(buf[off + 4 : end], "utf-8"), end, True
+    except UnicodeDecodeError:
+        return bytes(buf[off + 4 : end]), end, False
+
+
+def _read_bytes(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    if off + 4 > stop:
+        raise _past_end(off)
+    end = off + 4 + _U32.unpack_from(buf, off)[0]
+    if end > stop:
+        raise _past_end(off)
+    return bytes(buf[off + 4 : end]), end, True
+
+
+def _read_shortstr(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    text, off = decode_shortstr(buf, off, stop)
+    return text, off, False
+
+
+def _read_timestamp(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    if off + 8 > stop:
+        raise _past_end(off)
+    (seconds,) = _U64.unpack_from(buf, off)
+    if seconds > _MAX_DATETIME_SECONDS:
+        return seconds, off + 8, False
+    return _EPOCH + datetime.timedelta(seconds=seconds), off + 8, True
+
+
+def _read_decimal(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    if off + 5 > stop:
+        raise _past_end(off)
+    scale, digits = _DECIMAL.unpack_from(buf, off)
+    return Decimal(digits).scaleb(-scale), off + 5, True
+
+
+def _read_void(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    return None, off, True
+
+
+def _read_nested_table(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    table, off = _read_table(buf, off, stop, d, m, depth + 1)
+    return table, off, True
+
+
+def _read_nested_array(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    array, off = _read_array(buf, off, stop, d, m, depth + 1)
+    return array, off, True
+
+
+_READERS: Final[dict[_Kind, _Reader]] = {
+    _Kind.BOOL: _read_bool,
+    _Kind.INT8: _fixed_reader(_I8, False),
+    _Kind.UINT8: _fixed_reader(_U8, False),
+    _Kind.INT16: _fixed_reader(_I16, False),
+    _Kind.UINT16: _fixed_reader(_U16, False),
+    _Kind.INT32: _fixed_reader(_I32, True),
+    _Kind.UINT32: _fixed_reader(_U32, False),
+    _Kind.INT64: _fixed_reader(_I64, False),
+    _Kind.UINT64: _fixed_reader(_U64, False),
+    _Kind.FLOAT: _fixed_reader(_F32, False),
+    _Kind.DOUBLE: _fixed_reader(_F64, True),
+    _Kind.DECIMAL: _read_decimal,
+    _Kind.SHORTSTR: _read_shortstr,
+    _Kind.LONGSTR: _read_longstr,
+    _Kind.BYTES: _read_bytes,
+    _Kind.ARRAY: _read_nested_array,
+    _Kind.TIMESTAMP: _read_timestamp,
+    _Kind.TABLE: _read_nested_table,
+    _Kind.VOID: _read_void,
+}
+
+
+def _read_table(
+    buf: Any, off: int, end: int, dialect: Dialect, max_depth: int, depth: int
+) -> tuple[FieldTable, int]:
+    if depth >= max_depth:
+        raise DecodeError(f"field tables nest deeper than {max_depth}", _SYNTAX_ERROR, off)
+    if off + 4 > end:
+        raise DecodeError("field table length runs past the end of its frame", _FRAME_ERROR, off)
+    stop = off + 4 + _U32.unpack_from(buf, off)[0]
+    if stop > end:
+        raise DecodeError("field table runs past the end of its frame", _FRAME_ERROR, off)
+    off += 4
+    table = _new_table(FieldTable)
+    types: dict[str, str] = {}
+    table.types = types
+    readers = dialect._readers
+    while off < stop:
+        letter_at = off + 1 + buf[off]
+        if letter_at >= stop:
+            raise DecodeError("field table entry runs past the end of the table", 501, off)
+        key = str(buf[off + 1 : letter_at], "utf-8", "surrogateescape")
+        reader = readers.get(buf[letter_at])
+        if reader is None:
+            letter = chr(buf[letter_at])
+            raise DecodeError(f"unknown field type {letter!r} for key {key!r}", 502, letter_at)
+        value, off, default = reader(buf, letter_at + 1, stop, dialect, max_depth, depth)
+        table[key] = value
+        if not default:
+            types[key] = chr(buf[letter_at])
+        elif types and key in types:  # a repeated key: the last one wins, letter too
+            del types[key]
+    return table, off
+
+
+def _read_array(
+    buf: Any, off: int, end: int, dialect: Dialect, max_depth: int, depth: int
+) -> tuple[FieldArray, int]:
+    if depth >= max_depth:
+        raise DecodeError(f"field arrays nest deeper than {max_depth}", _SYNTAX_ERROR, off)
+    if off + 4 > end:
+        raise DecodeError("field array length runs past the end of its frame", _FRAME_ERROR, off)
+    stop = off + 4 + _U32.unpack_from(buf, off)[0]
+    if stop > end:
+        raise DecodeError("field array runs past the end of its frame", _FRAME_ERROR, off)
+    off += 4
+    array = _new_array(FieldArray)
+    types: dict[int, str] = {}
+    array.types = types
+    readers = dialect._readers
+    while off < stop:
+        reader = readers.get(buf[off])
+        if reader is None:
+            raise DecodeError(f"unknown field type {chr(buf[off])!r} in array", 502, off)
+        value, next_off, default = reader(buf, off + 1, stop, dialect, max_depth, depth)
+        if not default:
+            types[len(array)] = chr(buf[off])
+        array.append(value)
+        off = next_off
+    return array, off
+
+
+_new_table = dict.__new__
+_new_array = list.__new__
+
+
+# ---------------------------------------------------------------------------------------
+# Writers of field values. The plain-Python mapping is one dict look-up on the value's
+# exact type; subclasses and remembered letters take the slower general path.
+
+
+class _Problem(Exception):
+    """A value that cannot be encoded; encode_table/encode_array name where it was."""
+
+    def __init__(self, reason: str, value: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.value = value
+        self.path = ""
+
+
+_Writer = Callable[[bytearray, Any, "Dialect", int, int], None]
+_LETTER_LENGTH = struct.Struct(">BI")  # a type letter and a 32-bit length
+_LETTER_I32 = struct.Struct(">Bi")
+_LETTER_I64 = struct.Struct(">Bq")
+_LETTER_F64 = struct.Struct(">Bd")
+_LETTER_U64 = struct.Struct(">BQ")
+
+
+def _write_str(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise _Problem("not encodable as UTF-8", value) from None
+    out += _LETTER_LENGTH.pack(83, len(raw))  # S
+    out += raw
+
+
+def _write_int(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    if -2147483648 <= value <= 2147483647:
+        out += _LETTER_I32.pack(73, value)  # I
+    elif -(2**63) <= value < 2**63:
+        out += _LETTER_I64.pack(d._int64_letter, value)
+    else:
+        raise _Problem(f"integer {value} does not fit in 64 bits", value)
+
+
+def _write_bool(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    out += b"t\x01" if value else b"t\x00"
+
+
+def _write_float(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    out += _LETTER_F64.pack(100, value)  # d
+
+
+def _write_bytes(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    size = value.nbytes if isinstance(value, memoryview) else len(value)
+    if size > 0xFFFFFFFF:
+        raise _Problem(f"byte array of {size} bytes is too long", value)
+    out += _LETTER_LENGTH.pack(d._bytes_letter, size)
+    out += value
+
+
+def _write_none(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    out.append(86)  # V
+
+
+def _write_nested_table(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    out.append(70)  # F
+    _write_table(out, value, d, m, depth + 1)
+
+
+def _write_nested_array(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    out.append(65)  # A
+    _write_array(out, value, d, m, depth + 1)
+
+
+def _write_decimal(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    out.append(68)  # D
+    out += _decimal_bytes(value)
+
+
+def _write_datetime(out: bytearray, value: Any, d: Dialect, m: int, depth: int) -> None:
+    out += _LETTER_U64.pack(84, _seconds(value))  # T
+
+
+_WRITERS: Final[dict[type, _Writer]] = {
+    str: _write_str,
+    int: _write_int,
+    bool: _write_bool,
+    float: _write_float,
+    bytes: _write_bytes,
+    bytearray: _write_bytes,
+    memoryview: _write_bytes,
+    type(None): _write_none,
+    dict: _write_nested_table,
+    FieldTable: _write_nested_table,
+    list: _write_nested_array,
+    tuple: _write_nested_array,
+    FieldArray: _write_nested_array,
+    Decimal: _write_decimal,
+    datetime.datetime: _write_datetime,
+}
+
+
+def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: int) -> None:
+    if depth >= max_depth:
+        raise _Problem(f"tables nest deeper than {max_depth}", table)
+    if not isinstance(table, Mapping):
+        raise _Problem("expected a mapping for a field table", table)
+    start = len(out)
+    out += b"\0\0\0\0"
+    types = getattr(table, "types", None)
+    for key, value in table.items():
+        try:
+            raw = key.encode("utf-8", "surrogateescape")
+            if len(raw) > 255:
+                raise _Problem(f"key of {len(raw)} UTF-8 bytes is longer than 255", key)
+            out.append(len(raw))
+            out += raw
+            letter = types.get(key) if types else None
+            if letter is None:
+                writer = _WRITERS.get(type(value))
+                if writer is None:
+                    _write_general(out, value, None, d, max_depth, depth)
+                else:
+                    writer(out, value, d, max_depth, depth)
+            else:
+                _write_general(out, value, letter, d, max_depth, depth)
+        except _Problem as problem:
+            problem.path = f"[{key!r}]{problem.path}"
+            raise
+        except (AttributeError, UnicodeEncodeError):
+            raise _Problem(f"key {key!r} is not a str", key) from None
+    _U32.pack_into(out, start, len(out) - start - 4)
+
+
+def _write_array(out: bytearray, array: Any, d: Dialect, max_depth: int, depth: int) -> None:
+    if depth >= max_depth:
+        raise _Problem(f"arrays nest deeper than {max_depth}", array)
+    start = len(out)
+    out += b"\0\0\0\0"
+    types = getattr(array, "types", None)
+    for index, value in enumerate(array):
+        try:
+            letter = types.get(index) if types else None
+            writer = _WRITERS.get(type(value)) if letter is None else None
+            if writer is None:
+                _write_general(out, value, letter, d, max_depth, depth)
+            else:
+                writer(out, value, d, max_depth, depth)
+        except _Problem as problem:
+            problem.path = f"[{index}]{problem.path}"
+            raise
+    _U32.pack_into(out, start, len(out) - start - 4)
+
+
+def _default_kind(value: Any) -> _Kind:
+    """The documented mapping from a plain Python value (or a subclass) to a kind."""
+    if isinstance(value, str):
+        return _Kind.LONGSTR
+    if isinstance(value, bool):
+        return _Kind.BOOL
+    if isinstance(value, int):
+        return _Kind.INT32 if -(2**31) <= value < 2**31 else _Kind.INT64
+    if value is None:
+        return _Kind.VOID
+    if isinstance(value, Mapping):
+        return _Kind.TABLE
+    if isinstance(value, (list, tuple)):
+        return _Kind.ARRAY
+    if isinstance(value, float):
+        return _Kind.DOUBLE
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _Kind.BYTES
+    if isinstance(value, Decimal):
+        return _Kind.DECIMAL
+    if isinstance(value, datetime.datetime):
+        return _Kind.TIMESTAMP
+    raise _Problem(f"{type(value).__name__} has no field-table type", value)
+
+
+def _fits(kind: _Kind, value: Any) -> bool:
+    """Whether ``value`` can still be written as ``kind`` (a remembered letter)."""
+    if kind in _INT_RANGES:
+        if type(value) is not int:
+            return False
+        low, high = _INT_RANGES[kind]
+        return low <= value <= high
+    if kind is _Kind.BOOL:
+        return isinstance(value, bool)
+    if kind in (_Kind.FLOAT, _Kind.DOUBLE):
+        return isinstance(value, float)
+    if kind in (_Kind.LONGSTR, _Kind.SHORTSTR, _Kind.BYTES):
+        return isinstance(value, (str, bytes, bytearray, memoryview))
+    if kind is _Kind.TIMESTAMP:
+        return isinstance(value, (int, datetime.datetime)) and not isinstance(value, bool)
+    if kind is _Kind.DECIMAL:
+        return isinstance(value, Decimal)
+    if kind is _Kind.TABLE:
+        return isinstance(value, Mapping)
+    if kind is _Kind.ARRAY:
+        return isinstance(value, (list, tuple))
+    return value is None  # VOID
+
+
+def _write_general(
+    out: bytearray, value: Any, letter: str | None, d: Dialect, max_depth: int, depth: int
+) -> None:
+    """Write with a remembered letter while the value fits it, else by the mapping."""
+    kind = d._kinds.get(ord(letter)) if letter else None
+    if kind is None or not _fits(kind, value):
+        kind = _default_kind(value)
+        if kind is _Kind.BYTES and _Kind.BYTES not in d._letters:
+            kind = _Kind.LONGSTR
+        code = d._letters[kind]
+    else:
+        code = ord(letter)  # type: ignore[arg-type]
+    out.append(code)
+    if kind is _Kind.LONGSTR or kind is _Kind.BYTES:
+        raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+        out += _U32.pack(len(raw) if not isinstance(raw, memoryview) else raw.nbytes)
+        out += raw
+    elif kind is _Kind.SHORTSTR:
+        if not isinstance(value, str):
+            value = bytes(value).decode("utf-8", "surrogateescape")
+        try:
+            out += encode_shortstr(value)
+        except EncodeError as exc:
+            raise _Problem(str(exc).partition(": ")[2], value) from None
+    elif kind is _Kind.BOOL:
+        out.append(1 if value else 0)
+    elif kind is _Kind.TABLE:
+        _write_table(out, value, d, max_depth, depth + 1)
+    elif kind is _Kind.ARRAY:
+        _write_array(out, value, d, max_depth, depth + 1)
+    elif kind is _Kind.VOID:
+        pass
+    elif kind is _Kind.DOUBLE:
+        out += _F64.pack(value)
+    elif kind is _Kind.FLOAT:
+        out += _F32.pack(value)
+    elif kind is _Kind.TIMESTAMP:
+        out += _U64.pack(_seconds(value))
+    elif kind is _Kind.DECIMAL:
+        out += _decimal_bytes(value)
+    else:
+        low, high = _INT_RANGES[kind]
+        if not low <= value <= high:
+            raise _Problem(f"integer {value} does not fit in 64 bits", value)
+        out += _INT_STRUCTS[kind].pack(value)
+
+
+def _seconds(value: Any) -> int:
+    """Seconds since the epoch of an int or a datetime (naive means UTC), as u64."""
+    if isinstance(value, datetime.datetime):
+        epoch = _EPOCH_NAIVE if value.tzinfo is None else _EPOCH
+        seconds: int = (value - epoch) // _ONE_SECOND
+    elif isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    else:
+        raise _Problem("expected an int or a datetime for a timestamp", value)
+    if not 0 <= seconds <= 0xFFFFFFFFFFFFFFFF:
+        raise _Problem(f"timestamp {value!r} is out of range", value)
+    return seconds
+
+
+def _decimal_bytes(value: Decimal) -> bytes:
+    """Scale octet and signed 32-bit digits (protocol-facts §6, decimal)."""
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise _Problem(f"{value!r} is not a finite decimal", value)
+    number = int("".join(map(str, digits)) or "0")
+    if exponent > 0:
+        number *= 10**exponent
+        exponent = 0
+    if sign:
+        number = -number
+    if -exponent > 255 or not -(2**31) <= number < 2**31:
+        raise _Problem(f"decimal {value} does not fit scale u8 + i32", value)
+    return _DECIMAL.pack(-exponent, number)
+
+
+# ---------------------------------------------------------------------------------------
+# Dialects
+
+
 class Dialect:
     """A set of field-value type letters.
 
@@ -120,17 +646,21 @@ class Dialect:
     ``U`` a signed 16-bit, ``l`` an unsigned 64-bit, no ``x``).
     """
 
-    __slots__ = ("_kinds", "_letters", "int64_letter", "name")
+    __slots__ = ("_bytes_letter", "_int64_letter", "_kinds", "_letters", "_readers", "name")
 
     def __init__(self, name: str, letters: Mapping[str, _Kind], int64_letter: str) -> None:
         self.name = name
         self._kinds: dict[int, _Kind] = {ord(k): v for k, v in letters.items()}
-        # Kind -> letter to write; for RabbitMQ both l and L read as INT64, l is written.
+        # Kind -> the letter written for it; RabbitMQ reads both l and L, writes l.
         self._letters: dict[_Kind, int] = {}
         for letter, kind in letters.items():
             self._letters.setdefault(kind, ord(letter))
-        self._letters[_Kind.INT64] = ord(int64_letter)
-        self.int64_letter = int64_letter
+        self._letters[_Kind.INT64] = self._int64_letter = ord(int64_letter)
+        self._bytes_letter = self._letters.get(_Kind.BYTES, self._letters[_Kind.LONGSTR])
+        self._readers: dict[int, _Reader] = {
+            code: _READERS[kind] for code, kind in self._kinds.items()
+        }
+        self._readers[self._int64_letter] = _read_int64_written
 
     def __repr__(self) -> str:
         return f"<Dialect {self.name}>"
@@ -191,73 +721,28 @@ STRICT: Final = Dialect(
 )
 
 
-class FieldTable(dict[str, Any]):
-    """A decoded field table: a ``dict`` that also remembers non-default type letters.
-
-    ``types`` maps a key to the letter its value arrived with, for the values whose
-    letter the default mapping would not choose again (``B`` for a small int, ``S`` for
-    bytes, ...). Encoding uses a remembered letter while the value still fits it.
-    Use :meth:`set_typed` to choose a letter yourself.
-    """
-
-    __slots__ = ("types",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.types: dict[str, str] = {}
-
-    def set_typed(self, key: str, value: Any, letter: str) -> None:
-        """Set ``key`` to ``value``, to be encoded with type letter ``letter``."""
-        self[key] = value
-        self.types[key] = letter
-
-    def __repr__(self) -> str:
-        if not self.types:
-            return f"FieldTable({dict.__repr__(self)})"
-        return f"FieldTable({dict.__repr__(self)}, types={self.types!r})"
-
-
-class FieldArray(list[Any]):
-    """A decoded field array: a ``list`` that remembers non-default type letters by index."""
-
-    __slots__ = ("types",)
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.types: dict[int, str] = {}
-
-    def __repr__(self) -> str:
-        if not self.types:
-            return f"FieldArray({list.__repr__(self)})"
-        return f"FieldArray({list.__repr__(self)}, types={self.types!r})"
-
-
 # ---------------------------------------------------------------------------------------
-# Readers
+# The public readers and writers
 
 
 def decode_shortstr(buf: Any, off: int, end: int) -> tuple[str, int]:
     """Read a short string. Invalid UTF-8 decodes with ``surrogateescape`` (lossless)."""
     if off >= end:
-        raise DecodeError("short string runs past the end of its frame", offset=off)
-    n = buf[off]
-    off += 1
-    if off + n > end:
-        raise DecodeError("short string runs past the end of its frame", offset=off - 1)
-    return str(buf[off : off + n], "utf-8", "surrogateescape"), off + n
+        raise DecodeError("short string runs past the end of its frame", _FRAME_ERROR, off)
+    stop = off + 1 + buf[off]
+    if stop > end:
+        raise DecodeError("short string runs past the end of its frame", _FRAME_ERROR, off)
+    return str(buf[off + 1 : stop], "utf-8", "surrogateescape"), stop
 
 
 def decode_longstr(buf: Any, off: int, end: int) -> tuple[bytes, int]:
     """Read a long string as bytes."""
     if off + 4 > end:
-        raise DecodeError("long string length runs past the end of its frame", offset=off)
-    (n,) = _U32.unpack_from(buf, off)
-    off += 4
-    if off + n > end:
-        raise DecodeError(
-            f"long string of {n} bytes runs past the end of its frame", offset=off - 4
-        )
-    return bytes(buf[off : off + n]), off + n
+        raise DecodeError("long string length runs past the end of its frame", _FRAME_ERROR, off)
+    stop = off + 4 + _U32.unpack_from(buf, off)[0]
+    if stop > end:
+        raise DecodeError("long string runs past the end of its frame", _FRAME_ERROR, off)
+    return bytes(buf[off + 4 : stop]), stop
 
 
 def decode_table(
@@ -266,45 +751,9 @@ def decode_table(
     end: int,
     dialect: Dialect = RABBITMQ,
     max_depth: int = DEFAULT_MAX_DEPTH,
-    _depth: int = 0,
 ) -> tuple[FieldTable, int]:
     """Read a field table (a u32 byte length, then name/type/value triples)."""
-    if _depth >= max_depth:
-        raise DecodeError(f"field tables nest deeper than {max_depth}", _SYNTAX_ERROR, off)
-    if off + 4 > end:
-        raise DecodeError("field table length runs past the end of its frame", offset=off)
-    (size,) = _U32.unpack_from(buf, off)
-    off += 4
-    stop = off + size
-    if stop > end:
-        raise DecodeError(
-            f"field table of {size} bytes runs past the end of its frame", offset=off - 4
-        )
-    table = FieldTable()
-    types = table.types
-    kinds = dialect._kinds
-    while off < stop:
-        n = buf[off]
-        off += 1
-        key = str(buf[off : off + n], "utf-8", "surrogateescape")
-        off += n
-        if off >= stop:
-            raise DecodeError("field table entry runs past the end of the table", offset=off)
-        letter = buf[off]
-        kind = kinds.get(letter)
-        if kind is None:
-            raise DecodeError(
-                f"unknown field type {chr(letter)!r} for key {key!r}", _SYNTAX_ERROR, off
-            )
-        value, off, default = _decode_value(buf, off + 1, stop, kind, dialect, max_depth, _depth)
-        table[key] = value
-        if not default:
-            types[key] = chr(letter)
-        elif key in types:  # a duplicate key: the last one wins, letters too
-            del types[key]
-    if off != stop:
-        raise DecodeError("field table entry runs past the end of the table", offset=stop)
-    return table, off
+    return _read_table(buf, off, end, dialect, max_depth, 0)
 
 
 def decode_array(
@@ -313,101 +762,9 @@ def decode_array(
     end: int,
     dialect: Dialect = RABBITMQ,
     max_depth: int = DEFAULT_MAX_DEPTH,
-    _depth: int = 0,
 ) -> tuple[FieldArray, int]:
     """Read a field array (a u32 byte length, then type/value pairs)."""
-    if _depth >= max_depth:
-        raise DecodeError(f"field arrays nest deeper than {max_depth}", _SYNTAX_ERROR, off)
-    if off + 4 > end:
-        raise DecodeError("field array length runs past the end of its frame", offset=off)
-    (size,) = _U32.unpack_from(buf, off)
-    off += 4
-    stop = off + size
-    if stop > end:
-        raise DecodeError(
-            f"field array of {size} bytes runs past the end of its frame", offset=off - 4
-        )
-    array = FieldArray()
-    kinds = dialect._kinds
-    while off < stop:
-        letter = buf[off]
-        kind = kinds.get(letter)
-        if kind is None:
-            raise DecodeError(f"unknown field type {chr(letter)!r} in array", _SYNTAX_ERROR, off)
-        value, off, default = _decode_value(buf, off + 1, stop, kind, dialect, max_depth, _depth)
-        if not default:
-            array.types[len(array)] = chr(letter)
-        array.append(value)
-    if off != stop:
-        raise DecodeError("field array entry runs past the end of the array", offset=stop)
-    return array, off
-
-
-def _decode_value(
-    buf: Any, off: int, stop: int, kind: _Kind, dialect: Dialect, max_depth: int, depth: int
-) -> tuple[Any, int, bool]:
-    """Read one field value of ``kind``; also say whether its letter is the default one."""
-    if kind is _Kind.LONGSTR:
-        raw, off = decode_longstr(buf, off, stop)
-        try:
-            return raw.decode("utf-8"), off, True
-        except UnicodeDecodeError:
-            return raw, off, False
-    if kind is _Kind.INT32:
-        if off + 4 > stop:
-            raise DecodeError("field value runs past the end of its table", offset=off)
-        return _I32.unpack_from(buf, off)[0], off + 4, True
-    if kind is _Kind.BOOL:
-        if off >= stop:
-            raise DecodeError("field value runs past the end of its table", offset=off)
-        value = buf[off]
-        # Only 0 and 1 re-encode to the same octet.
-        return value != 0, off + 1, value <= 1
-    if kind is _Kind.TABLE:
-        return (*decode_table(buf, off, stop, dialect, max_depth, depth + 1), True)
-    if kind is _Kind.ARRAY:
-        return (*decode_array(buf, off, stop, dialect, max_depth, depth + 1), True)
-    if kind is _Kind.VOID:
-        return None, off, True
-    if kind is _Kind.DOUBLE:
-        if off + 8 > stop:
-            raise DecodeError("field value runs past the end of its table", offset=off)
-        return _F64.unpack_from(buf, off)[0], off + 8, True
-    if kind is _Kind.TIMESTAMP:
-        if off + 8 > stop:
-            raise DecodeError("field value runs past the end of its table", offset=off)
-        (seconds,) = _U64.unpack_from(buf, off)
-        if seconds > _MAX_DATETIME_SECONDS:
-            return seconds, off + 8, False
-        return _EPOCH + datetime.timedelta(seconds=seconds), off + 8, True
-    if kind is _Kind.DECIMAL:
-        if off + 5 > stop:
-            raise DecodeError("field value runs past the end of its table", offset=off)
-        scale, digits = _DECIMAL.unpack_from(buf, off)
-        return Decimal(digits).scaleb(-scale), off + 5, True
-    if kind is _Kind.BYTES:
-        raw, off = decode_longstr(buf, off, stop)
-        return raw, off, True
-    if kind is _Kind.SHORTSTR:
-        text, off = decode_shortstr(buf, off, stop)
-        return text, off, False
-    if kind is _Kind.FLOAT:
-        if off + 4 > stop:
-            raise DecodeError("field value runs past the end of its table", offset=off)
-        return _F32.unpack_from(buf, off)[0], off + 4, False
-    # The remaining kinds are integers.
-    packer = _INT_STRUCTS[kind]
-    if off + packer.size > stop:
-        raise DecodeError("field value runs past the end of its table", offset=off)
-    value = packer.unpack_from(buf, off)[0]
-    default = kind is _Kind.INT64 and dialect._letters[_Kind.INT64] == buf[off - 1]
-    if default and -(2**31) <= value < 2**31:
-        default = False  # the default mapping would write it as I
-    return value, off + packer.size, default
-
-
-# ---------------------------------------------------------------------------------------
-# Writers
+    return _read_array(buf, off, end, dialect, max_depth, 0)
 
 
 def encode_shortstr(value: str, field: str = "shortstr") -> bytes:
@@ -444,18 +801,10 @@ def encode_longstr(value: bytes | bytearray | memoryview | str, field: str = "lo
 
 def encode_timestamp(value: int | datetime.datetime, field: str = "timestamp") -> int:
     """Seconds since the epoch for a timestamp given as int or datetime (naive = UTC)."""
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            seconds = (value - _EPOCH_NAIVE) // _ONE_SECOND
-        else:
-            seconds = (value - _EPOCH) // _ONE_SECOND
-    elif isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    else:
-        raise EncodeError(f"{field}: expected int or datetime, got {value!r}", field, value)
-    if not 0 <= seconds <= 0xFFFFFFFFFFFFFFFF:
-        raise EncodeError(f"{field}: timestamp {value!r} is out of range", field, value)
-    return seconds
+    try:
+        return _seconds(value)
+    except _Problem as problem:
+        raise EncodeError(f"{field}: {problem.reason}", field, value) from None
 
 
 def encode_table(
@@ -465,8 +814,14 @@ def encode_table(
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> bytes:
     """A field table with its 32-bit length."""
+    if not table and (table is None or isinstance(table, Mapping)):
+        return b"\0\0\0\0"
     out = bytearray()
-    _write_table(out, table, field, dialect, max_depth, 0)
+    try:
+        _write_table(out, table, dialect, max_depth, 0)
+    except _Problem as problem:
+        name = field + problem.path
+        raise EncodeError(f"{name}: {problem.reason}", name, problem.value) from None
     return bytes(out)
 
 
@@ -478,164 +833,9 @@ def encode_array(
 ) -> bytes:
     """A field array with its 32-bit length."""
     out = bytearray()
-    _write_array(out, array, field, dialect, max_depth, 0)
+    try:
+        _write_array(out, array, dialect, max_depth, 0)
+    except _Problem as problem:
+        name = field + problem.path
+        raise EncodeError(f"{name}: {problem.reason}", name, problem.value) from None
     return bytes(out)
-
-
-def _write_table(
-    out: bytearray,
-    table: Mapping[str, Any] | None,
-    field: str,
-    dialect: Dialect,
-    max_depth: int,
-    depth: int,
-) -> None:
-    if depth >= max_depth:
-        raise EncodeError(f"{field}: tables nest deeper than {max_depth}", field, table)
-    start = len(out)
-    out += b"\0\0\0\0"
-    if table:
-        if not isinstance(table, Mapping):
-            raise EncodeError(f"{field}: expected a mapping, got {table!r}", field, table)
-        types: Mapping[str, str] = getattr(table, "types", None) or {}
-        for key, value in table.items():
-            name = f"{field}[{key!r}]"
-            if not isinstance(key, str):
-                raise EncodeError(f"{name}: table keys must be str", name, key)
-            out += encode_shortstr(key, name)
-            _write_value(out, value, types.get(key), name, dialect, max_depth, depth)
-    _U32.pack_into(out, start, len(out) - start - 4)
-
-
-def _write_array(
-    out: bytearray,
-    array: Sequence[Any],
-    field: str,
-    dialect: Dialect,
-    max_depth: int,
-    depth: int,
-) -> None:
-    if depth >= max_depth:
-        raise EncodeError(f"{field}: arrays nest deeper than {max_depth}", field, array)
-    start = len(out)
-    out += b"\0\0\0\0"
-    types: Mapping[int, str] = getattr(array, "types", None) or {}
-    for i, value in enumerate(array):
-        _write_value(out, value, types.get(i), f"{field}[{i}]", dialect, max_depth, depth)
-    _U32.pack_into(out, start, len(out) - start - 4)
-
-
-def _default_kind(value: Any, field: str, dialect: Dialect) -> _Kind:
-    """The documented mapping from a plain Python value to a field type."""
-    if isinstance(value, str):
-        return _Kind.LONGSTR
-    if isinstance(value, bool):
-        return _Kind.BOOL
-    if isinstance(value, int):
-        if -(2**31) <= value < 2**31:
-            return _Kind.INT32
-        if -(2**63) <= value < 2**63:
-            return _Kind.INT64
-        raise EncodeError(f"{field}: integer {value} does not fit in 64 bits", field, value)
-    if value is None:
-        return _Kind.VOID
-    if isinstance(value, Mapping):
-        return _Kind.TABLE
-    if isinstance(value, (list, tuple)):
-        return _Kind.ARRAY
-    if isinstance(value, float):
-        return _Kind.DOUBLE
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return _Kind.BYTES if _Kind.BYTES in dialect._letters else _Kind.LONGSTR
-    if isinstance(value, Decimal):
-        return _Kind.DECIMAL
-    if isinstance(value, datetime.datetime):
-        return _Kind.TIMESTAMP
-    raise EncodeError(
-        f"{field}: {type(value).__name__} {value!r} has no field-table type", field, value
-    )
-
-
-def _fits(kind: _Kind, value: Any) -> bool:
-    """Whether ``value`` can still be written as ``kind`` (a remembered letter)."""
-    if kind in _INT_RANGES:
-        if type(value) is not int:
-            return False
-        low, high = _INT_RANGES[kind]
-        return low <= value <= high
-    if kind is _Kind.BOOL:
-        return isinstance(value, bool)
-    if kind in (_Kind.FLOAT, _Kind.DOUBLE):
-        return isinstance(value, float)
-    if kind in (_Kind.LONGSTR, _Kind.SHORTSTR, _Kind.BYTES):
-        return isinstance(value, (str, bytes, bytearray, memoryview))
-    if kind is _Kind.TIMESTAMP:
-        return isinstance(value, (int, datetime.datetime)) and not isinstance(value, bool)
-    if kind is _Kind.DECIMAL:
-        return isinstance(value, Decimal)
-    if kind is _Kind.TABLE:
-        return isinstance(value, Mapping)
-    if kind is _Kind.ARRAY:
-        return isinstance(value, (list, tuple))
-    return value is None  # VOID
-
-
-def _write_value(
-    out: bytearray,
-    value: Any,
-    letter: str | None,
-    field: str,
-    dialect: Dialect,
-    max_depth: int,
-    depth: int,
-) -> None:
-    kind = dialect._kinds.get(ord(letter)) if letter else None
-    if kind is None or not _fits(kind, value):
-        kind = _default_kind(value, field, dialect)
-        out.append(dialect._letters[kind])
-    else:
-        out.append(ord(letter))  # type: ignore[arg-type]
-    if kind is _Kind.LONGSTR:
-        out += encode_longstr(value, field)
-    elif kind is _Kind.INT32:
-        out += _I32.pack(value)
-    elif kind is _Kind.BOOL:
-        out.append(1 if value else 0)
-    elif kind is _Kind.TABLE:
-        _write_table(out, value, field, dialect, max_depth, depth + 1)
-    elif kind is _Kind.ARRAY:
-        _write_array(out, value, field, dialect, max_depth, depth + 1)
-    elif kind is _Kind.VOID:
-        pass
-    elif kind is _Kind.DOUBLE:
-        out += _F64.pack(value)
-    elif kind is _Kind.FLOAT:
-        out += _F32.pack(value)
-    elif kind is _Kind.TIMESTAMP:
-        out += _U64.pack(encode_timestamp(value, field))
-    elif kind is _Kind.DECIMAL:
-        out += _encode_decimal(value, field)
-    elif kind is _Kind.BYTES:
-        out += encode_longstr(value, field)
-    elif kind is _Kind.SHORTSTR:
-        if not isinstance(value, str):
-            value = bytes(value).decode("utf-8", "surrogateescape")
-        out += encode_shortstr(value, field)
-    else:
-        out += _INT_STRUCTS[kind].pack(value)
-
-
-def _encode_decimal(value: Decimal, field: str) -> bytes:
-    """Scale octet and signed 32-bit digits (protocol-facts §6, decimal)."""
-    sign, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int):
-        raise EncodeError(f"{field}: {value!r} is not a finite decimal", field, value)
-    number = int("".join(map(str, digits)) or "0")
-    if exponent > 0:
-        number *= 10**exponent
-        exponent = 0
-    if sign:
-        number = -number
-    if -exponent > 255 or not -(2**31) <= number < 2**31:
-        raise EncodeError(f"{field}: decimal {value} does not fit scale u8 + i32", field, value)
-    return _DECIMAL.pack(-exponent, number)
