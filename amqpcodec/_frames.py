@@ -48,7 +48,11 @@ DEFAULT_MAX_FRAME_SIZE: Final = 131072
 _HEADER = struct.Struct(">BHI")
 _METHOD_HEADER = struct.Struct(">BHIHH")  # frame header + class id + method id
 _CONTENT_HEADER = struct.Struct(">HHQ")  # class id, weight, body size
+# The end octet of one frame and the start of the next, packed together when encoding.
+_END_AND_HEADER = struct.Struct(">BBHI")
+_END_AND_CONTENT_HEADER = struct.Struct(">BBHIHHQ")
 _FRAME_END: Final = 0xCE
+_FRAME_MIN_SIZE: Final = spec.FRAME_MIN_SIZE
 _END = b"\xce"
 _HEARTBEAT_BYTES: Final = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 _AMQP = b"AMQP"
@@ -364,38 +368,55 @@ def encode_message_parts(
     properties: Properties | None,
     body: bytes | bytearray | memoryview,
     frame_max: int,
-) -> list[bytes | memoryview]:
-    """The frames of a message as a list of buffers, body pieces as memoryview slices.
+) -> list[bytes | bytearray | memoryview]:
+    """The frames of a message as a list of buffers; the body is never copied.
 
-    Nothing of the body is copied: pass the list to ``socket.sendmsg`` or
-    ``writelines``. Keep ``body`` unchanged until the buffers are sent.
+    The list holds ``body`` itself, or ``memoryview`` slices of it when it takes more
+    than one body frame: pass it to ``socket.sendmsg`` or ``writelines``, and keep the
+    body unchanged until it is sent. ``frame_max`` 0 means no limit.
     """
     if not method.CONTENT:
         raise EncodeError(f"{method.NAME} does not carry content", "method", method)
-    if frame_max and frame_max < 4096:
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise EncodeError(f"body must be bytes-like, not {type(body).__name__}", "body", body)
+    if 0 < frame_max < _FRAME_MIN_SIZE:  # connection.tune frame-max: minimum
         raise EncodeError(f"frame_max {frame_max} is below the minimum of 4096", "frame_max")
-    view = memoryview(body).cast("B") if not isinstance(body, bytes) else memoryview(body)
-    body_size = view.nbytes
+    payload = method.encode()
     if properties is None:
-        properties = spec.PROPERTIES[method.CLASS_ID]()
-    method_frame = MethodFrame(channel, method).encode()
-    header = HeaderFrame(channel, body_size, properties, method.CLASS_ID).encode()
+        properties = _PROPERTIES[method.CLASS_ID]()
+    props = properties.encode()
+    body_size = body.nbytes if isinstance(body, memoryview) else len(body)
+    try:
+        method_head = _HEADER.pack(_TYPE_METHOD, channel, len(payload))
+        header_head = _END_AND_CONTENT_HEADER.pack(
+            _FRAME_END, _TYPE_HEADER, channel, len(props) + 12, method.CLASS_ID, 0, body_size
+        )
+    except struct.error:
+        raise _bad_channel(channel) from None
     if frame_max:
-        for what, frame in (("method", method_frame), ("content header", header)):
-            if len(frame) > frame_max:
+        for what, size in (("method", len(payload)), ("content header", len(props) + 12)):
+            if size + FRAME_OVERHEAD > frame_max:
                 raise EncodeError(
-                    f"{what} frame of {len(frame)} bytes does not fit in frame_max {frame_max}",
+                    f"{what} frame of {size + 8} bytes does not fit in frame_max {frame_max}",
                     "frame_max",
                     frame_max,
                 )
-    parts: list[bytes | memoryview] = [method_frame, header]
     chunk = frame_max - FRAME_OVERHEAD if frame_max else 0xFFFFFFFF
-    pack = _HEADER.pack
+    parts: list[bytes | bytearray | memoryview] = [method_head, payload, header_head, props]
+    if body_size <= chunk:  # the common case: at most one body frame, no slicing
+        if body_size:
+            parts += (_END_AND_HEADER.pack(_FRAME_END, _TYPE_BODY, channel, body_size), body)
+        parts.append(_END)
+        return parts
+    try:
+        view = memoryview(body).cast("B")
+    except TypeError:
+        raise EncodeError("body must be a contiguous buffer", "body", body) from None
+    pack = _END_AND_HEADER.pack
     for start in range(0, body_size, chunk):
         piece = view[start : start + chunk]
-        parts.append(pack(_TYPE_BODY, channel, piece.nbytes))
-        parts.append(piece)
-        parts.append(_END)
+        parts += (pack(_FRAME_END, _TYPE_BODY, channel, len(piece)), piece)
+    parts.append(_END)
     return parts
 
 

@@ -459,7 +459,7 @@ _WRITERS: Final[dict[type, _Writer]] = {
 def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: int) -> None:
     if depth >= max_depth:
         raise _Problem(f"tables nest deeper than {max_depth}", table)
-    if not isinstance(table, Mapping):
+    if type(table) is not dict and not isinstance(table, Mapping):
         raise _Problem("expected a mapping for a field table", table)
     start = len(out)
     out += b"\0\0\0\0"
