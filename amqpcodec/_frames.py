@@ -46,6 +46,7 @@ DEFAULT_MAX_FRAME_SIZE: Final = 131072
 """RabbitMQ's default frame_max; the decoder's limit unless told otherwise."""
 
 _HEADER = struct.Struct(">BHI")
+_U32 = struct.Struct(">I")
 _METHOD_HEADER = struct.Struct(">BHIHH")  # frame header + class id + method id
 _CONTENT_HEADER = struct.Struct(">HHQ")  # class id, weight, body size
 # The end octet of one frame and the start of the next, packed together when encoding.
@@ -190,39 +191,68 @@ def decode_frame(
     """
     with memoryview(data) as view:
         view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
-        return _decode_one(view, offset, len(view), max_frame_size)
+        frames: list[Frame] = []
+        end = _decode_frames(view, offset, len(view), max_frame_size, frames, True)
+        return (frames[0], end) if frames else None
 
 
-def _decode_one(buf: memoryview, off: int, size: int, limit: int) -> tuple[Frame, int] | None:
-    available = size - off
-    if available < 7:
-        if available > 0 and buf[off] == 0x41:  # "A": a protocol header, see below
-            return _protocol_header(buf, off, available)
-        return None
-    frame_type, channel, payload_size = _HEADER.unpack_from(buf, off)
-    if frame_type not in _KNOWN_TYPES:
-        if frame_type == 0x41:
-            return _protocol_header(buf, off, available)
-        raise _unknown_type(frame_type, off)
-    if limit and payload_size + 8 > limit:
-        raise DecodeError(
-            f"frame of {payload_size + 8} bytes is larger than the frame_max of {limit}",
-            spec.FRAME_ERROR,
-            off,
-        )
-    end = off + 7 + payload_size
-    if end >= size:
-        return None
-    if buf[end] != _FRAME_END:
-        raise DecodeError(f"frame-end octet is 0x{buf[end]:02x}, not 0xce", spec.FRAME_ERROR, end)
-    start = off + 7
-    if frame_type == _TYPE_METHOD:
-        return MethodFrame(channel, _decode_method(buf, start, end)), end + 1
-    if frame_type == _TYPE_BODY:
-        return BodyFrame(channel, bytes(buf[start:end])), end + 1
-    if frame_type == _TYPE_HEADER:
-        return _decode_header(buf, channel, start, end), end + 1
-    return _decode_heartbeat(channel, payload_size, off), end + 1
+def _decode_frames(
+    buf: memoryview, off: int, size: int, limit: int, frames: list[Frame], one: bool
+) -> int:
+    """Append the whole frames in ``buf[off:size]`` to ``frames`` and return the offset
+    after the last: the decoder's hot loop. ``one``: stop after one frame, and accept a
+    protocol header (as decode_frame does; a FrameDecoder only takes one at the start)."""
+    unpack_header = _HEADER.unpack_from
+    append = frames.append
+    while size - off >= 7:
+        frame_type, channel, payload_size = unpack_header(buf, off)
+        if frame_type == 0x41 and one:
+            header = _protocol_header(buf, off, size - off)
+            if header is None:
+                break
+            append(header[0])
+            return header[1]
+        if limit and payload_size + 8 > limit:
+            if frame_type not in _KNOWN_TYPES:
+                raise _unknown_type(frame_type, off)
+            raise DecodeError(
+                f"frame of {payload_size + 8} bytes is larger than the frame_max of {limit}",
+                spec.FRAME_ERROR,
+                off,
+            )
+        start = off + 7
+        end = start + payload_size
+        if end >= size:
+            if frame_type not in _KNOWN_TYPES:
+                raise _unknown_type(frame_type, off)
+            break
+        if buf[end] != _FRAME_END:
+            if frame_type not in _KNOWN_TYPES:
+                raise _unknown_type(frame_type, off)
+            raise DecodeError(
+                f"frame-end octet is 0x{buf[end]:02x}, not 0xce", spec.FRAME_ERROR, end
+            )
+        if frame_type == _TYPE_BODY:
+            append(BodyFrame(channel, bytes(buf[start:end])))
+        elif frame_type == _TYPE_METHOD:
+            append(MethodFrame(channel, _decode_method(buf, start, end)))
+        elif frame_type == _TYPE_HEADER:
+            append(_decode_header(buf, channel, start, end))
+        elif frame_type == _TYPE_HEARTBEAT:
+            append(_decode_heartbeat(channel, payload_size, off))
+        else:
+            raise _unknown_type(frame_type, off)
+        off = end + 1
+        if one:
+            break
+    else:
+        # Fewer than 7 bytes: only a protocol header can be recognised (or refused) yet.
+        if one and size > off and buf[off] == 0x41:
+            header = _protocol_header(buf, off, size - off)
+            if header is not None:
+                append(header[0])
+                return header[1]
+    return off
 
 
 def _unknown_type(frame_type: int, off: int) -> DecodeError:
@@ -242,7 +272,7 @@ def _protocol_header(buf: memoryview, off: int, available: int) -> tuple[Frame, 
 def _decode_method(buf: memoryview, start: int, end: int) -> Method:
     if end - start < 4:
         raise DecodeError("method frame is too short for its class and method ids", 501, start)
-    index = buf[start] << 24 | buf[start + 1] << 16 | buf[start + 2] << 8 | buf[start + 3]
+    (index,) = _U32.unpack_from(buf, start)
     method_class = _METHODS.get(index)
     if method_class is None:
         raise DecodeError(
@@ -338,16 +368,7 @@ class FrameDecoder:
                             return frames
                         frames.append(header[0])
                         off = 8
-                while True:
-                    if size - off < 7:
-                        break
-                    if buf[off] == 0x41:
-                        raise _unknown_type(0x41, off)
-                    result = _decode_one(view, off, size, limit)
-                    if result is None:
-                        break
-                    frames.append(result[0])
-                    off = result[1]
+                off = _decode_frames(view, off, size, limit, frames, False)
         except DecodeError as exc:
             exc.offset += self._consumed
             self._error = exc
