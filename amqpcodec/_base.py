@@ -31,6 +31,8 @@ class Record:
     """The native AMQP type of each field in FIELDS."""
     RESERVED: ClassVar[frozenset[str]]
     """Python names of the reserved fields."""
+    _NONE_IS_ABSENT: ClassVar[bool] = False
+    """Whether None is a valid value of every field (content properties: absent)."""
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -53,6 +55,8 @@ class Record:
         """Find the field that made encoding fail and describe it."""
         for name, kind in zip(self.FIELDS, self.FIELD_TYPES, strict=True):
             value = getattr(self, name)
+            if value is None and self._NONE_IS_ABSENT:
+                continue
             problem = _problem(kind, value)
             if problem:
                 field = f"{self.NAME}.{name}"
@@ -62,8 +66,6 @@ class Record:
 
 def _problem(kind: str, value: Any) -> str:
     """What is wrong with ``value`` as an AMQP ``kind``, or '' when nothing is."""
-    if value is None:
-        return ""  # an absent property; a None method argument fails below by type
     if kind in _INT_BITS:
         if kind == "timestamp" and isinstance(value, datetime.datetime):
             return ""
@@ -81,11 +83,12 @@ def _problem(kind: str, value: Any) -> str:
             return "not encodable as UTF-8"
         return f"short string of {size} UTF-8 bytes is longer than 255" if size > 255 else ""
     if kind == "longstr":
-        if not isinstance(value, (bytes, bytearray, memoryview, str)):
+        # The generated encoders concatenate bytes; a str has to be encoded by the caller.
+        if not isinstance(value, (bytes, bytearray, memoryview)):
             return "expected bytes for longstr"
         return ""
-    if kind == "table":
-        return "" if isinstance(value, Mapping) else "expected a mapping for table"
+    if kind == "table":  # None encodes as the empty table
+        return "" if value is None or isinstance(value, Mapping) else "expected a mapping for table"
     return ""
 
 
@@ -128,6 +131,7 @@ class Properties(Record):
     __slots__ = ()
 
     CLASS_ID: ClassVar[int]
+    _NONE_IS_ABSENT: ClassVar[bool] = True
 
     def encode(self) -> bytes:
         """The property flags and the property list, as in a content header."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -58,6 +59,8 @@ _I64 = struct.Struct(">q")
 _F32 = struct.Struct(">f")
 _F64 = struct.Struct(">d")
 _DECIMAL = struct.Struct(">Bi")
+# The largest double that still packs as a float32 (it rounds down to FLT_MAX).
+_F32_MAX: Final = 3.4028235677973362e38
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _EPOCH_NAIVE = datetime.datetime(1970, 1, 1)
@@ -189,6 +192,33 @@ def _read_int64_written(
     return value, off + 8, not -(2**31) <= value < 2**31
 
 
+def _read_float(
+    buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
+) -> tuple[Any, int, bool]:
+    if off + 4 > stop:
+        raise _past_end(off)
+    (value,) = _F32.unpack_from(buf, off)
+    if value != value:  # NaN: converting to double would quiet a signalling NaN
+        (bits,) = _U32.unpack_from(buf, off)
+        value = _float32_nan(bits)
+    return value, off + 4, False
+
+
+def _float32_nan(bits: int) -> float:
+    """The double that carries the sign and payload of the float32 NaN ``bits`` as is."""
+    sign, payload = bits >> 31, bits & 0x7FFFFF
+    return float(_F64.unpack(_U64.pack(sign << 63 | 0x7FF << 52 | payload << 29))[0])
+
+
+def _float32_bytes(value: float) -> bytes:
+    """A float32; a NaN keeps its payload bits (the C cast would set the quiet bit)."""
+    if value == value:
+        return _F32.pack(value)
+    (bits,) = _U64.unpack(_F64.pack(value))
+    payload = bits >> 29 & 0x7FFFFF or 0x400000  # a payload of 0 would be infinity
+    return _U32.pack((bits >> 63) << 31 | 0x7F800000 | payload)
+
+
 def _read_bool(
     buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
 ) -> tuple[Any, int, bool]:
@@ -280,7 +310,7 @@ _READERS: Final[dict[_Kind, _Reader]] = {
     _Kind.UINT32: _fixed_reader(_U32, False),
     _Kind.INT64: _fixed_reader(_I64, False),
     _Kind.UINT64: _fixed_reader(_U64, False),
-    _Kind.FLOAT: _fixed_reader(_F32, False),
+    _Kind.FLOAT: _read_float,
     _Kind.DOUBLE: _fixed_reader(_F64, True),
     _Kind.DECIMAL: _read_decimal,
     _Kind.SHORTSTR: _read_shortstr,
@@ -542,8 +572,10 @@ def _fits(kind: _Kind, value: Any) -> bool:
         return low <= value <= high
     if kind is _Kind.BOOL:
         return isinstance(value, bool)
-    if kind in (_Kind.FLOAT, _Kind.DOUBLE):
+    if kind is _Kind.DOUBLE:
         return isinstance(value, float)
+    if kind is _Kind.FLOAT:  # too large for float32: fall back to a double
+        return isinstance(value, float) and not _F32_MAX < abs(value) < math.inf
     if kind in (_Kind.LONGSTR, _Kind.SHORTSTR, _Kind.BYTES):
         return isinstance(value, (str, bytes, bytearray, memoryview))
     if kind is _Kind.TIMESTAMP:
@@ -571,7 +603,10 @@ def _write_general(
         code = ord(letter)  # type: ignore[arg-type]
     out.append(code)
     if kind is _Kind.LONGSTR or kind is _Kind.BYTES:
-        raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+        try:
+            raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+        except UnicodeEncodeError:
+            raise _Problem("not encodable as UTF-8", value) from None
         out += _U32.pack(len(raw) if not isinstance(raw, memoryview) else raw.nbytes)
         out += raw
     elif kind is _Kind.SHORTSTR:
@@ -592,7 +627,7 @@ def _write_general(
     elif kind is _Kind.DOUBLE:
         out += _F64.pack(value)
     elif kind is _Kind.FLOAT:
-        out += _F32.pack(value)
+        out += _float32_bytes(value)
     elif kind is _Kind.TIMESTAMP:
         out += _U64.pack(_seconds(value))
     elif kind is _Kind.DECIMAL:
@@ -753,7 +788,10 @@ def decode_table(
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> tuple[FieldTable, int]:
     """Read a field table (a u32 byte length, then name/type/value triples)."""
-    return _read_table(buf, off, end, dialect, max_depth, 0)
+    try:
+        return _read_table(buf, off, end, dialect, max_depth, 0)
+    except RecursionError:  # a max_depth larger than the interpreter's stack allows
+        raise _too_deep_to_decode(off) from None
 
 
 def decode_array(
@@ -764,7 +802,18 @@ def decode_array(
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> tuple[FieldArray, int]:
     """Read a field array (a u32 byte length, then type/value pairs)."""
-    return _read_array(buf, off, end, dialect, max_depth, 0)
+    try:
+        return _read_array(buf, off, end, dialect, max_depth, 0)
+    except RecursionError:  # a max_depth larger than the interpreter's stack allows
+        raise _too_deep_to_decode(off) from None
+
+
+def _too_deep_to_decode(off: int) -> DecodeError:
+    return DecodeError("field tables nest deeper than the recursion limit", _SYNTAX_ERROR, off)
+
+
+def _too_deep_to_encode(field: str, value: Any) -> EncodeError:
+    return EncodeError(f"{field}: nests deeper than the recursion limit", field, value)
 
 
 def encode_shortstr(value: str, field: str = "shortstr") -> bytes:
@@ -822,6 +871,8 @@ def encode_table(
     except _Problem as problem:
         name = field + problem.path
         raise EncodeError(f"{name}: {problem.reason}", name, problem.value) from None
+    except RecursionError:  # a max_depth larger than the interpreter's stack allows
+        raise _too_deep_to_encode(field, table) from None
     return bytes(out)
 
 
@@ -838,4 +889,6 @@ def encode_array(
     except _Problem as problem:
         name = field + problem.path
         raise EncodeError(f"{name}: {problem.reason}", name, problem.value) from None
+    except RecursionError:  # a max_depth larger than the interpreter's stack allows
+        raise _too_deep_to_encode(field, array) from None
     return bytes(out)
