@@ -203,7 +203,10 @@ class FrameRecord:
 
     @property
     def channel(self) -> int | None:
-        return getattr(self.frame, "channel", None)
+        """The frame's channel; 0 for a heartbeat, None for a protocol header."""
+        if isinstance(self.frame, ProtocolHeader):
+            return None
+        return getattr(self.frame, "channel", 0)
 
 
 @dataclass(slots=True)
@@ -393,7 +396,7 @@ class CaptureReader:
     # -- raw byte streams and hex dumps -------------------------------------------------
 
     def _raw(self, source: _Input) -> Iterator[Record]:
-        resolver = _DirectionResolver(self, single=True)
+        resolver = _DirectionResolver(self)
         half = resolver.half(0)
         while True:
             chunk = source.read(_CHUNK)
@@ -411,20 +414,18 @@ class CaptureReader:
         try:
             for number, line in enumerate(text, 1):
                 try:
-                    parsed = parser.line(line)
+                    pieces = parser.line(line)
                 except ValueError as exc:
                     raise CaptureError(f"hex dump line {number}: {exc}") from None
-                if parsed is None:
-                    continue
-                if resolver is None:
-                    resolver = _DirectionResolver(self, single=False, nodes=parser.nodes)
-                side, gap, data = parsed
-                half = halves.get(side)
-                if half is None:
-                    half = halves[side] = resolver.half(side)
-                if gap:
-                    yield from resolver.resolve(half.gap(gap, None))
-                yield from resolver.resolve(half.data(data, None))
+                for side, gap, data in pieces:
+                    if resolver is None:
+                        resolver = _DirectionResolver(self, parser.nodes)
+                    half = halves.get(side)
+                    if half is None:
+                        half = halves[side] = resolver.half(side)
+                    if gap:
+                        yield from resolver.resolve(half.gap(gap, None))
+                    yield from resolver.resolve(half.data(data, None))
                 if not number & 1023:
                     self._report()
         except UnicodeDecodeError:
@@ -452,6 +453,7 @@ class _Input(io.RawIOBase):
         self._stream = stream
         self._head = head
         self._stats = stats
+        self.cut = False
 
     def readable(self) -> bool:
         return True
@@ -473,6 +475,8 @@ class _Input(io.RawIOBase):
         while len(data) < size:
             more = self._stream.read(size - len(data))
             if not more:
+                if data:
+                    self.cut = True  # the file ends inside something
                 break
             data += more
         self._stats.bytes_read += len(data)
@@ -532,12 +536,14 @@ def _pcap_packets(source: _Input, stats: CaptureStats) -> Iterator[tuple[float, 
         try:
             ts, data = next(packets)
         except StopIteration:
-            return
+            break
         except (dpkt.Error, struct.error):
-            stats.warnings.append("the capture file ends in the middle of a packet record")
-            return
+            source.cut = True
+            break
         stats.packets += 1
         yield float(ts), linktype, data
+    if source.cut:
+        stats.warnings.append("the capture file ends in the middle of a packet record")
 
 
 def _unsupported_link(linktype: int) -> str:
@@ -1019,7 +1025,7 @@ class _FrameStream:
             self.ignored += len(data)
             return
         self.buf += data
-        while (self.state is _State.SYNC or self._hunt(out)) and self._decode(out):
+        while (self.state is _State.SYNC or self._hunt(out, False)) and self._decode(out):
             pass  # _decode found a malformed frame and wants to hunt past it
 
     def gap(self, size: int, out: list[Any]) -> None:
@@ -1034,6 +1040,10 @@ class _FrameStream:
         self.state = _State.HUNT
 
     def finish(self, out: list[Any]) -> None:
+        # A hunt may be waiting for the end of a plausible frame that will never come.
+        while self.state is _State.HUNT and self.buf and self._hunt(out, True):
+            if not self._decode(out):
+                break
         buffered = len(self.buf)
         if self.state is _State.FAILED:
             if self.ignored:
@@ -1067,8 +1077,11 @@ class _FrameStream:
             )
         self.buf.clear()
 
-    def _hunt(self, out: list[Any]) -> bool:
-        """Look for the next plausible frame; True once in step with the stream."""
+    def _hunt(self, out: list[Any], final: bool) -> bool:
+        """Look for the next plausible frame; True once in step with the stream.
+
+        A candidate whose declared end is not in yet is waited for, unless ``final``
+        (the stream is over)."""
         buf = self.buf
         size = len(buf)
         limit = self.limit
@@ -1084,11 +1097,15 @@ class _FrameStream:
                 if start == _AMQP[: len(start)]:
                     if size - pos >= 8:
                         break
-                    self._drop(pos)  # wait for the rest of it
-                    return False
+                    if not final:
+                        self._drop(pos)  # wait for the rest of it
+                        return False
                 pos += 1
                 continue
             if size - pos < 7:
+                if final:
+                    pos += 1
+                    continue
                 self._drop(pos)
                 return False
             payload_size = _FRAME_HEADER.unpack_from(buf, pos)[2]
@@ -1097,6 +1114,9 @@ class _FrameStream:
                 continue
             end = pos + 7 + payload_size
             if end >= size:
+                if final:
+                    pos += 1
+                    continue
                 self._drop(pos)  # plausible so far: wait for its end
                 return False
             if buf[end] == spec.FRAME_END:
@@ -1358,11 +1378,8 @@ class _DirectionResolver:
     _HOLD_RECORDS: Final = 64
     _HOLD_BYTES: Final = 4 * 1024 * 1024
 
-    def __init__(
-        self, reader: CaptureReader, single: bool, nodes: dict[int, Endpoint] | None = None
-    ) -> None:
+    def __init__(self, reader: CaptureReader, nodes: dict[int, Endpoint] | None = None) -> None:
         self.reader = reader
-        self.single = single
         self.nodes = nodes if nodes is not None else {}
         self.info = ConnectionInfo(0)
         self.halves: dict[int, _Half] = {}
@@ -1409,7 +1426,8 @@ class _DirectionResolver:
             full = len(self.held) >= self._HOLD_RECORDS or self.held_bytes >= self._HOLD_BYTES
             if not (final or full):
                 return []
-            self._decide(Direction.UNKNOWN if self.single else Direction.CLIENT_TO_SERVER)
+            single = len(self.halves) < 2 and len(self.nodes) < 2
+            self._decide(Direction.UNKNOWN if single else Direction.CLIENT_TO_SERVER)
         held, self.held = self.held, []
         return held
 
@@ -1443,49 +1461,82 @@ _PLAIN_HEX = re.compile(r"^(?:(?:0x)?[0-9A-Fa-f]{2})+$")
 _DUMP_LINE = re.compile(
     r"^(?P<indent>[ \t]*)(?P<offset>[0-9A-Fa-f]{6,16})(?P<colon>:?) +(?P<rest>.*)$"
 )
+_OFFSET_ONLY = re.compile(r"^[0-9A-Fa-f]{6,16}$")
 _NODE_LINE = re.compile(r"^Node (?P<node>[01]): (?P<address>.+):(?P<port>\d+)$")
 
 
 class _HexParser:
-    """Hex dump lines -> (side, gap before, bytes).
+    """Hex dump lines -> pieces ``(side, gap before, bytes)``.
 
     Two layouts: plain hex (``xxd -p``, space-separated bytes, optional ``0x``), and
     offset-prefixed dumps (Wireshark's and tshark's "Follow TCP Stream" hex output,
     ``hexdump -C``, ``xxd``), whose offsets are checked for gaps and overlaps. In the
-    follow-stream output the second node's lines are indented.
+    follow-stream output the second node's lines are indented. ``hexdump``'s ``*``
+    (the line above repeats up to the next offset) and its closing offset-only line are
+    understood.
     """
+
+    _REPEAT_CHUNK: Final = 64 * 1024
 
     def __init__(self) -> None:
         self.layout: str | None = None
         self.expected: dict[int, int] = {}
         self.nodes: dict[int, Endpoint] = {}
+        self.last = b""  # the previous line's bytes, for "*"
+        self.repeat = False
 
-    def line(self, line: str) -> tuple[int, int, bytes] | None:
+    def line(self, line: str) -> list[tuple[int, int, bytes]]:
         stripped = line.strip()
         if not stripped or stripped.startswith(("=", "Follow:", "Filter:", "#")):
-            return None
+            return []
         node = _NODE_LINE.match(stripped)
         if node:
             address = node["address"].strip("[]")
             self.nodes[int(node["node"])] = Endpoint(address, int(node["port"]))
-            return None
+            return []
         if self.layout is None:
             self.layout = "dump" if self._dump(line) is not None else "plain"
         if self.layout == "plain":
-            return 0, 0, self._plain(stripped)
+            return [(0, 0, self._plain(stripped))]
+        if stripped == "*":
+            self.repeat = True
+            return []
+        if _OFFSET_ONLY.match(stripped):  # hexdump's last line: where the data ended
+            return self._repeated(0, int(stripped, 16))
         parsed = self._dump(line)
         if parsed is None:
             raise ValueError(f"not an offset-prefixed hex dump line: {stripped[:60]!r}")
         side, offset, data = parsed
-        expected = self.expected.get(side, offset if side not in self.expected else 0)
+        pieces = self._repeated(side, offset)
+        expected = self.expected.get(side, offset)
         gap = 0
         if offset > expected:
             gap = offset - expected
         elif offset < expected:
-            data = data[expected - offset :]  # repeated bytes
+            data = data[expected - offset :]  # bytes shown twice
             offset = expected
         self.expected[side] = offset + len(data)
-        return side, gap, data
+        self.last = data
+        pieces.append((side, gap, data))
+        return pieces
+
+    def _repeated(self, side: int, offset: int) -> list[tuple[int, int, bytes]]:
+        """The bytes a ``*`` line stood for, up to ``offset``."""
+        if not self.repeat:
+            return []
+        self.repeat = False
+        start = self.expected.get(side, offset)
+        if not self.last or offset <= start:
+            return []
+        count = offset - start
+        block = self.last * max(1, self._REPEAT_CHUNK // len(self.last))
+        pieces = []
+        while count > 0:
+            piece = block[:count]
+            pieces.append((side, 0, piece))
+            count -= len(piece)
+        self.expected[side] = offset
+        return pieces
 
     @staticmethod
     def _plain(stripped: str) -> bytes:
@@ -1532,7 +1583,7 @@ def _looks_like_hex(head: bytes) -> bool:
     seen = False
     for line in lines[:50]:
         try:
-            if parser.line(line) is not None:
+            if parser.line(line):
                 seen = True
         except ValueError:
             return False
