@@ -286,6 +286,7 @@ def _decode_method(buf: memoryview, start: int, end: int) -> Method:
         return method_class.decode(buf, start + 4, end)
     except DecodeError as exc:
         exc.class_id, exc.method_id = method_class.CLASS_ID, method_class.METHOD_ID
+        exc.offset = min(exc.offset, end)  # see _decode_header
         raise
 
 
@@ -298,7 +299,13 @@ def _decode_header(buf: memoryview, channel: int, start: int, end: int) -> Heade
     properties_class = _PROPERTIES.get(class_id)
     if properties_class is None:
         raise DecodeError(f"content header for class {class_id}, which has no content", 505, start)
-    properties = properties_class.decode(buf, start + 12, end)
+    try:
+        properties = properties_class.decode(buf, start + 12, end)
+    except DecodeError as exc:
+        # The generated readers notice a truncated field only after reading on past
+        # the frame (into the buffer behind it); the truncation is at the frame's end.
+        exc.offset = min(exc.offset, end)
+        raise
     return HeaderFrame(channel, body_size, properties, class_id)
 
 
@@ -400,6 +407,8 @@ def encode_message_parts(
         raise EncodeError(f"{method.NAME} does not carry content", "method", method)
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise EncodeError(f"body must be bytes-like, not {type(body).__name__}", "body", body)
+    if isinstance(body, memoryview) and not body.c_contiguous:  # b"".join needs one block
+        raise EncodeError("body must be a contiguous buffer", "body", body)
     if 0 < frame_max < _FRAME_MIN_SIZE:  # connection.tune frame-max: minimum
         raise EncodeError(f"frame_max {frame_max} is below the minimum of 4096", "frame_max")
     payload = method.encode()

@@ -1,0 +1,687 @@
+"""amqpcodec side by side with pamqp, pika and py-amqp: one process, one run.
+
+    .venv/bin/python benchmarks/bench.py
+
+Each row times one operation with timeit (best of several repeats, the number of loops
+calibrated to about 0.2 s) and prints microseconds per operation for amqpcodec and for
+each peer that offers the operation, and the ratio peer/amqpcodec (above 1: amqpcodec is
+faster). Before anything is timed, every peer's output is checked once to be equivalent
+to amqpcodec's (same frames, same values), so the rows compare the same work.
+
+How each peer is driven (its own code paths, nothing re-implemented):
+
+- pika 1.4.4: ``pika.frame.Method/Header/Body(...).marshal()`` split as
+  ``Connection._send_message`` does; ``pika.frame.decode_frame`` over a buffer trimmed
+  as ``Connection._on_data_available`` does; ``pika.channel.ContentFrameAssembler``;
+  ``pika.data.encode_table``/``decode_table``.
+- pamqp 4: ``pamqp.frame.marshal``/``unmarshal`` (trimming the buffer after each frame);
+  ``pamqp.encode.field_table``/``pamqp.decode.field_table``. pamqp has no content
+  assembly and no body splitting, so those rows have no pamqp column.
+- py-amqp 5: ``amqp.method_framing.frame_writer`` into a list; ``TCPTransport.read_frame``
+  with an in-memory socket (``io.BytesIO.read`` as ``recv``), arguments decoded with
+  ``amqp.serialization.loads`` and properties with ``decode_properties_basic`` as its
+  channel does; ``amqp.method_framing.frame_handler`` for assembly;
+  ``amqp.serialization.dumps``/``loads`` with format ``F`` for tables.
+
+Streams are fed in 64 KiB reads to every decoder. Not a test: nothing here fails on a
+number. The bars are the speed bars of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import platform
+import sys
+import timeit
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from pathlib import Path
+from struct import unpack_from
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import amqp.basic_message
+import amqp.method_framing
+import amqp.serialization
+import amqp.spec
+import amqp.transport
+import pamqp
+import pamqp.body
+import pamqp.commands
+import pamqp.decode
+import pamqp.encode
+import pamqp.exceptions
+import pamqp.frame
+import pamqp.header
+import pika
+import pika.channel
+import pika.data
+import pika.frame
+import pika.spec
+
+import amqpcodec
+from amqpcodec import (
+    BodyFrame,
+    ContentAssembler,
+    FrameDecoder,
+    HeaderFrame,
+    Message,
+    MethodFrame,
+    encode_message,
+    encode_message_parts,
+    spec,
+)
+from amqpcodec._wire import decode_table, encode_table
+
+MIN_TIME = 0.2  # seconds per timed repeat (timeit's autorange)
+REPEAT = 5
+READ_SIZE = 65536
+FRAME_MAX = 131072
+
+CHANNEL = 1
+EXCHANGE = "amq.direct"
+ROUTING_KEY = "bench.key"
+HEADERS = {"x-retry": 1, "source": "bench"}
+BODY_1K = bytes(range(256)) * 4
+BODY_1M = bytes(range(256)) * 4096
+MESSAGES = 10_000
+
+UTC = datetime.timezone.utc
+TABLE: dict[str, Any] = {
+    "int": 42,
+    "str": "hello world",
+    "bool": True,
+    "table": {"key": "value", "n": 7},
+    "array": [1, "two", False],
+    "large": 2**40,
+    "negative": -17,
+    "timestamp": datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+    "void": None,
+    "decimal": Decimal("3.14"),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Timing and output
+
+
+def per_op(fn: Callable[[], object]) -> float:
+    """Best time of one call of ``fn``, in microseconds."""
+    timer = timeit.Timer(fn)
+    number, elapsed = timer.autorange()  # enough loops to take MIN_TIME
+    repeat = REPEAT if elapsed / number < 0.05 else 3
+    best = min([elapsed, *timer.repeat(repeat - 1, number)])
+    return best / number * 1e6
+
+
+ROWS: list[tuple[str, float, str, float | None, str]] = []
+
+
+def row(operation: str, ours: float, peers: dict[str, Callable[[], object] | str]) -> None:
+    """Time every peer and record one table row per peer (or one for none)."""
+    if not peers:
+        ROWS.append((operation, ours, "", None, ""))
+    for name, fn in peers.items():
+        if isinstance(fn, str):
+            ROWS.append((operation, ours, name, None, fn))
+        else:
+            ROWS.append((operation, ours, name, per_op(fn), ""))
+
+
+def print_table() -> None:
+    print("| operation | amqpcodec µs | peer | peer µs | peer / amqpcodec |")
+    print("| --- | ---: | --- | ---: | ---: |")
+    last = ""
+    for operation, ours, name, theirs, note in ROWS:
+        first = operation != last
+        last = operation
+        cells = [operation if first else "", f"{ours:,.1f}" if first else ""]
+        if theirs is None:
+            cells += [name, note or "-", "-"]
+        else:
+            cells += [name, f"{theirs:,.1f}", f"{theirs / ours:.2f}x"]
+        print("| " + " | ".join(cells) + " |")
+
+
+# ---------------------------------------------------------------------------------------
+# Normalised views, for checking that every library did the same work
+
+
+def norm(value: Any) -> Any:
+    """A library-neutral form of a decoded field value."""
+    if isinstance(value, datetime.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return ("T", int(aware.timestamp()))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8")
+    if isinstance(value, dict):
+        return {str(k): norm(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [norm(v) for v in value]
+    if isinstance(value, bool):
+        return ("bool", value)
+    return value
+
+
+def same(got: object, expected: object, what: str) -> None:
+    if got != expected:
+        raise SystemExit(f"{what}: output differs from amqpcodec's\n{got!r}\n{expected!r}")
+
+
+def frame_view(frame: object) -> tuple[Any, ...]:
+    """An amqpcodec frame in the neutral form the peers' frames are compared in."""
+    if isinstance(frame, MethodFrame):
+        m = frame.method
+        if isinstance(m, spec.Basic.Deliver):
+            args = (m.consumer_tag, m.delivery_tag, m.redelivered, m.exchange, m.routing_key)
+        else:
+            assert isinstance(m, spec.Basic.Publish)
+            args = (m.exchange, m.routing_key, m.mandatory, m.immediate)
+        return ("method", frame.channel, m.NAME, args)
+    if isinstance(frame, HeaderFrame):
+        p = frame.properties
+        assert isinstance(p, spec.BasicProperties)
+        props = (p.content_type, p.delivery_mode, norm(p.headers), p.message_id)
+        return ("header", frame.channel, frame.body_size, props)
+    assert isinstance(frame, BodyFrame)
+    return ("body", frame.channel, bytes(frame.payload))
+
+
+def decoded_view(data: bytes) -> list[tuple[Any, ...]]:
+    decoder = FrameDecoder(max_frame_size=0)
+    frames = decoder.feed(data)
+    assert decoder.buffered == 0
+    return [frame_view(f) for f in frames]
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Encode a publish: method + header with 4 properties + 1 KiB body
+
+
+def bench_publish() -> None:
+    method = spec.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY)
+    props = spec.BasicProperties(
+        content_type="application/json", delivery_mode=2, headers=HEADERS, message_id="m-1"
+    )
+
+    def ours() -> bytes:
+        return encode_message(CHANNEL, method, props, BODY_1K, FRAME_MAX)
+
+    pika_method = pika.spec.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY)
+    pika_props = pika.spec.BasicProperties(
+        content_type="application/json", delivery_mode=2, headers=HEADERS, message_id="m-1"
+    )
+    pika_send = _pika_send_message(FRAME_MAX)
+
+    def with_pika() -> bytes:
+        return b"".join(pika_send(CHANNEL, pika_method, pika_props, BODY_1K))
+
+    pamqp_method = pamqp.commands.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY)
+    pamqp_props = pamqp.commands.Basic.Properties(
+        content_type="application/json", delivery_mode=2, headers=HEADERS, message_id="m-1"
+    )
+    marshal = pamqp.frame.marshal
+
+    def with_pamqp() -> bytes:
+        header = pamqp.header.ContentHeader(0, len(BODY_1K), pamqp_props)
+        return b"".join(
+            (
+                marshal(pamqp_method, CHANNEL),
+                marshal(header, CHANNEL),
+                marshal(pamqp.body.ContentBody(BODY_1K), CHANNEL),
+            )
+        )
+
+    out: list[bytes] = []
+    writer = _pyamqp_writer(FRAME_MAX, out)
+    dumps = amqp.serialization.dumps
+
+    def with_pyamqp() -> bytes:
+        del out[:]
+        message = amqp.basic_message.Message(
+            BODY_1K,
+            content_type="application/json",
+            delivery_mode=2,
+            application_headers=HEADERS,
+            message_id="m-1",
+        )
+        # as Channel.basic_publish -> send_method does
+        args = dumps("Bssbb", (0, EXCHANGE, ROUTING_KEY, False, False))
+        writer(1, CHANNEL, amqp.spec.Basic.Publish, args, message)
+        return b"".join(out)
+
+    expected = decoded_view(ours())
+    for name, fn in (("pika", with_pika), ("pamqp", with_pamqp), ("py-amqp", with_pyamqp)):
+        same(decoded_view(fn()), expected, f"publish/{name}")
+    row(
+        "encode a publish (method + header, 4 properties + 1 KiB body)",
+        per_op(ours),
+        {"pika": with_pika, "pamqp": with_pamqp, "py-amqp": with_pyamqp},
+    )
+
+
+def _pika_send_message(frame_max: int) -> Callable[..., list[bytes]]:
+    """pika.connection.Connection._send_message, minus the socket."""
+    body_max_length = frame_max - pika.spec.FRAME_HEADER_SIZE - pika.spec.FRAME_END_SIZE
+
+    def send(channel: int, method: Any, properties: Any, body: bytes) -> list[bytes]:
+        length = len(body)
+        frames = [
+            pika.frame.Method(channel, method).marshal(),
+            pika.frame.Header(channel, length, properties).marshal(),
+        ]
+        for start in range(0, length, body_max_length):
+            frames.append(pika.frame.Body(channel, body[start : start + body_max_length]).marshal())
+        return frames
+
+    return send
+
+
+class _Connection:
+    """What py-amqp's frame_writer and frame_handler need of a connection."""
+
+    def __init__(self, frame_max: int) -> None:
+        self.frame_max = frame_max
+        self.bytes_recv = 0
+        self.bytes_sent = 0
+
+
+class _Transport:
+    def __init__(self, write: Callable[[Any], object]) -> None:
+        self.write = write
+
+
+def _pyamqp_writer(frame_max: int, out: list[bytes]) -> Callable[..., Any]:
+    # frame_writer hands write() a view of a buffer it reuses: keep a copy.
+    return amqp.method_framing.frame_writer(
+        _Connection(frame_max), _Transport(lambda data: out.append(bytes(data)))
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 2 and 3. Decode 10,000 deliveries, into frames and into messages
+
+
+def deliver_stream() -> bytes:
+    props = spec.BasicProperties(
+        content_type="application/json", delivery_mode=2, headers=HEADERS, message_id="m-1"
+    )
+    return b"".join(
+        encode_message(
+            CHANNEL,
+            spec.Basic.Deliver("ctag", tag, False, EXCHANGE, ROUTING_KEY),
+            props,
+            BODY_1K,
+            FRAME_MAX,
+        )
+        for tag in range(1, MESSAGES + 1)
+    )
+
+
+def reads(stream: bytes) -> list[bytes]:
+    return [stream[i : i + READ_SIZE] for i in range(0, len(stream), READ_SIZE)]
+
+
+def ours_frames(chunks: list[bytes]) -> list[Any]:
+    decoder = FrameDecoder(max_frame_size=FRAME_MAX)
+    frames: list[Any] = []
+    for chunk in chunks:
+        frames += decoder.feed(chunk)
+    return frames
+
+
+def ours_messages(chunks: list[bytes]) -> list[Any]:
+    decoder = FrameDecoder(max_frame_size=FRAME_MAX)
+    assemble = ContentAssembler().feed
+    messages = []
+    for chunk in chunks:
+        for frame in decoder.feed(chunk):
+            result = assemble(frame)
+            if result is not None:
+                messages.append(result)
+    return messages
+
+
+def pika_frames(chunks: list[bytes]) -> list[Any]:
+    """pika.connection.Connection._on_data_available's loop."""
+    decode_frame = pika.frame.decode_frame
+    buffer = b""
+    frames = []
+    for chunk in chunks:
+        buffer += chunk
+        while buffer:
+            consumed, frame = decode_frame(buffer)
+            if not frame:
+                break
+            buffer = buffer[consumed:]
+            frames.append(frame)
+    return frames
+
+
+def pika_messages(chunks: list[bytes]) -> list[Any]:
+    decode_frame = pika.frame.decode_frame
+    process = pika.channel.ContentFrameAssembler().process
+    buffer = b""
+    messages = []
+    for chunk in chunks:
+        buffer += chunk
+        while buffer:
+            consumed, frame = decode_frame(buffer)
+            if not frame:
+                break
+            buffer = buffer[consumed:]
+            result = process(frame)  # pika's Channel hands content frames to its assembler
+            if result is not None:
+                messages.append(result)
+    return messages
+
+
+def pamqp_frames(chunks: list[bytes]) -> list[Any]:
+    unmarshal = pamqp.frame.unmarshal
+    incomplete = pamqp.exceptions.UnmarshalingException
+    buffer = b""
+    frames = []
+    for chunk in chunks:
+        buffer += chunk
+        while buffer:
+            try:
+                consumed, channel, frame = unmarshal(buffer)
+            except incomplete:
+                break
+            buffer = buffer[consumed:]
+            frames.append((channel, frame))
+    return frames
+
+
+_DELIVER_ARGS = "sLbss"  # amqp.channel.Channel._METHODS, basic.deliver
+
+
+def _pyamqp_transport(stream: bytes) -> Any:
+    transport = object.__new__(amqp.transport.TCPTransport)
+    transport._read_buffer = b""
+    transport._quick_recv = io.BytesIO(stream).read
+    transport.raise_on_initial_eintr = True
+    return transport
+
+
+def pyamqp_frames(stream: bytes, count: int) -> list[Any]:
+    read_frame = _pyamqp_transport(stream).read_frame
+    loads = amqp.serialization.loads
+    decode_properties = amqp.serialization.decode_properties_basic
+    frames: list[Any] = []
+    for _ in range(count):
+        frame_type, channel, payload = read_frame()
+        if frame_type == 1:
+            method_sig = unpack_from(">HH", payload, 0)
+            args, _ = loads(_DELIVER_ARGS, payload, 4)
+            frames.append((1, channel, method_sig, args))
+        elif frame_type == 2:
+            (body_size,) = unpack_from(">Q", payload, 4)
+            frames.append((2, channel, body_size, decode_properties(payload, 12)[0]))
+        else:
+            frames.append((frame_type, channel, payload))
+    return frames
+
+
+def pyamqp_messages(stream: bytes, count: int) -> list[Any]:
+    read_frame = _pyamqp_transport(stream).read_frame
+    loads = amqp.serialization.loads
+    messages: list[Any] = []
+
+    def callback(channel: int, method_sig: Any, buf: bytes, content: Any) -> None:
+        # amqp.abstract_channel.AbstractChannel.dispatch_method's decoding
+        args, _ = loads(_DELIVER_ARGS, buf, 4)
+        messages.append((channel, method_sig, args, content))
+
+    on_frame = amqp.method_framing.frame_handler(_Connection(FRAME_MAX), callback)
+    for _ in range(count):
+        on_frame(read_frame())
+    return messages
+
+
+def bench_decode() -> None:
+    stream = deliver_stream()
+    chunks = reads(stream)
+    frame_count = 3 * MESSAGES
+
+    expected = [frame_view(f) for f in ours_frames(chunks)]
+    assert len(expected) == frame_count
+
+    def view_pika(f: Any) -> tuple[Any, ...]:
+        if isinstance(f, pika.frame.Method):
+            m = f.method
+            args = (m.consumer_tag, m.delivery_tag, m.redelivered, m.exchange, m.routing_key)
+            return ("method", f.channel_number, m.NAME.replace("Basic.", "basic.").lower(), args)
+        if isinstance(f, pika.frame.Header):
+            p = f.properties
+            props = (p.content_type, p.delivery_mode, norm(p.headers), p.message_id)
+            return ("header", f.channel_number, f.body_size, props)
+        return ("body", f.channel_number, bytes(f.fragment))
+
+    def view_pamqp(item: Any) -> tuple[Any, ...]:
+        channel, f = item
+        if isinstance(f, pamqp.commands.Basic.Deliver):
+            args = (f.consumer_tag, f.delivery_tag, f.redelivered, f.exchange, f.routing_key)
+            return ("method", channel, "basic.deliver", args)
+        if isinstance(f, pamqp.header.ContentHeader):
+            p = f.properties
+            props = (p.content_type, p.delivery_mode, norm(p.headers), p.message_id)
+            return ("header", channel, f.body_size, props)
+        return ("body", channel, bytes(f.value))
+
+    def view_pyamqp(f: Any) -> tuple[Any, ...]:
+        if f[0] == 1:
+            assert f[2] == (60, 60)
+            return ("method", f[1], "basic.deliver", tuple(f[3]))
+        if f[0] == 2:
+            p = f[3]
+            props = (
+                p.get("content_type"),
+                p.get("delivery_mode"),
+                norm(p.get("application_headers")),
+                p.get("message_id"),
+            )
+            return ("header", f[1], f[2], props)
+        return ("body", f[1], bytes(f[2]))
+
+    same([view_pika(f) for f in pika_frames(chunks)], expected, "frames/pika")
+    same([view_pamqp(f) for f in pamqp_frames(chunks)], expected, "frames/pamqp")
+    same([view_pyamqp(f) for f in pyamqp_frames(stream, frame_count)], expected, "frames/py-amqp")
+    row(
+        f"decode {MESSAGES:,} deliveries (1 KiB bodies) into frames",
+        per_op(lambda: ours_frames(chunks)),
+        {
+            "pika": lambda: pika_frames(chunks),
+            "pamqp": lambda: pamqp_frames(chunks),
+            "py-amqp": lambda: pyamqp_frames(stream, frame_count),
+        },
+    )
+
+    def message_view(m: Message) -> tuple[Any, ...]:
+        return (m.channel, frame_view(MethodFrame(m.channel, m.method))[3], m.body)
+
+    expected_messages = [message_view(m) for m in ours_messages(chunks)]
+    assert len(expected_messages) == MESSAGES
+    got = [
+        (mf.channel_number, view_pika(mf)[3], body) for mf, _header, body in pika_messages(chunks)
+    ]
+    same(got, expected_messages, "messages/pika")
+    got = [
+        (channel, tuple(args), bytes(content.body))
+        for channel, _sig, args, content in pyamqp_messages(stream, frame_count)
+    ]
+    same(got, expected_messages, "messages/py-amqp")
+    row(
+        f"decode {MESSAGES:,} deliveries (1 KiB bodies) into messages",
+        per_op(lambda: ours_messages(chunks)),
+        {
+            "pika": lambda: pika_messages(chunks),
+            "pamqp": "no content assembly",
+            "py-amqp": lambda: pyamqp_messages(stream, frame_count),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 4. Field-table round trip
+
+
+def bench_table() -> None:
+    def ours() -> Any:
+        data = encode_table(TABLE)
+        return decode_table(data, 0, len(data))[0]
+
+    def with_pika() -> Any:
+        pieces: list[bytes] = []
+        pika.data.encode_table(pieces, TABLE)
+        return pika.data.decode_table(b"".join(pieces), 0)[0]
+
+    def with_pamqp() -> Any:
+        return pamqp.decode.field_table(pamqp.encode.field_table(TABLE))[1]
+
+    def with_pyamqp() -> Any:
+        data = amqp.serialization.dumps("F", (TABLE,))
+        return amqp.serialization.loads("F", data, 0)[0][0]
+
+    expected = norm(TABLE)
+    same(norm(ours()), expected, "table/amqpcodec")
+    for name, fn in (("pika", with_pika), ("pamqp", with_pamqp), ("py-amqp", with_pyamqp)):
+        same(norm(fn()), expected, f"table/{name}")
+    row(
+        "field table round trip (10 entries: int, str, bool, table, array, large int,"
+        " negative, timestamp, void, decimal)",
+        per_op(ours),
+        {"pika": with_pika, "pamqp": with_pamqp, "py-amqp": with_pyamqp},
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 5. A 1 MiB body at frame_max 131072
+
+
+def bench_split() -> None:
+    method = spec.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY)
+    props = spec.BasicProperties(content_type="application/octet-stream")
+    body = BODY_1M
+
+    def to_bytes() -> bytes:
+        return encode_message(CHANNEL, method, props, body, FRAME_MAX)
+
+    def to_parts() -> list[Any]:
+        return encode_message_parts(CHANNEL, method, props, body, FRAME_MAX)
+
+    def one_copy() -> bytes:
+        return bytes(bytearray(body))
+
+    pika_method = pika.spec.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY)
+    pika_props = pika.spec.BasicProperties(content_type="application/octet-stream")
+    pika_send = _pika_send_message(FRAME_MAX)
+    out: list[bytes] = []
+    writer = _pyamqp_writer(FRAME_MAX, out)
+    args = amqp.serialization.dumps("Bssbb", (0, EXCHANGE, ROUTING_KEY, False, False))
+
+    def pyamqp_parts() -> list[bytes]:
+        del out[:]
+        message = amqp.basic_message.Message(body, content_type="application/octet-stream")
+        writer(1, CHANNEL, amqp.spec.Basic.Publish, args, message)
+        return out
+
+    expected = to_bytes()
+    same(b"".join(to_parts()), expected, "split/parts")
+    same(one_copy(), body, "split/copy")
+    same(
+        decoded_view(b"".join(pika_send(CHANNEL, pika_method, pika_props, body))),
+        decoded_view(expected),
+        "split/pika",
+    )
+    same(decoded_view(b"".join(pyamqp_parts())), decoded_view(expected), "split/py-amqp")
+
+    global COPY_US
+    COPY_US = per_op(one_copy)
+    row(
+        "one copy of the 1 MiB body, bytes(bytearray(body)) (the yardstick)",
+        COPY_US,
+        {"bytes(memoryview(body)), a single memcpy": lambda: bytes(memoryview(body))},
+    )
+    row(
+        "1 MiB body at frame_max 131072 → bytes",
+        per_op(to_bytes),
+        {
+            "pika": lambda: b"".join(pika_send(CHANNEL, pika_method, pika_props, body)),
+            "py-amqp": lambda: b"".join(pyamqp_parts()),
+        },
+    )
+    row(
+        "1 MiB body at frame_max 131072 → list of parts",
+        per_op(to_parts),
+        {
+            "pika": lambda: pika_send(CHANNEL, pika_method, pika_props, body),
+            "py-amqp": pyamqp_parts,
+        },
+    )
+
+
+COPY_US = 0.0
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def ratio(operation_prefix: str, peer: str) -> float | None:
+    for operation, ours, name, theirs, _ in ROWS:
+        if operation.startswith(operation_prefix) and name == peer and theirs:
+            return theirs / ours
+    return None
+
+
+def print_bars() -> None:
+    def line(text: str, value: float | None, goal: float, higher: bool = True) -> None:
+        if value is None:
+            print(f"- {text}: not measured")
+            return
+        met = value >= goal if higher else value <= goal
+        print(f"- {text}: {value:.2f}x (bar {goal}x) {'met' if met else 'NOT met'}")
+
+    print()
+    print("DESIGN.md speed bars:")
+    line("encode a publish vs pika", ratio("encode a publish", "pika"), 3.0)
+    line("decode a Basic.Deliver stream vs pika", ratio("decode 10,000", "pika"), 3.0)
+    line("field-table round trip vs pika", ratio("field table", "pika"), 2.5)
+    for form in ("bytes", "list of parts"):
+        ours = next((r[1] for r in ROWS if r[0].endswith(f"131072 → {form}")), None)
+        line(
+            f"split a 1 MiB body into {form}, cost / one copy",
+            ours / COPY_US if ours and COPY_US else None,
+            1.5,
+            higher=False,
+        )
+    print("- Connection overhead over the bare codec: not in this benchmark yet")
+
+
+def versions() -> Iterable[str]:
+    yield f"Python {platform.python_version()} ({platform.python_implementation()})"
+    yield f"machine: {platform.platform()}, {platform.machine()}, {platform.processor() or '?'}"
+    yield f"date: {datetime.datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    yield (
+        f"amqpcodec {amqpcodec.__version__}, pika {pika.__version__},"
+        f" pamqp {pamqp.__version__}, py-amqp {amqp.__version__}"
+    )
+    yield f"timeit: best of {REPEAT} (3 for slow rows), about {MIN_TIME} s per repeat"
+
+
+def main() -> None:
+    for text in versions():
+        print(text)
+    print()
+    bench_publish()
+    bench_decode()
+    bench_table()
+    bench_split()
+    print_table()
+    print_bars()
+
+
+if __name__ == "__main__":
+    main()
