@@ -329,7 +329,9 @@ def _read_table(
     if depth >= max_depth:
         raise DecodeError(f"field tables nest deeper than {max_depth}", _SYNTAX_ERROR, off)
     if off + 4 > end:
-        raise DecodeError("field table length runs past the end of its frame", _FRAME_ERROR, off)
+        raise DecodeError(
+            "field table length runs past the end of its frame", _FRAME_ERROR, min(off, end)
+        )
     stop = off + 4 + _U32.unpack_from(buf, off)[0]
     if stop > end:
         raise DecodeError("field table runs past the end of its frame", _FRAME_ERROR, off)
@@ -362,7 +364,9 @@ def _read_array(
     if depth >= max_depth:
         raise DecodeError(f"field arrays nest deeper than {max_depth}", _SYNTAX_ERROR, off)
     if off + 4 > end:
-        raise DecodeError("field array length runs past the end of its frame", _FRAME_ERROR, off)
+        raise DecodeError(
+            "field array length runs past the end of its frame", _FRAME_ERROR, min(off, end)
+        )
     stop = off + 4 + _U32.unpack_from(buf, off)[0]
     if stop > end:
         raise DecodeError("field array runs past the end of its frame", _FRAME_ERROR, off)

@@ -159,26 +159,28 @@ _S_HHQBB = struct.Struct(">HHQBB")
 _new = object.__new__
 
 
-def _truncated(what: str, off: int) -> DecodeError:
-    return DecodeError(f"{what}: arguments are truncated", FRAME_ERROR, off)
+def _truncated(what: str, off: int, end: int) -> DecodeError:
+    if off > end:
+        off = end
+    return DecodeError(f"{what}: arguments are truncated", 501, off)
 
 
 def _length_mismatch(what: str, off: int, end: int) -> DecodeError:
     if off > end:
-        return _truncated(what, end)
+        return _truncated(what, end, end)
     message = f"{what}: {end - off} bytes left over after the arguments"
-    return DecodeError(message, FRAME_ERROR, off)
+    return DecodeError(message, 501, off)
 
 
 def _unknown_properties(what: str, off: int) -> DecodeError:
-    return DecodeError(f"{what}: unknown property flags set", FRAME_ERROR, off)
+    return DecodeError(f"{what}: unknown property flags set", 501, off)
 
 
 def _skip_flag_words(what: str, buf: Any, off: int, end: int) -> int:
     """Read further flag words; they name no property, so must be empty."""
     while True:
         if off + 2 > end:
-            raise _truncated(what, off)
+            raise _truncated(what, off, end)
         (flags,) = _S_H.unpack_from(buf, off)
         off += 2
         if flags & 0xFFFE:
@@ -264,17 +266,17 @@ class Connection:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
                 if off + n > end:
-                    raise _truncated("connection.start", off)
+                    raise _truncated("connection.start", off, end)
                 mechanisms = bytes(buf[off : off + n])
                 off += n
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
                 if off + n > end:
-                    raise _truncated("connection.start", off)
+                    raise _truncated("connection.start", off, end)
                 locales = bytes(buf[off : off + n])
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("connection.start", off) from None
+                raise _truncated("connection.start", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.start", off, end)
             self = _new(cls)
@@ -347,7 +349,7 @@ class Connection:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
                 if off + n > end:
-                    raise _truncated("connection.start-ok", off)
+                    raise _truncated("connection.start-ok", off, end)
                 response = bytes(buf[off : off + n])
                 off += n
                 n = buf[off]
@@ -355,7 +357,7 @@ class Connection:
                 locale = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("connection.start-ok", off) from None
+                raise _truncated("connection.start-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.start-ok", off, end)
             self = _new(cls)
@@ -400,11 +402,11 @@ class Connection:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
                 if off + n > end:
-                    raise _truncated("connection.secure", off)
+                    raise _truncated("connection.secure", off, end)
                 challenge = bytes(buf[off : off + n])
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("connection.secure", off) from None
+                raise _truncated("connection.secure", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.secure", off, end)
             self = _new(cls)
@@ -446,11 +448,11 @@ class Connection:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
                 if off + n > end:
-                    raise _truncated("connection.secure-ok", off)
+                    raise _truncated("connection.secure-ok", off, end)
                 response = bytes(buf[off : off + n])
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("connection.secure-ok", off) from None
+                raise _truncated("connection.secure-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.secure-ok", off, end)
             self = _new(cls)
@@ -493,7 +495,7 @@ class Connection:
                 channel_max, frame_max, heartbeat = _S_HIH.unpack_from(buf, off)
                 off += 8
             except (struct.error, IndexError):
-                raise _truncated("connection.tune", off) from None
+                raise _truncated("connection.tune", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.tune", off, end)
             self = _new(cls)
@@ -538,7 +540,7 @@ class Connection:
                 channel_max, frame_max, heartbeat = _S_HIH.unpack_from(buf, off)
                 off += 8
             except (struct.error, IndexError):
-                raise _truncated("connection.tune-ok", off) from None
+                raise _truncated("connection.tune-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.tune-ok", off, end)
             self = _new(cls)
@@ -606,7 +608,7 @@ class Connection:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("connection.open", off) from None
+                raise _truncated("connection.open", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.open", off, end)
             self = _new(cls)
@@ -652,7 +654,7 @@ class Connection:
                 reserved_1 = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("connection.open-ok", off) from None
+                raise _truncated("connection.open-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.open-ok", off, end)
             self = _new(cls)
@@ -711,7 +713,7 @@ class Connection:
                 class_id, method_id = _S_HH.unpack_from(buf, off)
                 off += 4
             except (struct.error, IndexError):
-                raise _truncated("connection.close", off) from None
+                raise _truncated("connection.close", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.close", off, end)
             self = _new(cls)
@@ -790,7 +792,7 @@ class Connection:
                 reason = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("connection.blocked", off) from None
+                raise _truncated("connection.blocked", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.blocked", off, end)
             self = _new(cls)
@@ -871,7 +873,7 @@ class Connection:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
                 if off + n > end:
-                    raise _truncated("connection.update-secret", off)
+                    raise _truncated("connection.update-secret", off, end)
                 new_secret = bytes(buf[off : off + n])
                 off += n
                 n = buf[off]
@@ -879,7 +881,7 @@ class Connection:
                 reason = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("connection.update-secret", off) from None
+                raise _truncated("connection.update-secret", off, end) from None
             if off != end:
                 raise _length_mismatch("connection.update-secret", off, end)
             self = _new(cls)
@@ -963,7 +965,7 @@ class Channel:
                 reserved_1 = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("channel.open", off) from None
+                raise _truncated("channel.open", off, end) from None
             if off != end:
                 raise _length_mismatch("channel.open", off, end)
             self = _new(cls)
@@ -1005,11 +1007,11 @@ class Channel:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
                 if off + n > end:
-                    raise _truncated("channel.open-ok", off)
+                    raise _truncated("channel.open-ok", off, end)
                 reserved_1 = bytes(buf[off : off + n])
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("channel.open-ok", off) from None
+                raise _truncated("channel.open-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("channel.open-ok", off, end)
             self = _new(cls)
@@ -1051,7 +1053,7 @@ class Channel:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("channel.flow", off) from None
+                raise _truncated("channel.flow", off, end) from None
             if off != end:
                 raise _length_mismatch("channel.flow", off, end)
             self = _new(cls)
@@ -1093,7 +1095,7 @@ class Channel:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("channel.flow-ok", off) from None
+                raise _truncated("channel.flow-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("channel.flow-ok", off, end)
             self = _new(cls)
@@ -1152,7 +1154,7 @@ class Channel:
                 class_id, method_id = _S_HH.unpack_from(buf, off)
                 off += 4
             except (struct.error, IndexError):
-                raise _truncated("channel.close", off) from None
+                raise _truncated("channel.close", off, end) from None
             if off != end:
                 raise _length_mismatch("channel.close", off, end)
             self = _new(cls)
@@ -1321,7 +1323,7 @@ class Exchange:
                 off += 1
                 arguments, off = _decode_table(buf, off, end)
             except (struct.error, IndexError):
-                raise _truncated("exchange.declare", off) from None
+                raise _truncated("exchange.declare", off, end) from None
             if off != end:
                 raise _length_mismatch("exchange.declare", off, end)
             self = _new(cls)
@@ -1424,7 +1426,7 @@ class Exchange:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("exchange.delete", off) from None
+                raise _truncated("exchange.delete", off, end) from None
             if off != end:
                 raise _length_mismatch("exchange.delete", off, end)
             self = _new(cls)
@@ -1554,7 +1556,7 @@ class Exchange:
                 off += 1
                 arguments, off = _decode_table(buf, off, end)
             except (struct.error, IndexError):
-                raise _truncated("exchange.bind", off) from None
+                raise _truncated("exchange.bind", off, end) from None
             if off != end:
                 raise _length_mismatch("exchange.bind", off, end)
             self = _new(cls)
@@ -1686,7 +1688,7 @@ class Exchange:
                 off += 1
                 arguments, off = _decode_table(buf, off, end)
             except (struct.error, IndexError):
-                raise _truncated("exchange.unbind", off) from None
+                raise _truncated("exchange.unbind", off, end) from None
             if off != end:
                 raise _length_mismatch("exchange.unbind", off, end)
             self = _new(cls)
@@ -1844,7 +1846,7 @@ class Queue:
                 off += 1
                 arguments, off = _decode_table(buf, off, end)
             except (struct.error, IndexError):
-                raise _truncated("queue.declare", off) from None
+                raise _truncated("queue.declare", off, end) from None
             if off != end:
                 raise _length_mismatch("queue.declare", off, end)
             self = _new(cls)
@@ -1908,7 +1910,7 @@ class Queue:
                 message_count, consumer_count = _S_II.unpack_from(buf, off)
                 off += 8
             except (struct.error, IndexError):
-                raise _truncated("queue.declare-ok", off) from None
+                raise _truncated("queue.declare-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("queue.declare-ok", off, end)
             self = _new(cls)
@@ -2005,7 +2007,7 @@ class Queue:
                 off += 1
                 arguments, off = _decode_table(buf, off, end)
             except (struct.error, IndexError):
-                raise _truncated("queue.bind", off) from None
+                raise _truncated("queue.bind", off, end) from None
             if off != end:
                 raise _length_mismatch("queue.bind", off, end)
             self = _new(cls)
@@ -2129,7 +2131,7 @@ class Queue:
                 off += n
                 arguments, off = _decode_table(buf, off, end)
             except (struct.error, IndexError):
-                raise _truncated("queue.unbind", off) from None
+                raise _truncated("queue.unbind", off, end) from None
             if off != end:
                 raise _length_mismatch("queue.unbind", off, end)
             self = _new(cls)
@@ -2216,7 +2218,7 @@ class Queue:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("queue.purge", off) from None
+                raise _truncated("queue.purge", off, end) from None
             if off != end:
                 raise _length_mismatch("queue.purge", off, end)
             self = _new(cls)
@@ -2259,7 +2261,7 @@ class Queue:
                 (message_count,) = _S_I.unpack_from(buf, off)
                 off += 4
             except (struct.error, IndexError):
-                raise _truncated("queue.purge-ok", off) from None
+                raise _truncated("queue.purge-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("queue.purge-ok", off, end)
             self = _new(cls)
@@ -2330,7 +2332,7 @@ class Queue:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("queue.delete", off) from None
+                raise _truncated("queue.delete", off, end) from None
             if off != end:
                 raise _length_mismatch("queue.delete", off, end)
             self = _new(cls)
@@ -2375,7 +2377,7 @@ class Queue:
                 (message_count,) = _S_I.unpack_from(buf, off)
                 off += 4
             except (struct.error, IndexError):
-                raise _truncated("queue.delete-ok", off) from None
+                raise _truncated("queue.delete-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("queue.delete-ok", off, end)
             self = _new(cls)
@@ -2431,7 +2433,7 @@ class Basic:
                 prefetch_size, prefetch_count, bits0 = _S_IHB.unpack_from(buf, off)
                 off += 7
             except (struct.error, IndexError):
-                raise _truncated("basic.qos", off) from None
+                raise _truncated("basic.qos", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.qos", off, end)
             self = _new(cls)
@@ -2584,7 +2586,7 @@ class Basic:
                 off += 1
                 arguments, off = _decode_table(buf, off, end)
             except (struct.error, IndexError):
-                raise _truncated("basic.consume", off) from None
+                raise _truncated("basic.consume", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.consume", off, end)
             self = _new(cls)
@@ -2635,7 +2637,7 @@ class Basic:
                 consumer_tag = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("basic.consume-ok", off) from None
+                raise _truncated("basic.consume-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.consume-ok", off, end)
             self = _new(cls)
@@ -2683,7 +2685,7 @@ class Basic:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("basic.cancel", off) from None
+                raise _truncated("basic.cancel", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.cancel", off, end)
             self = _new(cls)
@@ -2728,7 +2730,7 @@ class Basic:
                 consumer_tag = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("basic.cancel-ok", off) from None
+                raise _truncated("basic.cancel-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.cancel-ok", off, end)
             self = _new(cls)
@@ -2806,7 +2808,7 @@ class Basic:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("basic.publish", off) from None
+                raise _truncated("basic.publish", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.publish", off, end)
             self = _new(cls)
@@ -2880,7 +2882,7 @@ class Basic:
                 routing_key = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("basic.return", off) from None
+                raise _truncated("basic.return", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.return", off, end)
             self = _new(cls)
@@ -2968,7 +2970,7 @@ class Basic:
                 routing_key = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("basic.deliver", off) from None
+                raise _truncated("basic.deliver", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.deliver", off, end)
             self = _new(cls)
@@ -3023,7 +3025,7 @@ class Basic:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("basic.get", off) from None
+                raise _truncated("basic.get", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.get", off, end)
             self = _new(cls)
@@ -3100,7 +3102,7 @@ class Basic:
                 (message_count,) = _S_I.unpack_from(buf, off)
                 off += 4
             except (struct.error, IndexError):
-                raise _truncated("basic.get-ok", off) from None
+                raise _truncated("basic.get-ok", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.get-ok", off, end)
             self = _new(cls)
@@ -3148,7 +3150,7 @@ class Basic:
                 reserved_1 = str(buf[off : off + n], "utf-8", "surrogateescape")
                 off += n
             except (struct.error, IndexError):
-                raise _truncated("basic.get-empty", off) from None
+                raise _truncated("basic.get-empty", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.get-empty", off, end)
             self = _new(cls)
@@ -3191,7 +3193,7 @@ class Basic:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
             except (struct.error, IndexError):
-                raise _truncated("basic.ack", off) from None
+                raise _truncated("basic.ack", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.ack", off, end)
             self = _new(cls)
@@ -3235,7 +3237,7 @@ class Basic:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
             except (struct.error, IndexError):
-                raise _truncated("basic.reject", off) from None
+                raise _truncated("basic.reject", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.reject", off, end)
             self = _new(cls)
@@ -3278,7 +3280,7 @@ class Basic:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("basic.recover-async", off) from None
+                raise _truncated("basic.recover-async", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.recover-async", off, end)
             self = _new(cls)
@@ -3320,7 +3322,7 @@ class Basic:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("basic.recover", off) from None
+                raise _truncated("basic.recover", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.recover", off, end)
             self = _new(cls)
@@ -3403,7 +3405,7 @@ class Basic:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
             except (struct.error, IndexError):
-                raise _truncated("basic.nack", off) from None
+                raise _truncated("basic.nack", off, end) from None
             if off != end:
                 raise _length_mismatch("basic.nack", off, end)
             self = _new(cls)
@@ -3653,7 +3655,7 @@ class Confirm:
                 bits0 = buf[off]
                 off += 1
             except (struct.error, IndexError):
-                raise _truncated("confirm.select", off) from None
+                raise _truncated("confirm.select", off, end) from None
             if off != end:
                 raise _length_mismatch("confirm.select", off, end)
             self = _new(cls)
@@ -3798,7 +3800,7 @@ class BasicProperties(Properties):
             v_headers = self.headers
             if v_headers is not None:
                 flags0 |= 0x2000
-                parts.append(_encode_table(v_headers, "BasicProperties.headers"))
+                parts.append(_encode_table(v_headers, "basic.properties.headers"))
             v_delivery_mode = self.delivery_mode
             if v_delivery_mode is not None:
                 flags0 |= 0x1000
@@ -3830,7 +3832,8 @@ class BasicProperties(Properties):
             v_timestamp = self.timestamp
             if v_timestamp is not None:
                 flags0 |= 0x0040
-                parts.append(_S_Q.pack(_encode_timestamp(v_timestamp, "BasicProperties.timestamp")))
+                v_timestamp = _encode_timestamp(v_timestamp, "basic.properties.timestamp")
+                parts.append(_S_Q.pack(v_timestamp))
             v_type = self.type
             if v_type is not None:
                 flags0 |= 0x0020
@@ -3945,7 +3948,7 @@ class BasicProperties(Properties):
             else:
                 self.cluster_id = None
         except (struct.error, IndexError):
-            raise _truncated("basic properties", off) from None
+            raise _truncated("basic properties", off, end) from None
         if off != end:
             raise _length_mismatch("basic properties", off, end)
         return self

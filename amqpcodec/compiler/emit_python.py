@@ -359,7 +359,7 @@ def _method_decode(method: Method, cls: ProtocolClass, i2: str, i3: str) -> Iter
                     yield f'{i4}{f.py_name} = str(buf[off : off + n], "utf-8", "surrogateescape")'
                 else:
                     yield f"{i4}if off + n > end:"
-                    yield f"{i4}{_INDENT}raise _truncated({name}, off)"
+                    yield f"{i4}{_INDENT}raise _truncated({name}, off, end)"
                     yield f"{i4}{f.py_name} = bytes(buf[off : off + n])"
                 yield f"{i4}off += n"
             else:
@@ -370,7 +370,7 @@ def _method_decode(method: Method, cls: ProtocolClass, i2: str, i3: str) -> Iter
         if fixed_pending:
             yield from _unpack_lines(next(runs), i4)
         yield f"{i3}except (struct.error, IndexError):"
-        yield f"{i4}raise _truncated({name}, off) from None"
+        yield f"{i4}raise _truncated({name}, off, end) from None"
     yield f"{i3}if off != end:"
     yield f"{i4}raise _length_mismatch({name}, off, end)"
     yield f"{i3}self = _new(cls)"
@@ -447,14 +447,16 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
         yield f"{i3}{_local(f)} = self.{f.py_name}"
         yield f"{i3}if {_local(f)} is not None:"
         yield f"{i4}flags{word} |= {mask:#06x}"
-        yield from _encode_property(f, i4, f"{name}.{f.py_name}")
+        yield from _encode_property(f, i4, f"{cls.name}.properties.{f.py_name}")
     yield f"{i2}except (struct.error, AttributeError, TypeError, UnicodeEncodeError):"
     yield f"{i3}raise self._encode_error() from None"
-    for w in range(words - 1):
-        yield f"{i2}if flags{w + 1}:"
-        yield f"{i3}flags{w} |= 1"
-    flag_args = ", ".join(f"flags{w}" for w in range(words))
-    yield f'{i2}return _S_{"H" * words}.pack({flag_args}) + b"".join(parts)'
+    # Write a flag word only when it or a later one has a bit set, and set the
+    # continuation bit (0x0001) in every word before the last one written.
+    for last in range(words - 1, 0, -1):
+        flag_args = ", ".join([*(f"flags{w} | 1" for w in range(last)), f"flags{last}"])
+        yield f"{i2}if flags{last}:"
+        yield f'{i3}return _S_{"H" * (last + 1)}.pack({flag_args}) + b"".join(parts)'
+    yield f'{i2}return _S_H.pack(flags0) + b"".join(parts)'
     yield ""
     # decode
     yield f"{i1}@classmethod"
@@ -484,11 +486,11 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     for index, f in enumerate(fields):
         word, mask = _flag_position(index)
         yield f"{i3}if flags{word} & {mask:#06x}:"
-        yield from _decode_property(f, i4)
+        yield from _decode_property(f, i4, label)
         yield f"{i3}else:"
         yield f"{i4}self.{f.py_name} = None"
     yield f"{i2}except (struct.error, IndexError):"
-    yield f"{i3}raise _truncated({label}, off) from None"
+    yield f"{i3}raise _truncated({label}, off, end) from None"
     yield f"{i2}if off != end:"
     yield f"{i3}raise _length_mismatch({label}, off, end)"
     yield f"{i2}return self"
@@ -504,13 +506,14 @@ def _encode_property(f: Field, indent: str, label: str) -> Iterator[str]:
     elif f.type == "table":
         yield f"{indent}parts.append(_encode_table({value}, {_q(label)}))"
     elif f.type == "timestamp":
-        yield f"{indent}parts.append(_S_Q.pack(_encode_timestamp({value}, {_q(label)})))"
+        yield f"{indent}{value} = _encode_timestamp({value}, {_q(label)})"
+        yield f"{indent}parts.append(_S_Q.pack({value}))"
     else:
         code = {"octet": "B", "short": "H", "long": "I", "longlong": "Q"}[f.type]
         yield f"{indent}parts.append(_S_{code}.pack({value}))"
 
 
-def _decode_property(f: Field, indent: str) -> Iterator[str]:
+def _decode_property(f: Field, indent: str, label: str) -> Iterator[str]:
     target = f"self.{f.py_name}"
     if f.type == "shortstr":
         yield f"{indent}n = buf[off]"
@@ -519,7 +522,7 @@ def _decode_property(f: Field, indent: str) -> Iterator[str]:
     elif f.type == "longstr":
         yield f"{indent}(n,) = _S_I.unpack_from(buf, off)"
         yield f"{indent}if off + 4 + n > end:"
-        yield f"{indent}{_INDENT}raise _truncated({_q(f.py_name)}, off)"
+        yield f"{indent}{_INDENT}raise _truncated({label}, off, end)"
         yield f"{indent}{target} = bytes(buf[off + 4 : off + 4 + n])"
         yield f"{indent}off += 4 + n"
     elif f.type == "table":
@@ -601,26 +604,31 @@ def _helpers() -> Iterator[str]:
     yield "_new = object.__new__"
     yield ""
     yield ""
-    yield "def _truncated(what: str, off: int) -> DecodeError:"
-    yield f'{_INDENT}return DecodeError(f"{{what}}: arguments are truncated", FRAME_ERROR, off)'
+    # The reply code is a literal: a spec file need not define a frame-error constant.
+    # A shortstr's length can carry ``off`` past ``end`` before a read fails; the error
+    # points at the end of the arguments then, never beyond them.
+    yield "def _truncated(what: str, off: int, end: int) -> DecodeError:"
+    yield f"{_INDENT}if off > end:"
+    yield f"{_INDENT * 2}off = end"
+    yield f'{_INDENT}return DecodeError(f"{{what}}: arguments are truncated", 501, off)'
     yield ""
     yield ""
     yield "def _length_mismatch(what: str, off: int, end: int) -> DecodeError:"
     yield f"{_INDENT}if off > end:"
-    yield f"{_INDENT * 2}return _truncated(what, end)"
+    yield f"{_INDENT * 2}return _truncated(what, end, end)"
     yield f'{_INDENT}message = f"{{what}}: {{end - off}} bytes left over after the arguments"'
-    yield f"{_INDENT}return DecodeError(message, FRAME_ERROR, off)"
+    yield f"{_INDENT}return DecodeError(message, 501, off)"
     yield ""
     yield ""
     yield "def _unknown_properties(what: str, off: int) -> DecodeError:"
-    yield f'{_INDENT}return DecodeError(f"{{what}}: unknown property flags set", FRAME_ERROR, off)'
+    yield f'{_INDENT}return DecodeError(f"{{what}}: unknown property flags set", 501, off)'
     yield ""
     yield ""
     yield "def _skip_flag_words(what: str, buf: Any, off: int, end: int) -> int:"
     yield f'{_INDENT}"""Read further flag words; they name no property, so must be empty."""'
     yield f"{_INDENT}while True:"
     yield f"{_INDENT * 2}if off + 2 > end:"
-    yield f"{_INDENT * 3}raise _truncated(what, off)"
+    yield f"{_INDENT * 3}raise _truncated(what, off, end)"
     yield f"{_INDENT * 2}(flags,) = _S_H.unpack_from(buf, off)"
     yield f"{_INDENT * 2}off += 2"
     yield f"{_INDENT * 2}if flags & 0xFFFE:"
@@ -636,7 +644,11 @@ def emit_spec_module(spec: Spec) -> Iterator[str]:
     yield ""
     yield from _constants(spec)
     yield ""
-    flag_formats = {">" + "H" * max(1, (len(c.properties) + 14) // 15) for c in spec.classes}
+    flag_formats = {
+        ">" + "H" * (words + 1)
+        for c in spec.classes
+        for words in range(max(1, (len(c.properties) + 14) // 15))
+    }
     formats = sorted(_formats(spec) | flag_formats, key=lambda f: (len(f), f))
     for fmt in formats:
         yield f"{struct_name(fmt)} = struct.Struct({_q(fmt)})"

@@ -56,6 +56,30 @@ NATIVE_TYPES: dict[str, str | None] = {
 _RESERVED_ATTRIBUTES = frozenset(
     {"encode", "decode", "fields", "encode_arguments", "decode_arguments", "content"}
 )
+# Names the generated methods use for parameters and locals (``decode`` keeps each field
+# in a local of the field's name) or take from builtins and the module: a field of that
+# name would shadow them. ``bits0``, ``bits1``, ... are matched by _BITS_LOCAL.
+_GENERATED_LOCALS = frozenset({"self", "cls", "buf", "off", "end", "n", "str", "bytes", "struct"})
+_BITS_LOCAL = re.compile(r"bits[0-9]+\Z")
+# Module-level names of the generated module that a class or constant must not replace.
+_MODULE_NAMES = frozenset(
+    {
+        "Any",
+        "ClassVar",
+        "DecodeError",
+        "Final",
+        "Mapping",
+        "Method",
+        "Properties",
+        "ReplyCode",
+        "METHODS",
+        "METHODS_BY_INDEX",
+        "METHODS_BY_NAME",
+        "PORT",
+        "PROPERTIES",
+        "PROTOCOL_VERSION",
+    }
+)
 _MAX_ID = 0xFFFF
 
 
@@ -277,7 +301,12 @@ def _fields(
         if domain is None or domain not in domains:
             raise SpecError(f"{_where(el, parents)}: unknown domain or type {domain!r}")
         py = python_name(name)
-        if py in seen or py in _RESERVED_ATTRIBUTES:
+        if (
+            py in seen
+            or py in _RESERVED_ATTRIBUTES
+            or py in _GENERATED_LOCALS
+            or _BITS_LOCAL.match(py)
+        ):
             raise SpecError(f"{_where(el, parents)}: duplicate or reserved field name")
         seen.add(py)
         fields.append(
@@ -316,6 +345,14 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
         return not (strict and el.get("extension") is not None)
 
     top = ("amqp",)
+    module_names: set[str] = set(_MODULE_NAMES)
+
+    def claim(py_name: str, el: ET.Element, parents: tuple[str, ...]) -> None:
+        """Reserve a module-level name of the generated code; a second claim is an error."""
+        if py_name in module_names:
+            raise SpecError(f"{_where(el, parents)}: {py_name} is already defined")
+        module_names.add(py_name)
+
     constants: list[Constant] = []
     seen_constants: set[str] = set()
     for el in root.findall("constant"):
@@ -325,6 +362,7 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
         if name in seen_constants:
             raise SpecError(f"{_where(el, top)}: duplicate constant")
         seen_constants.add(name)
+        claim(python_name(name).upper(), el, top)
         error_class = el.get("class")
         if error_class not in (None, "soft-error", "hard-error"):
             raise SpecError(f"{_where(el, top)}: class={error_class!r} is not an error class")
@@ -359,7 +397,10 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
         if cindex in class_ids or any(c.name == cname for c in classes):
             raise SpecError(f"{_where(cel, top)}: duplicate class name or index")
         class_ids.add(cindex)
+        claim(camel_name(cname), cel, top)
         properties = _fields(cel, domains, cparents, strict)
+        if properties:
+            claim(camel_name(cname) + "Properties", cel, top)
         raw_methods: list[tuple[ET.Element, str, int, tuple[str, ...]]] = []
         for mel in cel.findall("method"):
             if not keep(mel):
@@ -369,7 +410,8 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
             responses = tuple(_name(r, cparents) for r in mel.findall("response"))
             raw_methods.append((mel, mname, mindex, responses))
         names = {m[1] for m in raw_methods}
-        if len(names) != len(raw_methods) or len({m[2] for m in raw_methods}) != len(names):
+        py_names = {camel_name(m[1]) for m in raw_methods}
+        if len(py_names) != len(raw_methods) or len({m[2] for m in raw_methods}) != len(names):
             raise SpecError(f"{_where(cel, top)}: duplicate method name or index")
         methods: list[Method] = []
         for mel, mname, mindex, responses in raw_methods:
