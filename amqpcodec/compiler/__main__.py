@@ -14,8 +14,13 @@ DEFAULT_SPEC = PACKAGE.parent / "spec" / "amqp0-9-1.xml"
 
 def outputs(spec_path: Path) -> dict[Path, str]:
     """Every generated file and the text it should have."""
+    from .emit_construct import generate_construct
+
     spec = parse_spec(spec_path)
-    return {PACKAGE / "spec.py": generate_python(spec)}
+    return {
+        PACKAGE / "spec.py": generate_python(spec),
+        PACKAGE / "grammar.py": generate_construct(spec),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
