@@ -5,8 +5,9 @@ The whole public API is imported here; everything else is private.
 
 from __future__ import annotations
 
-from . import spec
+from . import events, spec
 from ._base import Method, Properties
+from ._connection import Connection, Credentials
 from ._content import ContentAssembler, Message
 from ._errors import AMQPError, DecodeError, EncodeError, LocalProtocolError, RemoteProtocolError
 from ._frames import (
@@ -23,6 +24,7 @@ from ._frames import (
     encode_message,
     encode_message_parts,
 )
+from ._state import ChannelState, ConnectionState, Role
 from ._wire import RABBITMQ, STRICT, Dialect, FieldArray, FieldTable
 from .spec import BasicProperties, ReplyCode
 
@@ -35,7 +37,11 @@ __all__ = [
     "AMQPError",
     "BasicProperties",
     "BodyFrame",
+    "ChannelState",
+    "Connection",
+    "ConnectionState",
     "ContentAssembler",
+    "Credentials",
     "DecodeError",
     "Dialect",
     "EncodeError",
@@ -53,10 +59,12 @@ __all__ = [
     "ProtocolHeader",
     "RemoteProtocolError",
     "ReplyCode",
+    "Role",
     "__version__",
     "decode_frame",
     "encode_frame",
     "encode_message",
     "encode_message_parts",
+    "events",
     "spec",
 ]

@@ -1,0 +1,1193 @@
+"""The sans-IO Connection: a client and a server in memory, every transition and error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from connection_pair import (
+    Pair,
+    client_handshake_bytes,
+    content_bytes,
+    decode_all,
+    method_bytes,
+    opened_pair,
+    server_opened,
+)
+
+import amqpcodec
+from amqpcodec import (
+    BodyFrame,
+    ChannelState,
+    Connection,
+    ConnectionState,
+    Credentials,
+    EncodeError,
+    HeaderFrame,
+    HeartbeatFrame,
+    LocalProtocolError,
+    MethodFrame,
+    ProtocolHeader,
+    RemoteProtocolError,
+    Role,
+    spec,
+)
+from amqpcodec.events import (
+    ChannelClosed,
+    ChannelOpened,
+    Confirmed,
+    ConnectionBlocked,
+    ConnectionClosed,
+    ConnectionOpened,
+    ConnectionUnblocked,
+    FlowChanged,
+    HeartbeatTimeout,
+    MessageReceived,
+    MethodReceived,
+    ProtocolHeaderReceived,
+)
+
+C, Ch, Q, B = spec.Connection, spec.Channel, spec.Queue, spec.Basic
+CLIENT, SERVER = Role.CLIENT, Role.SERVER
+
+
+def sent_methods(data: bytes) -> list[Any]:
+    return [f.method for f in decode_all(data) if isinstance(f, MethodFrame)]
+
+
+def expect_remote(conn: Connection, data: bytes, code: int) -> RemoteProtocolError:
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.receive_data(data)
+    assert info.value.reply_code == code, info.value
+    assert conn.state is ConnectionState.ERROR
+    return info.value
+
+
+def expect_close(conn: Connection, code: int, class_id: int = 0, method_id: int = 0) -> None:
+    """The connection queued exactly one Connection.Close with this reply code."""
+    methods = sent_methods(conn.data_to_send())
+    assert len(methods) == 1 and isinstance(methods[0], C.Close), methods
+    close = methods[0]
+    assert (close.reply_code, close.class_id, close.method_id) == (code, class_id, method_id)
+    assert close.reply_text.startswith(spec.ReplyCode(code).name + " - ")
+
+
+# ---------------------------------------------------------------------------------------
+# Handshake
+
+
+def test_handshake_and_the_methods_on_the_wire() -> None:
+    pair = Pair()
+    assert pair.client.state is ConnectionState.AWAIT_START
+    assert pair.server.state is ConnectionState.AWAIT_HEADER
+    client_events, server_events = pair.pump()
+    opened = ConnectionOpened(frame_max=131072, channel_max=2047, heartbeat=60, virtual_host="/")
+    assert client_events == [opened]
+    assert server_events == [ProtocolHeaderReceived(0, 9, 1), opened]
+    assert pair.client.state is pair.server.state is ConnectionState.OPEN
+    assert [type(f) for f in pair.sent[CLIENT]] == [ProtocolHeader] + [MethodFrame] * 3
+    assert [type(f.method) for f in pair.sent[CLIENT][1:]] == [C.StartOk, C.TuneOk, C.Open]
+    assert [type(f.method) for f in pair.sent[SERVER]] == [C.Start, C.Tune, C.OpenOk]
+    start = pair.sent[SERVER][0].method
+    assert (start.version_major, start.version_minor) == (0, 9)
+    assert start.mechanisms == b"PLAIN AMQPLAIN" and start.locales == b"en_US"
+    start_ok = pair.sent[CLIENT][1].method
+    assert start_ok.mechanism == "PLAIN" and start_ok.response == b"\0guest\0guest"
+    capabilities = start_ok.client_properties["capabilities"]
+    for name in (
+        "publisher_confirms",
+        "consumer_cancel_notify",
+        "basic.nack",
+        "connection.blocked",
+        "authentication_failure_close",
+    ):
+        assert capabilities[name] is True
+    assert pair.client.peer_properties["product"] == "amqpcodec"
+    assert pair.server.peer_properties["capabilities"]["basic.nack"] is True
+    assert pair.server.credentials == Credentials(
+        "PLAIN", b"\0guest\0guest", "guest", "guest", start_ok.client_properties
+    )
+
+
+def test_client_properties_merge_into_the_defaults() -> None:
+    pair = Pair(
+        {"client_properties": {"connection_name": "x", "capabilities": {"basic.nack": False}}}
+    )
+    pair.handshake()
+    properties = pair.server.peer_properties
+    assert properties["connection_name"] == "x"
+    assert properties["capabilities"]["basic.nack"] is False
+    assert properties["capabilities"]["publisher_confirms"] is True
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "expected"),
+    [
+        ((2047, 131072, 60), (2047, 131072, 60), (2047, 131072, 60)),
+        ((0, 0, 0), (2047, 131072, 60), (2047, 131072, 60)),  # 0: take the other value
+        ((100, 8192, 10), (2047, 131072, 60), (100, 8192, 10)),  # else the smaller
+        ((4000, 200000, 600), (2047, 131072, 60), (2047, 131072, 60)),
+        ((10, 4096, 5), (0, 0, 0), (10, 4096, 5)),
+        ((0, 0, 0), (0, 0, 0), (0, 0, 0)),  # heartbeats off only when both say 0
+        ((0, 0, 30), (0, 0, 0), (0, 0, 30)),
+    ],
+)
+def test_tuning_as_rabbitmq_clients_do(
+    ours: tuple[int, int, int], theirs: tuple[int, int, int], expected: tuple[int, int, int]
+) -> None:
+    names = ("channel_max", "frame_max", "heartbeat")
+    pair = Pair(dict(zip(names, ours, strict=True)), **dict(zip(names, theirs, strict=True)))
+    opened = pair.handshake()
+    assert (opened.channel_max, opened.frame_max, opened.heartbeat) == expected
+    for conn in (pair.client, pair.server):
+        assert (conn.channel_max, conn.frame_max, conn.heartbeat) == expected
+
+
+def test_frames_before_tuning_are_limited_to_the_minimum_frame_size() -> None:
+    client = Connection(CLIENT, min_frame_size=8192)
+    assert client.frame_max == 8192
+    big_start = C.Start(0, 9, {"x": "y" * 9000}, b"PLAIN", b"en_US")
+    client.data_to_send()
+    expect_remote(client, method_bytes(0, big_start), 501)
+    assert client.data_to_send() == b""  # no Close before the connection is open
+
+
+def test_client_properties_that_do_not_fit_before_tuning() -> None:
+    with pytest.raises(EncodeError):
+        Connection(CLIENT, client_properties={"x": "y" * 5000})
+    Connection(CLIENT, client_properties={"x": "y" * 5000}, min_frame_size=8192)
+
+
+def test_server_proposing_a_frame_max_below_the_minimum() -> None:
+    pair = Pair({"min_frame_size": 8192}, frame_max=4096)
+    pair.transfer(CLIENT)
+    pair.transfer(SERVER)  # start
+    pair.transfer(CLIENT)  # start-ok
+    with pytest.raises(RemoteProtocolError) as info:
+        pair.transfer(SERVER)  # tune
+    assert info.value.reply_code == 530
+    assert pair.client.data_to_send() == b""
+
+
+@pytest.mark.parametrize(
+    ("tune_ok", "reason"),
+    [
+        (C.TuneOk(2047, 131073, 60), "frame_max = 131073 is higher"),
+        (C.TuneOk(2047, 0, 60), "frame_max = 0 is higher"),
+        (C.TuneOk(2048, 131072, 60), "channel_max = 2048 is higher"),
+        (C.TuneOk(0, 131072, 60), "channel_max = 0 is higher"),
+        (C.TuneOk(2047, 1024, 60), "frame_max = 1024 is lower"),
+    ],
+)
+def test_tune_ok_outside_the_proposal_is_refused_without_a_close(tune_ok: Any, reason: str) -> None:
+    server = Connection(SERVER)
+    header, start_ok, _, _ = client_handshake_bytes()
+    server.receive_data(header + start_ok)
+    assert server.state is ConnectionState.AWAIT_TUNE_OK
+    server.data_to_send()
+    error = expect_remote(server, method_bytes(0, tune_ok), 530)
+    assert reason in str(error)
+    assert (error.class_id, error.method_id) == (10, 31)
+    assert server.data_to_send() == b""  # [PDF §2.2.4] no Close before Open
+
+
+def test_any_heartbeat_value_in_tune_ok_is_taken() -> None:
+    server = Connection(SERVER, heartbeat=60)
+    for data in client_handshake_bytes(C.TuneOk(2047, 131072, 600)):
+        events = server.receive_data(data)
+    assert events == [ConnectionOpened(131072, 2047, 600, "/")]
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "AMQPLAIN", "EXTERNAL"])
+def test_mechanisms(mechanism: str) -> None:
+    seen: list[Credentials] = []
+
+    def authenticate(credentials: Credentials) -> bool:
+        seen.append(credentials)
+        return True
+
+    pair = Pair(
+        {"mechanism": mechanism, "username": "ü", "password": "p w"},
+        mechanisms=("PLAIN", "AMQPLAIN", "EXTERNAL"),
+        authenticate=authenticate,
+    )
+    pair.handshake()
+    (credentials,) = seen
+    assert credentials.mechanism == mechanism
+    if mechanism == "EXTERNAL":
+        assert (credentials.username, credentials.password) == ("", None)
+    else:
+        assert (credentials.username, credentials.password) == ("ü", "p w")
+
+
+def test_a_mechanism_the_server_does_not_offer() -> None:
+    pair = Pair({"mechanism": "EXTERNAL"})
+    pair.transfer(CLIENT)
+    with pytest.raises(RemoteProtocolError) as info:
+        pair.transfer(SERVER)
+    assert info.value.reply_code == 403
+    assert "PLAIN AMQPLAIN, not EXTERNAL" in str(info.value)
+    assert pair.client.data_to_send() == b""
+
+
+def test_the_server_refuses_an_unknown_mechanism() -> None:
+    server = Connection(SERVER)
+    server.receive_data(ProtocolHeader().encode())
+    expect_remote(server, method_bytes(0, C.StartOk({}, "CRAM-MD5", b"x", "en_US")), 503)
+
+
+@pytest.mark.parametrize("response", [b"guest", b"\0a\0b\0c"])
+def test_a_malformed_plain_response(response: bytes) -> None:
+    server = Connection(SERVER)
+    server.receive_data(ProtocolHeader().encode())
+    expect_remote(server, method_bytes(0, C.StartOk({}, "PLAIN", response, "en_US")), 403)
+
+
+def test_a_malformed_amqplain_response() -> None:
+    server = Connection(SERVER)
+    server.receive_data(ProtocolHeader().encode())
+    expect_remote(server, method_bytes(0, C.StartOk({}, "AMQPLAIN", b"\x05LOGIN", "")), 403)
+
+
+def test_login_failure_with_authentication_failure_close() -> None:
+    pair = Pair({"password": "wrong"}, authenticate=lambda c: c.password == "guest")
+    pair.transfer(CLIENT)
+    pair.transfer(SERVER)
+    with pytest.raises(RemoteProtocolError) as info:
+        pair.transfer(CLIENT)  # start-ok
+    assert info.value.reply_code == 403
+    assert pair.server.state is ConnectionState.ERROR
+    # RabbitMQ's behaviour for clients that set the capability: a Close 403.
+    events = pair.transfer(SERVER)
+    assert events == [
+        ConnectionClosed(
+            403,
+            "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN",
+            0,
+            0,
+            SERVER,
+        )
+    ]
+    assert pair.client.state is ConnectionState.CLOSED
+    assert sent_methods(pair.client.data_to_send()) == [C.CloseOk()]
+
+
+def test_login_failure_without_authentication_failure_close() -> None:
+    client_properties = {"capabilities": {"authentication_failure_close": False}}
+    pair = Pair(
+        {"password": "wrong", "client_properties": client_properties},
+        authenticate=lambda c: False,
+    )
+    pair.transfer(CLIENT)
+    pair.transfer(SERVER)
+    with pytest.raises(RemoteProtocolError):
+        pair.transfer(CLIENT)
+    assert pair.server.data_to_send() == b""  # the spec's way: just close the socket
+    (closed,) = pair.client.receive_data(b"")
+    assert closed.reply_code == 403 and closed.lost
+    assert "probably a login failure" in closed.reply_text
+
+
+def test_secure_rounds_answered_by_a_setting() -> None:
+    def authenticate(credentials: Credentials) -> bool | bytes:
+        if credentials.rounds < 2:
+            return b"challenge %d" % credentials.rounds
+        return credentials.response == b"answer to challenge 1"
+
+    pair = Pair({"secure_response": lambda c: b"answer to " + c}, authenticate=authenticate)
+    pair.handshake()
+    secures = [f.method for f in pair.sent[SERVER] if isinstance(f.method, C.Secure)]
+    assert [s.challenge for s in secures] == [b"challenge 0", b"challenge 1"]
+
+
+def test_secure_answered_by_hand() -> None:
+    pair = Pair(authenticate=lambda c: b"?" if c.rounds == 0 else c.response == b"!")
+    client_events, _ = pair.pump()
+    assert client_events == [MethodReceived(0, C.Secure(b"?"))]
+    assert pair.client.state is ConnectionState.AWAIT_SECURE_OK
+    with pytest.raises(LocalProtocolError):
+        pair.client.send_method(0, C.TuneOk())
+    pair.client.send_method(0, C.SecureOk(b"!"))
+    client_events, _ = pair.pump()
+    assert isinstance(client_events[-1], ConnectionOpened)
+
+
+def test_virtual_host_refused_with_a_close() -> None:
+    pair = Pair(
+        {"virtual_host": "secret"},
+        check_virtual_host=lambda vhost, credentials: vhost != "secret",
+    )
+    for _ in range(2):
+        pair.transfer(CLIENT)
+        pair.transfer(SERVER)
+    with pytest.raises(RemoteProtocolError) as info:
+        pair.transfer(CLIENT)  # tune-ok, open
+    assert info.value.reply_code == 530
+    # The client has sent Open, so it counts the connection as open: a Close handshake.
+    events = pair.transfer(SERVER)
+    assert len(events) == 1 and isinstance(events[0], ConnectionClosed)
+    assert (events[0].reply_code, events[0].class_id, events[0].method_id) == (530, 10, 40)
+    assert "access to vhost 'secret' refused for user 'guest'" in events[0].reply_text
+    assert events[0].closed_by is SERVER
+
+
+def test_virtual_host_accepted() -> None:
+    pair = Pair({"virtual_host": "v"}, check_virtual_host=lambda vhost, c: vhost == "v")
+    assert pair.handshake().virtual_host == "v"
+
+
+def test_locale_falls_back_to_the_first_the_server_offers() -> None:
+    pair = Pair({"locale": "de_DE"}, locales=("en_GB", "en_US"))
+    pair.handshake()
+    assert pair.sent[CLIENT][1].method.locale == "en_GB"
+
+
+def test_server_speaking_another_version_in_start() -> None:
+    client = Connection(CLIENT)
+    expect_remote(client, method_bytes(0, C.Start(0, 8, {}, b"PLAIN", b"en_US")), 540)
+
+
+# Protocol headers [PDF §4.2.2]
+
+
+@pytest.mark.parametrize(
+    "header", [b"AMQP\x00\x00\x09\x01", b"AMQP\x01\x01\x00\x09"], ids=["0-9-1", "0-9"]
+)
+def test_server_takes_the_0_9_1_and_0_9_headers(header: bytes) -> None:
+    server = Connection(SERVER)
+    events = []
+    for byte in header:  # any split
+        events += server.receive_data(bytes([byte]))
+    assert events == [ProtocolHeaderReceived(header[5], header[6], header[7], header[4])]
+    assert sent_methods(server.data_to_send())[0].NAME == "connection.start"
+
+
+@pytest.mark.parametrize(
+    ("data", "event"),
+    [
+        (b"AMQP\x00\x00\x09\x00", ProtocolHeaderReceived(0, 9, 0)),
+        (b"AMQP\x00\x00\x08\x00", ProtocolHeaderReceived(0, 8, 0)),
+        (b"AMQP\x03\x01\x00\x00", ProtocolHeaderReceived(1, 0, 0, 3)),
+        (b"GET / HTTP/1.1\r\n", None),
+        (b"HTTP", None),
+        (b"\x01\x00\x00\x00\x00\x00\x00\xce", None),
+    ],
+)
+def test_server_answers_another_header_with_its_own(
+    data: bytes, event: ProtocolHeaderReceived | None
+) -> None:
+    server = Connection(SERVER)
+    events = server.receive_data(data)
+    assert events[:-1] == ([event] if event else [])
+    assert isinstance(events[-1], ConnectionClosed) and events[-1].lost
+    assert server.state is ConnectionState.CLOSED
+    assert server.data_to_send() == b"AMQP\x00\x00\x09\x01"
+    assert server.receive_data(b"more") == []
+
+
+def test_server_waits_for_all_8_header_bytes() -> None:
+    server = Connection(SERVER)
+    assert server.receive_data(b"AMQP") == []
+    assert server.data_to_send() == b""
+    assert server.receive_data(b"") == [
+        ConnectionClosed(0, "connection lost in state AWAIT_HEADER")
+    ]
+
+
+def test_header_and_start_ok_in_one_read() -> None:
+    server = Connection(SERVER)
+    header, start_ok, tune_ok, open_ = client_handshake_bytes()
+    events = server.receive_data(header + start_ok + tune_ok + open_)
+    assert events == [ProtocolHeaderReceived(0, 9, 1), ConnectionOpened(131072, 2047, 60, "/")]
+
+
+def test_client_refused_by_the_server_header() -> None:
+    client = Connection(CLIENT)
+    client.data_to_send()
+    events = client.receive_data(b"AMQP\x00\x00\x09\x01")
+    assert events == [
+        ProtocolHeaderReceived(0, 9, 1),
+        ConnectionClosed(0, "the server refused AMQP 0-9-1; it offers 0 0-9-1"),
+    ]
+    assert client.state is ConnectionState.CLOSED
+
+
+def test_a_second_protocol_header_is_a_frame_error() -> None:
+    server = Connection(SERVER)
+    expect_remote(server, ProtocolHeader().encode() * 2, 501)
+
+
+def test_protocol_header_after_start() -> None:
+    client = Connection(CLIENT)
+    client.receive_data(method_bytes(0, C.Start(0, 9, {}, b"PLAIN", b"en_US")))
+    expect_remote(client, b"AMQP\x00\x00\x09\x01", 501)
+
+
+# Errors before the connection is open: no Close [PDF §2.2.4]
+
+
+def test_channel_frames_before_open_are_unexpected() -> None:
+    server = Connection(SERVER)
+    server.receive_data(ProtocolHeader().encode())
+    server.data_to_send()
+    expect_remote(server, method_bytes(1, Ch.Open()), 505)
+    assert server.data_to_send() == b""
+
+
+def test_content_frames_before_open_are_unexpected() -> None:
+    client = Connection(CLIENT)
+    expect_remote(client, BodyFrame(1, b"x").encode(), 505)
+
+
+def test_unexpected_method_during_the_handshake() -> None:
+    client = Connection(CLIENT)
+    client.data_to_send()
+    error = expect_remote(client, method_bytes(0, C.Tune()), 504)
+    assert "unexpected connection.tune in connection state AWAIT_START" in str(error)
+    assert client.data_to_send() == b""
+
+
+def test_a_method_the_role_never_receives() -> None:
+    client = Connection(CLIENT)
+    expect_remote(client, method_bytes(0, C.StartOk()), 503)
+
+
+def test_close_during_the_handshake_is_understood() -> None:
+    client = Connection(CLIENT)
+    client.receive_data(method_bytes(0, C.Start(0, 9, {}, b"PLAIN", b"en_US")))
+    client.data_to_send()
+    events = client.receive_data(method_bytes(0, C.Close(530, "NOT_ALLOWED - no", 10, 31)))
+    assert events == [ConnectionClosed(530, "NOT_ALLOWED - no", 10, 31, SERVER)]
+    assert sent_methods(client.data_to_send()) == [C.CloseOk()]
+
+
+def test_close_before_open_is_local_misuse() -> None:
+    client = Connection(CLIENT)
+    with pytest.raises(LocalProtocolError):
+        client.close()
+    with pytest.raises(LocalProtocolError):
+        client.open_channel()
+    with pytest.raises(LocalProtocolError):
+        client.send_method(1, Q.Declare())
+    assert client.data_to_send() == b"AMQP\x00\x00\x09\x01"
+
+
+def test_server_may_close_after_tune_ok() -> None:
+    server = Connection(SERVER)
+    header, start_ok, tune_ok, _ = client_handshake_bytes()
+    server.receive_data(header + start_ok + tune_ok)
+    assert server.state is ConnectionState.AWAIT_OPEN
+    server.close(530, "go away")
+    assert server.state is ConnectionState.CLOSE_SENT_BY_SERVER
+
+
+# Settings
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(TypeError, match="unknown client settings: authenticate"):
+        Connection(CLIENT, authenticate=lambda c: True)
+    with pytest.raises(TypeError, match="unknown server settings: username"):
+        Connection(SERVER, username="x")
+    with pytest.raises(TypeError):
+        Connection("client")  # type: ignore[arg-type]
+    for bad in (
+        {"frame_max": 100},
+        {"frame_max": -1},
+        {"channel_max": 70000},
+        {"heartbeat": "60"},
+        {"min_frame_size": 1024},
+        {"mechanism": "CRAM-MD5"},
+    ):
+        with pytest.raises(LocalProtocolError):
+            Connection(CLIENT, **bad)
+    server = Connection(SERVER, mechanisms="PLAIN EXTERNAL", locales="en_US de_DE")
+    server.receive_data(ProtocolHeader().encode())
+    start = sent_methods(server.data_to_send())[0]
+    assert (start.mechanisms, start.locales) == (b"PLAIN EXTERNAL", b"en_US de_DE")
+
+
+def test_public_names() -> None:
+    assert amqpcodec.Connection is Connection
+    assert amqpcodec.events.ConnectionOpened is ConnectionOpened
+    assert repr(Connection(CLIENT)).startswith("<Connection client await-start")
+    assert Role.CLIENT.peer is Role.SERVER and Role.SERVER.peer is Role.CLIENT
+    assert ConnectionClosed(200, "").lost and not ConnectionClosed(200, "", 0, 0, CLIENT).lost
+
+
+# ---------------------------------------------------------------------------------------
+# Channels
+
+
+def test_channel_numbers_are_allocated_lowest_first_and_reused() -> None:
+    pair = opened_pair()
+    assert [pair.open_channel() for _ in range(3)] == [1, 2, 3]
+    pair.client.close_channel(2)
+    client_events, server_events = pair.pump()
+    closed = ChannelClosed(2, 200, "", 0, 0, CLIENT)
+    assert client_events == server_events == [closed]
+    assert pair.client.channels == pair.server.channels == (1, 3)
+    assert pair.open_channel() == 2
+    assert pair.open_channel(10) == 10
+    assert pair.open_channel() == 4
+
+
+def test_channel_max_limits_the_numbers() -> None:
+    pair = opened_pair({"channel_max": 2})
+    pair.open_channel()
+    pair.open_channel()
+    with pytest.raises(LocalProtocolError) as info:
+        pair.client.open_channel()
+    assert info.value.reply_code == 530
+    with pytest.raises(LocalProtocolError):
+        pair.client.open_channel(3)
+    assert pair.client.data_to_send() == b""
+
+
+def test_server_refuses_a_channel_above_channel_max() -> None:
+    server = server_opened(channel_max=5)
+    error = expect_remote(server, method_bytes(6, Ch.Open()), 530)
+    assert (error.class_id, error.method_id) == (20, 10)
+    expect_close(server, 530, 20, 10)
+
+
+def test_channel_states_through_open_and_close() -> None:
+    pair = opened_pair()
+    pair.client.open_channel()
+    assert pair.client.channel_state(1) is ChannelState.OPENING
+    assert pair.server.channel_state(1) is ChannelState.CLOSED
+    pair.pump()
+    assert pair.client.channel_state(1) is pair.server.channel_state(1) is ChannelState.OPEN
+    pair.client.close_channel(1, 200, "bye")
+    assert pair.client.channel_state(1) is ChannelState.CLOSE_SENT_BY_CLIENT
+    pair.pump()
+    assert pair.client.channel_state(1) is pair.server.channel_state(1) is ChannelState.CLOSED
+
+
+def test_closing_a_channel_that_is_still_opening() -> None:
+    pair = opened_pair()
+    pair.client.open_channel()
+    pair.client.close_channel(1)
+    client_events, server_events = pair.pump()
+    assert server_events == [ChannelOpened(1), ChannelClosed(1, 200, "", 0, 0, CLIENT)]
+    assert client_events == [ChannelClosed(1, 200, "", 0, 0, CLIENT)]  # open-ok discarded
+
+
+def test_peer_closes_a_channel_with_an_error() -> None:
+    pair = opened_pair()
+    channel = pair.open_channel()
+    pair.client.send_method(channel, Q.Declare(queue="missing", passive=True))
+    pair.pump()
+    pair.server.close_channel(channel, 404, "NOT_FOUND - no queue 'missing'", 50, 10)
+    client_events, server_events = pair.pump()
+    closed = ChannelClosed(channel, 404, "NOT_FOUND - no queue 'missing'", 50, 10, SERVER)
+    assert client_events == server_events == [closed]
+    assert [type(f.method) for f in pair.sent[CLIENT][-1:]] == [Ch.CloseOk]
+    # The number is free, and the pending declare is forgotten with the channel.
+    assert pair.open_channel() == channel
+    pair.client.send_method(channel, Q.Declare(queue="q"))
+
+
+def test_after_sending_close_everything_but_close_is_discarded() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.close_channel(1)
+    # In flight from the server: a delivery (method, header, body) and a method.
+    pair.server.send_message(1, B.Deliver("ctag", 1), None, b"body")
+    pair.server.send_method(1, B.Cancel("ctag", no_wait=True))
+    client_events, server_events = pair.pump()
+    assert client_events == server_events == [ChannelClosed(1, 200, "", 0, 0, CLIENT)]
+
+
+def test_close_after_a_partial_content_discards_the_rest() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    data = content_bytes(1, B.Deliver("ctag", 1), b"x" * 10)
+    pair.client.receive_data(data[:-5])  # method, header, part of the body frame
+    pair.client.close_channel(1)
+    assert pair.client.receive_data(data[-5:]) == []
+    pair.transfer(CLIENT)
+    assert pair.transfer(SERVER) == [ChannelClosed(1, 200, "", 0, 0, CLIENT)]
+
+
+def test_simultaneous_channel_close() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.close_channel(1, 200, "client")
+    pair.server.close_channel(1, 406, "server")
+    assert pair.client.channel_state(1) is ChannelState.CLOSE_SENT_BY_CLIENT
+    client_events, server_events = pair.pump()
+    # Each side answers the other's Close and reports the other's reason.
+    assert client_events == [ChannelClosed(1, 406, "server", 0, 0, SERVER)]
+    assert server_events == [ChannelClosed(1, 200, "client", 0, 0, CLIENT)]
+    frames = pair.sent[CLIENT] + pair.sent[SERVER]
+    methods = [type(f.method) for f in frames if isinstance(f, MethodFrame)]
+    assert methods.count(Ch.Close) == 2 and methods.count(Ch.CloseOk) == 2
+    assert pair.client.channels == pair.server.channels == ()
+
+
+def test_simultaneous_close_state_by_state() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.close_channel(1)
+    pair.server.close_channel(1)
+    client_bytes, server_bytes = pair.client.data_to_send(), pair.server.data_to_send()
+    assert pair.client.receive_data(server_bytes) == []
+    assert pair.client.channel_state(1) is ChannelState.CLOSE_OK_SENT_BY_CLIENT
+    assert pair.server.receive_data(client_bytes) == []
+    assert pair.server.channel_state(1) is ChannelState.CLOSE_OK_SENT_BY_SERVER
+    (closed,) = pair.client.receive_data(pair.server.data_to_send())
+    assert closed.closed_by is SERVER
+
+
+@pytest.mark.parametrize(
+    ("channel", "method", "code", "ids"),
+    [
+        (5, Q.Declare(), 504, (50, 10)),  # channel not open
+        (1, Ch.Open(), 504, (20, 10)),  # already open
+        (1, C.Blocked(), 503, (10, 60)),  # connection method on a channel
+        (0, Q.Declare(), 504, (50, 10)),  # channel method on channel 0
+        (0, B.Publish(), 504, (60, 40)),  # content method on channel 0
+        (1, B.Deliver(), 503, (60, 60)),  # a server does not receive basic.deliver
+        (1, Ch.CloseOk(), 503, (20, 41)),  # close-ok with no close
+        (1, Ch.OpenOk(), 503, (20, 11)),  # a server does not receive open-ok
+        (1, Q.DeclareOk(), 503, (50, 11)),  # a server does not receive declare-ok
+    ],
+)
+def test_server_side_channel_errors(
+    channel: int, method: Any, code: int, ids: tuple[int, int]
+) -> None:
+    server = server_opened()
+    server.receive_data(method_bytes(1, Ch.Open()))
+    server.data_to_send()
+    error = expect_remote(server, method_bytes(channel, method), code)
+    assert (error.class_id, error.method_id) == ids
+    expect_close(server, code, *ids)
+    with pytest.raises(LocalProtocolError):
+        server.receive_data(method_bytes(1, Q.Declare()))
+    with pytest.raises(LocalProtocolError):
+        server.send_method(1, Q.DeclareOk())
+    assert server.receive_data(b"") == []
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (HeaderFrame(0, 0).encode(), 504),  # content on channel 0 [PDF §4.2.6.1]
+        (BodyFrame(0, b"x").encode(), 504),
+        (HeaderFrame(1, 0).encode(), 505),  # no method before it
+        (BodyFrame(1, b"x").encode(), 505),
+        (HeaderFrame(2, 0).encode(), 504),  # channel 2 is not open
+        (method_bytes(1, B.Deliver()) + method_bytes(1, B.Ack()), 505),  # header missing
+        (
+            method_bytes(1, B.Deliver())
+            + HeaderFrame(1, 5).encode()
+            + BodyFrame(1, b"123456").encode(),
+            501,  # more body than declared
+        ),
+        (method_bytes(1, B.Deliver()) + HeaderFrame(1, 0, class_id=90).encode(), 505),
+        (content_bytes(1, B.Deliver(), b"")[:-8] + HeartbeatFrame().encode()[:4], None),
+    ],
+)
+def test_client_side_content_errors(data: bytes, code: int | None) -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    if code is None:
+        assert pair.client.receive_data(data) == []
+        return
+    expect_remote(pair.client, data, code)
+    assert sent_methods(pair.client.data_to_send())[0].reply_code == code
+
+
+def test_max_body_size() -> None:
+    pair = opened_pair({"max_body_size": 100})
+    pair.open_channel()
+    (message,) = pair.client.receive_data(content_bytes(1, B.Deliver(), b"x" * 100))
+    assert isinstance(message, MessageReceived) and len(message.body) == 100
+    expect_remote(pair.client, content_bytes(1, B.Deliver(), b"x" * 101), 501)
+
+
+def test_content_interleaved_across_channels_and_heartbeats() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.open_channel()
+    one = decode_all(content_bytes(1, B.Deliver("a", 1), b"one"))
+    two = decode_all(content_bytes(2, B.Deliver("b", 1), b"two"))
+    frames = [one[0], two[0], HeartbeatFrame(), two[1], one[1], one[2], two[2]]
+    events = pair.client.receive_data(b"".join(f.encode() for f in frames))
+    assert [(e.channel, e.body) for e in events] == [(1, b"one"), (2, b"two")]
+
+
+def test_a_method_inside_a_content_on_the_same_channel() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    data = method_bytes(1, B.Deliver()) + method_bytes(1, Ch.Close())
+    error = expect_remote(pair.client, data, 505)
+    assert (error.class_id, error.method_id) == (20, 40)
+
+
+def test_channel_method_before_open_ok() -> None:
+    pair = opened_pair()
+    pair.client.open_channel()
+    pair.client.data_to_send()
+    expect_remote(pair.client, method_bytes(1, B.Deliver()), 504)
+
+
+def test_local_channel_misuse_queues_nothing() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    client, server = pair.client, pair.server
+    misuse = [
+        lambda: client.send_method(2, Q.Declare()),  # not open
+        lambda: client.send_method(1, Ch.Open()),  # already open
+        lambda: client.send_method(0, Q.Declare()),  # channel 0
+        lambda: client.send_method(1, C.Blocked()),  # connection method on a channel
+        lambda: client.send_method(1, B.Deliver()),  # a client does not send deliver
+        lambda: client.send_method(1, B.Publish()),  # content: use send_message
+        lambda: client.send_method(1, "queue.declare"),  # type: ignore[arg-type]
+        lambda: client.send_method(70000, Q.Declare()),
+        lambda: client.send_message(1, Q.Declare()),  # no content
+        lambda: client.send_message(2, B.Publish()),  # not open
+        lambda: client.send_message(1, B.Deliver()),  # wrong direction
+        lambda: client.send_method(1, Q.DeclareOk()),  # answers nothing
+        lambda: client.send_method(1, Ch.CloseOk()),
+        lambda: client.send_method(0, C.Blocked()),  # a server sends it
+        lambda: client.send_method(0, C.TuneOk()),  # the handshake is over
+        lambda: client.close_channel(5),
+        lambda: server.open_channel(),  # only clients open channels
+        lambda: server.send_method(1, B.GetOk()),  # content
+        lambda: server.send_message(1, B.GetOk()),  # answers no basic.get
+        lambda: server.send_method(1, B.GetEmpty()),
+        lambda: server.send_method(0, C.UpdateSecretOk()),
+    ]
+    for attempt in misuse:
+        with pytest.raises(LocalProtocolError):
+            attempt()
+    assert client.data_to_send() == server.data_to_send() == b""
+    assert client.state is server.state is ConnectionState.OPEN
+    assert client.channel_state(1) is server.channel_state(1) is ChannelState.OPEN
+
+
+# ---------------------------------------------------------------------------------------
+# Synchronous requests
+
+
+def test_one_outstanding_request_per_channel() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.open_channel()
+    client = pair.client
+    client.send_method(1, Q.Declare(queue="a"))
+    with pytest.raises(LocalProtocolError, match=r"queue\.declare on channel 1 is still waiting"):
+        client.send_method(1, Q.Bind(queue="a"))
+    client.send_method(1, Q.Bind(queue="a", no_wait=True))  # no reply: no wait
+    client.send_method(1, B.Ack(1))  # asynchronous methods are fine
+    client.send_method(2, Q.Declare(queue="b"))  # another channel
+    _, server_events = pair.pump()
+    assert [type(e.method) for e in server_events] == [Q.Declare, Q.Bind, B.Ack, Q.Declare]
+    pair.server.send_method(1, Q.DeclareOk("a"))
+    pair.server.send_method(2, Q.DeclareOk("b"))
+    client_events, _ = pair.pump()
+    assert client_events == [
+        MethodReceived(1, Q.DeclareOk("a")),
+        MethodReceived(2, Q.DeclareOk("b")),
+    ]
+    client.send_method(1, Q.Bind(queue="a"))
+
+
+def test_a_reply_to_nothing_and_a_mismatched_reply() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    expect_remote(pair.client, method_bytes(1, Q.DeclareOk()), 503)
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.send_method(1, Q.Declare())
+    pair.client.data_to_send()
+    error = expect_remote(pair.client, method_bytes(1, Q.BindOk()), 505)
+    assert "queue.bind-ok on channel 1 does not answer queue.declare" in str(error)
+    expect_close(pair.client, 505, 50, 21)
+
+
+def test_get_is_answered_by_get_ok_or_get_empty() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.send_method(1, B.Get(queue="q"))
+    pair.pump()
+    pair.server.send_method(1, B.GetEmpty())
+    assert pair.pump()[0] == [MethodReceived(1, B.GetEmpty())]
+    pair.client.send_method(1, B.Get(queue="q"))
+    pair.pump()
+    properties = spec.BasicProperties(content_type="text/plain")
+    pair.server.send_message(1, B.GetOk(1, message_count=0), properties, b"hello")
+    assert pair.pump()[0] == [MessageReceived(1, B.GetOk(1, message_count=0), properties, b"hello")]
+
+
+def test_the_peer_may_pipeline_requests_and_replies_go_in_order() -> None:
+    server = server_opened()
+    server.receive_data(method_bytes(1, Ch.Open()))
+    events = server.receive_data(
+        method_bytes(1, Q.Declare(queue="a")) + method_bytes(1, Q.Bind(queue="a"))
+    )
+    assert len(events) == 2
+    with pytest.raises(LocalProtocolError, match=r"queue\.declare is waiting"):
+        server.send_method(1, Q.BindOk())
+    server.send_method(1, Q.DeclareOk("a"))
+    server.send_method(1, Q.BindOk())
+    with pytest.raises(LocalProtocolError, match="no request is waiting"):
+        server.send_method(1, Q.BindOk())
+
+
+def test_server_sent_cancel_without_no_wait_is_answered_by_the_client() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.server.send_method(1, B.Cancel("ctag"))
+    assert pair.pump()[0] == [MethodReceived(1, B.Cancel("ctag"))]
+    pair.client.send_method(1, B.CancelOk("ctag"))
+    assert pair.pump()[1] == [MethodReceived(1, B.CancelOk("ctag"))]
+
+
+def test_update_secret() -> None:
+    pair = opened_pair()
+    pair.client.send_method(0, C.UpdateSecret(b"token", "refresh"))
+    with pytest.raises(LocalProtocolError):
+        pair.client.send_method(0, C.UpdateSecret(b"token", "again"))
+    assert pair.pump()[1] == [MethodReceived(0, C.UpdateSecret(b"token", "refresh"))]
+    pair.server.send_method(0, C.UpdateSecretOk())
+    assert pair.pump()[0] == [MethodReceived(0, C.UpdateSecretOk())]
+    expect_remote(pair.client, method_bytes(0, C.UpdateSecretOk()), 503)
+
+
+# ---------------------------------------------------------------------------------------
+# Content
+
+
+@pytest.mark.parametrize("size", [0, 1, 4087, 4088, 4089, 8176, 8177, 100_000])
+@pytest.mark.parametrize("frame_max", [4096, 8192, 131072])
+def test_bodies_are_split_at_the_negotiated_frame_max(size: int, frame_max: int) -> None:
+    pair = opened_pair({"frame_max": frame_max})
+    pair.open_channel()
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    properties = spec.BasicProperties(headers={"h": "v"}, delivery_mode=2)
+    assert pair.client.send_message(1, B.Publish("", "rk"), properties, body) is None
+    _, server_events = pair.pump()
+    assert server_events == [MessageReceived(1, B.Publish("", "rk"), properties, body)]
+    frames = decode_all(bytes(pair.raw[CLIENT][8:]), frame_max)  # the decoder checks too
+    bodies = [f for f in frames if isinstance(f, BodyFrame)]
+    assert all(len(f.encode()) <= frame_max for f in frames)
+    assert [len(f.payload) for f in bodies] == [
+        min(frame_max - 8, size - start) for start in range(0, size, frame_max - 8)
+    ]
+
+
+def test_frames_on_the_wire_never_exceed_frame_max_in_either_direction() -> None:
+    pair = opened_pair({"frame_max": 4096})
+    pair.open_channel()
+    pair.client.send_message(1, B.Publish(), None, b"p" * 50_000)
+    pair.server.send_message(1, B.Deliver("c", 1), None, b"d" * 50_000)
+    pair.pump()
+    for role in (CLIENT, SERVER):
+        start = 8 if role is CLIENT else 0
+        for frame in decode_all(bytes(pair.raw[role][start:]), 0):
+            assert len(frame.encode()) <= 4096
+
+
+def test_a_method_too_big_for_frame_max_is_refused() -> None:
+    pair = opened_pair({"frame_max": 4096})
+    pair.open_channel()
+    with pytest.raises(EncodeError, match="larger than frame_max 4096"):
+        pair.client.send_method(1, Q.Declare(arguments={"x": "y" * 5000}))
+    with pytest.raises(EncodeError):
+        pair.client.send_message(1, B.Publish(), spec.BasicProperties(headers={"x": "y" * 5000}))
+    assert pair.client.data_to_send() == b""
+    pair.client.send_method(1, Q.Declare(arguments={"x": "y" * 4000}))
+
+
+def test_data_to_send_parts_does_not_copy_bodies() -> None:
+    pair = opened_pair({"frame_max": 4096})
+    pair.open_channel()
+    body = b"x" * 10000
+    pair.client.send_message(1, B.Publish(), None, body)
+    parts = pair.client.data_to_send_parts()
+    views = [p for p in parts if isinstance(p, memoryview)]
+    assert [v.nbytes for v in views] == [4088, 4088, 1824] and views[0].obj is body
+    assert pair.client.data_to_send_parts() == []
+    pair.server.receive_data(b"".join(parts))
+
+
+def test_basic_return_arrives_as_a_message() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    returned = B.Return(312, "NO_ROUTE", "amq.direct", "nowhere")
+    pair.server.send_message(1, returned, None, b"back")
+    assert pair.pump()[0] == [MessageReceived(1, returned, spec.BasicProperties(), b"back")]
+
+
+# ---------------------------------------------------------------------------------------
+# Confirms, flow, blocked
+
+
+def test_publisher_confirms() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    client, server = pair.client, pair.server
+    assert client.send_message(1, B.Publish(), None, b"before select") is None
+    client.send_method(1, spec.Confirm.Select())
+    tags = [client.send_message(1, B.Publish(), None, b"%d" % i) for i in range(6)]
+    assert tags == [1, 2, 3, 4, 5, 6]
+    _, server_events = pair.pump()
+    assert [getattr(e, "confirm_tag", None) for e in server_events] == [
+        None,
+        None,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
+    server.send_method(1, spec.Confirm.SelectOk())
+    server.send_method(1, B.Ack(2))
+    server.send_method(1, B.Ack(2))  # again: nothing left to confirm
+    server.send_method(1, B.Nack(4, multiple=True))
+    server.send_method(1, B.Ack(99))  # never sent: nothing
+    server.send_method(1, B.Ack(0, multiple=True))  # 0 with multiple: all
+    client_events, _ = pair.pump()
+    assert client_events == [
+        MethodReceived(1, spec.Confirm.SelectOk()),
+        Confirmed(1, (2,), True),
+        Confirmed(1, (1, 3, 4), False),
+        Confirmed(1, (5, 6), True),
+    ]
+    assert client.send_message(1, B.Publish(), None, b"") == 7
+
+
+def test_confirm_select_nowait_expects_no_reply() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.send_method(1, spec.Confirm.Select(nowait=True))
+    pair.client.send_method(1, Q.Declare())  # no request outstanding
+    assert pair.client.send_message(1, B.Publish(), None, b"") == 1
+    pair.pump()
+    with pytest.raises(LocalProtocolError):
+        pair.server.send_method(1, spec.Confirm.SelectOk())
+
+
+def test_acks_without_confirm_mode_are_plain_methods() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.send_method(1, B.Ack(5, multiple=True))
+    pair.server.send_method(1, B.Nack(1))
+    client_events, server_events = pair.pump()
+    assert server_events == [MethodReceived(1, B.Ack(5, multiple=True))]
+    assert client_events == [MethodReceived(1, B.Nack(1))]
+
+
+def test_channel_flow_from_either_side() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.server.send_method(1, Ch.Flow(active=False))
+    assert pair.pump() == ([FlowChanged(1, False)], [FlowChanged(1, False)])
+    with pytest.raises(LocalProtocolError, match="stopped the flow"):
+        pair.client.send_message(1, B.Publish(), None, b"")
+    pair.client.send_method(1, Q.Declare())  # methods still go
+    pair.server.send_method(1, Ch.Flow(active=True))
+    client_events, server_events = pair.pump()
+    assert client_events == [FlowChanged(1, True)]
+    assert server_events == [MethodReceived(1, Q.Declare()), FlowChanged(1, True)]
+    pair.client.send_message(1, B.Publish(), None, b"")
+    with pytest.raises(LocalProtocolError):  # queue.declare is still waiting
+        pair.client.send_method(1, Ch.Flow(active=False))
+    pair.server.send_method(1, Q.DeclareOk())
+    pair.pump()
+    pair.client.send_method(1, Ch.Flow(active=False))  # the client asks too
+    client_events, server_events = pair.pump()
+    assert server_events == client_events == [FlowChanged(1, False)]
+    with pytest.raises(LocalProtocolError):
+        pair.server.send_message(1, B.Deliver(), None, b"")
+
+
+def test_flow_ok_without_flow() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    expect_remote(pair.client, method_bytes(1, Ch.FlowOk(True)), 503)
+
+
+def test_connection_blocked_and_unblocked() -> None:
+    pair = opened_pair()
+    pair.server.send_method(0, C.Blocked("low on memory"))
+    assert pair.pump()[0] == [ConnectionBlocked("low on memory")]
+    assert pair.client.blocked
+    pair.open_channel()
+    pair.client.send_message(1, B.Publish(), None, b"")  # allowed: the broker stops reading
+    pair.server.send_method(0, C.Unblocked())
+    assert pair.pump()[0] == [ConnectionUnblocked()]
+    assert not pair.client.blocked
+
+
+# ---------------------------------------------------------------------------------------
+# Heartbeats, with a fake clock
+
+
+def test_heartbeats_are_sent_when_nothing_else_was() -> None:
+    pair = opened_pair({"heartbeat": 10}, heartbeat=10)
+    client = pair.client
+    assert client.tick(100.0) == []  # the first tick starts the clock
+    assert client.data_to_send() == b""
+    assert client.tick(109.9) == []
+    assert client.data_to_send() == b""
+    assert client.tick(110.0) == []
+    assert client.data_to_send() == HeartbeatFrame().encode()
+    pair.open_channel()  # sending counts as activity
+    assert client.tick(120.0) == []
+    assert client.data_to_send() == b""  # the channel.open went out at the 120 tick
+    assert client.tick(129.0) == [] and client.data_to_send() == b""
+    assert client.tick(130.5) == [] and client.data_to_send() == HeartbeatFrame().encode()
+
+
+def test_heartbeat_timeout_after_two_silent_intervals() -> None:
+    pair = opened_pair({"heartbeat": 5}, heartbeat=5)
+    client, server = pair.client, pair.server
+    client.tick(0.0)
+    server.tick(0.0)
+    assert client.tick(9.0) == []
+    client.receive_data(HeartbeatFrame().encode())  # any frame counts
+    assert client.tick(12.0) == []
+    assert client.tick(21.0) == []
+    events = client.tick(22.0)
+    assert events == [
+        HeartbeatTimeout(10.0),
+        ConnectionClosed(0, "no heartbeat or data from the peer for 10s"),
+    ]
+    assert events[1].lost and client.state is ConnectionState.CLOSED
+    assert client.tick(100.0) == []
+    assert server.tick(9.0) == []  # heard nothing since 0, but 9 < 10
+    assert [type(e) for e in server.tick(10.0)] == [HeartbeatTimeout, ConnectionClosed]
+
+
+def test_heartbeats_keep_going_while_closing() -> None:
+    pair = opened_pair({"heartbeat": 5}, heartbeat=5)
+    pair.client.tick(0.0)
+    pair.client.close()
+    pair.client.data_to_send()
+    pair.client.tick(5.0)  # the close went out since the last tick
+    assert pair.client.data_to_send() == b""
+    pair.client.receive_data(HeartbeatFrame().encode())
+    assert pair.client.tick(10.0) == []
+    assert pair.client.data_to_send() == HeartbeatFrame().encode()
+
+
+def test_heartbeat_zero_disables_them() -> None:
+    pair = opened_pair({"heartbeat": 0}, heartbeat=0)
+    assert pair.client.heartbeat == 0
+    for now in (0.0, 100.0, 1000.0):
+        assert pair.client.tick(now) == []
+    assert pair.client.data_to_send() == b""
+    assert pair.client.receive_data(HeartbeatFrame().encode()) == []
+
+
+def test_no_heartbeats_before_tuning() -> None:
+    client = Connection(CLIENT)
+    client.data_to_send()
+    assert client.tick(0.0) == client.tick(1000.0) == []
+    assert client.data_to_send() == b""
+
+
+def test_heartbeat_on_a_channel_is_an_error() -> None:
+    pair = opened_pair()
+    expect_remote(pair.client, b"\x08\x00\x01\x00\x00\x00\x00\xce", 503)
+
+
+# ---------------------------------------------------------------------------------------
+# Close
+
+
+def test_clean_close_from_the_client() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.close(200, "bye")
+    assert pair.client.state is ConnectionState.CLOSE_SENT_BY_CLIENT
+    with pytest.raises(LocalProtocolError):
+        pair.client.send_method(1, Q.Declare())
+    with pytest.raises(LocalProtocolError):
+        pair.client.close()
+    pair.server.send_message(1, B.Deliver(), None, b"in flight")  # discarded by the client
+    client_events, server_events = pair.pump()
+    closed = ConnectionClosed(200, "bye", 0, 0, CLIENT)
+    assert client_events == server_events == [closed]
+    assert pair.client.state is pair.server.state is ConnectionState.CLOSED
+    assert pair.client.channels == pair.server.channels == ()
+    with pytest.raises(LocalProtocolError):
+        pair.client.send_method(0, C.Close())
+    assert pair.client.receive_data(b"") == []
+
+
+def test_close_from_the_server() -> None:
+    pair = opened_pair()
+    pair.server.close(320, "CONNECTION_FORCED - shutdown")
+    closed = ConnectionClosed(320, "CONNECTION_FORCED - shutdown", 0, 0, SERVER)
+    assert pair.pump() == ([closed], [closed])
+
+
+def test_close_by_send_method() -> None:
+    pair = opened_pair()
+    pair.client.send_method(0, C.Close(200, "x", 0, 0))
+    assert pair.pump()[0] == [ConnectionClosed(200, "x", 0, 0, CLIENT)]
+
+
+def test_simultaneous_connection_close() -> None:
+    pair = opened_pair()
+    pair.client.close(200, "client")
+    pair.server.close(320, "server")
+    client_events, server_events = pair.pump()
+    assert client_events == [ConnectionClosed(320, "server", 0, 0, SERVER)]
+    assert server_events == [ConnectionClosed(200, "client", 0, 0, CLIENT)]
+    assert pair.client.state is pair.server.state is ConnectionState.CLOSED
+
+
+def test_close_while_the_handshake_is_finishing() -> None:
+    pair = Pair()
+    for _ in range(2):
+        pair.transfer(CLIENT)
+        pair.transfer(SERVER)
+    pair.transfer(CLIENT)  # tune-ok, open: the server is open, open-ok is in flight
+    assert pair.client.state is ConnectionState.AWAIT_OPEN_OK
+    pair.client.close()
+    client_events, server_events = pair.pump()
+    assert client_events == [ConnectionClosed(200, "", 0, 0, CLIENT)]  # open-ok discarded
+    assert server_events == [ConnectionClosed(200, "", 0, 0, CLIENT)]
+
+
+@pytest.mark.parametrize("after_close", [False, True])
+def test_end_of_file_is_a_lost_connection(after_close: bool) -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    if after_close:
+        pair.client.close()
+    (closed,) = pair.client.receive_data(b"")
+    assert closed.lost and closed.reply_code == 0
+    assert pair.client.state is ConnectionState.CLOSED and pair.client.channels == ()
+    assert pair.client.receive_data(b"") == []
+
+
+def test_a_violation_while_open_queues_close_and_then_the_close_handshake_is_over() -> None:
+    pair = opened_pair()
+    expect_remote(pair.client, b"\x09\x00\x00\x00\x00\x00\x00\xce", 501)  # unknown frame type
+    assert pair.transfer(CLIENT) == [
+        ConnectionClosed(501, "FRAME_ERROR - unknown frame type 9", 0, 0, CLIENT)
+    ]
+    assert sent_methods(pair.server.data_to_send()) == [C.CloseOk()]
+
+
+def test_unknown_method_is_not_implemented() -> None:
+    pair = opened_pair()
+    error = expect_remote(pair.client, b"\x01\x00\x00\x00\x00\x00\x04\x00\x0a\x00\x63\xce", 540)
+    assert (error.class_id, error.method_id) == (10, 99)
+    expect_close(pair.client, 540, 10, 99)
+
+
+def test_reply_text_is_cut_to_255_bytes() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    expect_remote(pair.client, method_bytes(1, Q.DeclareOk("é" * 127)), 503)
+    (close,) = sent_methods(pair.client.data_to_send())
+    assert len(close.reply_text.encode()) <= 255
