@@ -165,6 +165,8 @@ def _decode(args: argparse.Namespace) -> int:
     name = "standard input" if args.file == "-" else args.file
     source: str | IO[bytes] = sys.stdin.buffer if args.file == "-" else args.file
     out = sys.stdout
+    if hasattr(out, "reconfigure"):  # a terminal or pipe that cannot show some character
+        out.reconfigure(errors="backslashreplace")
     errors: list[Notice] = []
     try:
         records = _watch(reader.read(source), errors)
@@ -310,12 +312,13 @@ def _message_text(record: MessageRecord, style: _Style, preview: int) -> str:
     props = _properties_text(message.properties, style)
     if props:
         text += f" | {props}"
-    return f"{text} | body {_body_text(message.body, style, preview)}"
+    return f"{text} | body: {_body_text(message.body, style, preview)}"
 
 
 def _notice_text(notice: Notice) -> str:
-    mark = "!!" if notice.kind is NoticeKind.ERROR else "**"
-    return f"{mark} {notice.kind.value}: {notice.message}"
+    if notice.kind is NoticeKind.ERROR:
+        return f"!! {notice.message}"
+    return f"** {notice.message}"
 
 
 def _method_text(method: Method, style: _Style) -> str:
@@ -549,8 +552,17 @@ class _Summary:
         if self.notices:
             out.write("\n")
             for kind, (count, size) in self.notices.items():
-                extra = f", {size} bytes" if size else ""
-                out.write(f"  {kind.value}: {count}{extra}\n")
+                label, unit = _NOTICE_LABELS[kind]
+                extra = f" ({size} bytes {unit})" if unit else ""
+                out.write(f"  {label}: {count}{extra}\n")
+
+
+_NOTICE_LABELS: Final = {
+    NoticeKind.GAP: ("gaps in the capture", "missing"),
+    NoticeKind.SKIPPED: ("resynchronisations", "skipped"),
+    NoticeKind.TRUNCATED: ("streams ending inside a frame", "left over"),
+    NoticeKind.ERROR: ("errors", ""),
+}
 
 
 def _connection_line(info: ConnectionInfo, frames: dict[Direction, int], style: _Style) -> str:

@@ -988,6 +988,13 @@ def _remember(memory: OrderedDict[Any, Any], key: Any, value: Any, size: int) ->
 # Frame streams
 
 
+# Why a stream hunts, as its notices say it.
+_INPUT_START: Final = "the input may start inside a frame"
+_MID_CONNECTION: Final = "the capture starts mid-connection"
+_AFTER_GAP: Final = "after bytes missing from the capture"
+_AFTER_ERROR: Final = "after a malformed frame"
+
+
 class _State(enum.Enum):
     SYNC = 1
     HUNT = 2
@@ -1036,7 +1043,7 @@ class _FrameStream:
         self.skipped += len(self.buf)
         self.buf.clear()
         self.base = start + size
-        self.reason = "after the gap"
+        self.reason = _AFTER_GAP
         self.state = _State.HUNT
 
     def finish(self, out: list[Any]) -> None:
@@ -1063,7 +1070,7 @@ class _FrameStream:
                         NoticeKind.SKIPPED,
                         self.base + buffered,
                         skipped,
-                        f"{skipped} bytes {self.reason} held no frame up to the end of the stream",
+                        f"{skipped} bytes ({self.reason}) to the end of the stream held no frame",
                     )
                 )
         elif buffered:
@@ -1129,11 +1136,11 @@ class _FrameStream:
             pos += 1
         self._drop(pos)
         skipped, self.skipped = self.skipped, 0
-        if skipped or self.reason != "at the start of the input":
+        if skipped or self.reason != _INPUT_START:
             where = self.base
-            text = f"skipped {skipped} bytes {self.reason} to the frame at offset {where}"
+            text = f"skipped {skipped} bytes to the next frame, at offset {where} ({self.reason})"
             if not skipped:
-                text = f"in step at offset {where} {self.reason}"
+                text = f"first frame at offset {where} ({self.reason})"
             out.append(_Note(NoticeKind.SKIPPED, where, skipped, text))
         self.state = _State.SYNC
         self.at_start = True
@@ -1175,7 +1182,7 @@ class _FrameStream:
                 self.base = base + off + 1
                 self.skipped = 1
                 self.state = _State.HUNT
-                self.reason = "after the malformed frame"
+                self.reason = _AFTER_ERROR
                 return True
             self.state = _State.FAILED
             self.ignored = size - off
@@ -1259,15 +1266,15 @@ class _Half:
 
     def data(self, data: bytes, ts: float | None) -> list[Record]:
         if self.conn is None:
-            stream = self._stream(True, "at the start of the input")
+            stream = self._stream(True, _INPUT_START)
         else:
-            stream = self._stream(not self.tcp.syn_seen, "(the capture starts mid-connection)")
+            stream = self._stream(not self.tcp.syn_seen, _MID_CONNECTION)
         out: list[Any] = []
         stream.feed(data, out)
         return self._records(out, ts)
 
     def gap(self, size: int, ts: float | None) -> list[Record]:
-        stream = self._stream(True, "after the gap")
+        stream = self._stream(True, _AFTER_GAP)
         out: list[Any] = []
         stream.gap(size, out)
         return self._records(out, ts)
