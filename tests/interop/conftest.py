@@ -1,0 +1,36 @@
+"""Interop tests: a real RabbitMQ on 127.0.0.1:5672, and real clients against our server role.
+
+The RabbitMQ tests skip when nothing listens there, unless AMQPCODEC_REQUIRE_RABBITMQ=1
+(CI), which makes them fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+RABBITMQ = ("127.0.0.1", 5672)
+
+
+def _listening(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> tuple[str, int]:
+    """The broker's address; skips (or fails in CI) when there is none."""
+    if not _listening(RABBITMQ):
+        if os.environ.get("AMQPCODEC_REQUIRE_RABBITMQ") == "1":
+            pytest.fail("AMQPCODEC_REQUIRE_RABBITMQ=1 but nothing listens on 127.0.0.1:5672")
+        pytest.skip("no RabbitMQ on 127.0.0.1:5672 (bash .ci/start-rabbitmq.sh starts one)")
+    return RABBITMQ
