@@ -698,10 +698,6 @@ class _Reassembler:
         self._count = 0
 
     @property
-    def started(self) -> bool:
-        return self.next_seq is not None
-
-    @property
     def pending(self) -> int:
         """Bytes held back waiting for missing ones before them."""
         return self._pending
@@ -815,7 +811,8 @@ class _Conn:
     def frame_max(self, value: int, default: int) -> None:
         """connection.tune-ok fixed the frame size limit of both directions."""
         limit = value or default
-        self.c2s.limit = self.s2c.limit = limit
+        self.c2s.set_limit(limit)
+        self.s2c.set_limit(limit)
 
     @property
     def done(self) -> bool:
@@ -1240,12 +1237,7 @@ class _Half:
         self.clean: set[int] | None = None
         self.starts: dict[int, int] = {}  # channel -> offset of its content method
 
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    @limit.setter
-    def limit(self, value: int) -> None:
+    def set_limit(self, value: int) -> None:
         self._limit = value
         if self.stream is not None:
             self.stream.limit = value
@@ -1331,6 +1323,7 @@ class _Half:
         channel = getattr(frame, "channel", 0)
         if self.clean is not None and isinstance(frame, MethodFrame):
             self.clean.add(channel)
+        interrupts = isinstance(frame, MethodFrame) and assembler.in_progress(channel)
         result: Frame | Message | None
         try:
             result = assembler.feed(frame)
@@ -1343,12 +1336,10 @@ class _Half:
             assembler.discard(channel)
             self.starts.pop(channel, None)
             result = frame
-            if isinstance(frame, MethodFrame):
-                try:
-                    result = assembler.feed(frame)
-                except RemoteProtocolError as again:
-                    self._content_error(again, offset, ts, records)
-                    result = frame
+            if interrupts:
+                # The method that cut the content short counts on its own. With nothing
+                # in progress on its channel (never channel 0), feeding it cannot fail.
+                result = assembler.feed(frame)
         if result is None:
             if isinstance(frame, MethodFrame):
                 self.starts[channel] = offset

@@ -197,7 +197,7 @@ class Conversation:
 
 def link_frame(linktype: int, packet: bytes) -> bytes:
     """``packet`` (IPv4/IPv6) wrapped in the link-layer header of ``linktype``."""
-    v6 = packet[0] >> 4 == 6
+    v6 = packet[:1] != b"" and packet[0] >> 4 == 6
     ethertype = 0x86DD if v6 else 0x0800
     if linktype == 1:  # Ethernet
         return b"\x00\x00\x00\x00\x00\x00" * 2 + struct.pack(">H", ethertype) + packet
@@ -1201,3 +1201,192 @@ def test_large_capture_decodes_in_bounded_memory(tmp_path: Path) -> None:
     assert cli["found"] == 0, report
     assert library["peak_mb"] < PEAK_LIMIT_MB, report
     assert cli["peak_mb"] < PEAK_LIMIT_MB, report
+
+
+# ---------------------------------------------------------------------------------------
+# Corners
+
+
+def test_direction_names() -> None:
+    assert (C2S.arrow, S2C.arrow, C2S.ascii_arrow, S2C.ascii_arrow) == (
+        "C→S",
+        "S→C",
+        "C->S",
+        "S->C",
+    )
+    assert C2S.reverse() is S2C and Direction.UNKNOWN.reverse() is Direction.UNKNOWN
+    assert str(ConnectionInfo(3)) == "#3"
+
+
+def test_content_method_on_channel_zero_is_one_error() -> None:
+    publish0 = MethodFrame(0, spec.Basic.Publish()).encode()
+    records = read(io.BytesIO(publish0), messages=True)
+    (error,) = notices_of(records, NoticeKind.ERROR)
+    assert "channel 0" in error.message
+    assert isinstance(records[-1], FrameRecord)
+
+
+def test_first_decisive_record_may_be_a_message() -> None:
+    data = encode_message(1, spec.Basic.Deliver(), None, b"hi", 4096)
+    (record,) = read(io.BytesIO(data), messages=True)
+    assert isinstance(record, MessageRecord) and record.direction is S2C
+
+
+def test_hunting_at_the_end_of_the_input() -> None:
+    frame = MethodFrame(1, spec.Channel.Open()).encode()
+    # A candidate that decodes to nothing (unknown method 65535.65535) is passed over.
+    unknown = b"\x01\x00\x01\x00\x00\x00\x04\xff\xff\xff\xff\xce"
+    records = read(io.BytesIO(b"zz" + unknown + frame), input_format="raw")
+    assert [r.frame for r in frames_of(records)] == [MethodFrame(1, spec.Channel.Open())]
+    assert notices_of(records)[0].size == 2 + len(unknown)
+    # At the end, a lone "AM" or a short or unfinished candidate cannot wait for more.
+    for tail in (b"AM", b"\x01\x00", b"\x08\x00\x00\x00\x00\x00\x09"):
+        data = b"zz" + unknown + b"zz" + tail
+        records = read(io.BytesIO(data), input_format="raw")
+        assert [(n.kind, n.size) for n in records] == [(NoticeKind.SKIPPED, len(data))]
+        assert "held no frame" in records[0].message  # type: ignore[union-attr]
+
+
+def test_both_ports_amqp_and_packets_after_close() -> None:
+    conversation, c2s, _ = session_conversation(client=("10.0.0.1", 5673))
+    conversation.send(True, c2s).close()
+    late = conversation.raw(True, conversation.next[True], ACK | PSH, b"late")
+    conversation.add(late)  # after the RST: ignored, not a new connection
+    reader = CaptureReader(ports=[5672, 5673])
+    records = list(reader.read(io.BytesIO(pcap_bytes(conversation.packets))))
+    (info,) = reader.stats.connections
+    assert info.client == Endpoint("10.0.0.1", 5673)
+    assert reader.stats.ignored_packets == 1
+    assert b"".join(r.frame.encode() for r in frames_of(records)) == c2s
+    # Seen from the SYN-ACK on: the receiver of the SYN-ACK is the client.
+    records = list(
+        CaptureReader(ports=[5672, 5673]).read(io.BytesIO(pcap_bytes(conversation.packets[1:])))
+    )
+    assert {r.direction for r in frames_of(records)} == {C2S}
+
+
+def test_reused_address_pair_while_open_starts_a_new_connection() -> None:
+    first, c2s, _ = session_conversation()
+    first.send(True, c2s[:100])
+    second = Conversation(isn=(424242, 5), start=first.time + 1).handshake().send(True, c2s)
+    reader = CaptureReader()
+    records = list(reader.read(io.BytesIO(pcap_bytes(first.packets + second.packets))))
+    assert len(reader.stats.connections) == 2
+    truncated = notices_of(records, NoticeKind.TRUNCATED)
+    assert [n.connection.index for n in truncated] == [0]
+
+
+def test_non_tcp_fragments_and_undecodable_packets_are_ignored() -> None:
+    conversation, c2s, _ = session_conversation()
+    conversation.send(True, c2s)
+    udp = dpkt.ip.IP(
+        src=b"\x0a\x00\x00\x01",
+        dst=b"\x0a\x00\x00\x02",
+        p=17,
+        data=dpkt.udp.UDP(sport=1, dport=2, data=b"x"),
+    )
+    fragment = dpkt.ip.IP(bytes(conversation.packets[-1][1]))
+    fragment.mf = 1
+    extra = [
+        (1.0, bytes(udp)),
+        (1.0, bytes(fragment)),
+        (1.0, b"\x45\x00"),
+        (1.0, b""),
+        (1.0, b"\x10\x00\x00"),
+    ]
+    reader = CaptureReader()
+    records = list(reader.read(io.BytesIO(pcap_bytes(conversation.packets + extra, 101))))
+    assert reader.stats.ignored_packets == len(extra)
+    assert b"".join(r.frame.encode() for r in frames_of(records)) == c2s
+
+
+def test_flow_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from amqpcodec import capture
+
+    monkeypatch.setattr(capture._TCPTracker, "_MEMORY", 2)
+    packets: list[tuple[float, bytes]] = []
+    for port in range(5):
+        other = Conversation(client=("10.0.0.1", 41000 + port), server=("10.0.0.2", 80))
+        packets += other.handshake().send(True, b"GET /").packets
+    reader = CaptureReader()
+    assert list(reader.read(io.BytesIO(pcap_bytes(packets)))) == []
+    assert reader.stats.ignored_packets == len(packets)
+
+
+def test_pcapng_corners() -> None:
+    packets = recorded_packets("pika_handshake_close.pcap")
+    order = "<"
+    shb = pcapng_block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    # if_tsoffset: seconds added to every timestamp; an obsolete packet block (type 2).
+    idb = struct.pack(order + "HHI", 101, 0, 0) + struct.pack(order + "HH", 14, 8)
+    idb += struct.pack(order + "q", 1000) + struct.pack(order + "HH", 0, 0)
+    blocks = [shb, pcapng_block(order, 1, idb)]
+    for ts, packet in packets:
+        stamp = round(ts * 1e6)
+        head = struct.pack(
+            order + "HHIIII", 0, 0, stamp >> 32, stamp & 0xFFFFFFFF, len(packet), len(packet)
+        )
+        blocks.append(pcapng_block(order, 2, head + packet))
+    records = read(io.BytesIO(b"".join(blocks)))
+    assert [as_tshark(r) for r in records] == tshark("pika_handshake_close")
+    assert records[0].time == pytest.approx(packets[3][0] + 1000, abs=1e-5)
+    whole = b"".join(blocks)
+    reader = CaptureReader()
+    assert frames_of(reader.read(io.BytesIO(whole[:-7])))
+    assert "ends in the middle of a pcapng block" in reader.stats.warnings[0]
+    bad_bom = whole[:8] + b"\x00\x00\x00\x00" + whole[12:]
+    with pytest.raises(CaptureError, match="byte-order"):
+        read(io.BytesIO(bad_bom))
+    bad_length = whole[:4] + struct.pack("<I", 20) + whole[8:]
+    with pytest.raises(CaptureError, match="section header of 20"):
+        read(io.BytesIO(bad_length))
+    wrong_interface = pcapng_bytes([(0, 1.0, packets[0][1])], [101])
+    wrong_interface = wrong_interface.replace(
+        struct.pack("<I", 0) + struct.pack("<I", 0), struct.pack("<I", 7) + struct.pack("<I", 0), 1
+    )
+    stray = shb + pcapng_block(order, 6, struct.pack(order + "IIIII", 3, 0, 0, 1, 1) + b"x")
+    with pytest.raises(CaptureError, match="a packet on interface 3"):
+        read(io.BytesIO(stray))
+    broken = shb + pcapng_block(order, 1, b"\x00")
+    with pytest.raises(CaptureError, match="damaged: block type 1"):
+        read(io.BytesIO(broken))
+    with pytest.raises(CaptureError, match="not a readable pcap file"):
+        read(io.BytesIO(b"\x00" * 30), input_format="pcap")
+
+
+def test_hex_dump_corners() -> None:
+    data = MethodFrame(1, spec.Channel.Open()).encode()
+    line = f"00000000  {data.hex(' ')}"
+    again = f"00000004  {data[4:].hex(' ')}"  # the same bytes shown twice
+    records = read(io.BytesIO(f"{line}\n{again}\n*\n".encode()))
+    assert [r.frame.encode() for r in frames_of(records)] == [data]
+    for bad in ("00000000  zz", "00000000  41 4d 51 5", "00000000: zzzz", "00000000: 41 4"):
+        with pytest.raises(CaptureError, match="not an offset-prefixed hex dump line"):
+            read(io.BytesIO(f"{line}\n{bad}\n".encode()), input_format="hex")
+
+
+def test_server_speaks_first_in_a_cut_capture() -> None:
+    packets, skip = cut_mid_frame()
+    server_first = sorted(packets, key=lambda p: dpkt.ip.IP(p[1]).data.sport != 5672)
+    reader = CaptureReader()
+    records = list(reader.read(io.BytesIO(pcap_bytes(server_first))))
+    (info,) = reader.stats.connections
+    assert info.server == Endpoint("10.0.0.2", 5672)
+    assert records[0].direction is S2C
+    first = next(r for r in frames_of(records) if r.direction is C2S)
+    assert first.offset == skip
+
+
+def test_protocol_header_split_while_hunting() -> None:
+    from amqpcodec.capture import _FrameStream
+
+    stream = _FrameStream(4096, True, "test", False)
+    out: list[object] = []
+    stream.feed(b"zzAM", out)
+    assert out == []
+    stream.feed(b"QP\x00\x00\x09\x01", out)
+    assert [type(item).__name__ for item in out] == ["_Note", "tuple"]
+    assert out[1] == (ProtocolHeader(), 2, 8)
+    assert frames_of([]) == []
+    header = FrameRecord(None, ConnectionInfo(0), C2S, ProtocolHeader(), 0, 8)
+    assert header.channel is None

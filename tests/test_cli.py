@@ -370,3 +370,75 @@ def test_closed_pipe_is_quiet() -> None:
     status = process.wait(timeout=60)
     assert process.stderr.read() == b""
     assert status == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Corners of the output
+
+
+def test_output_corners(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from amqpcodec import BasicProperties, HeartbeatFrame, MethodFrame, ProtocolHeader, spec
+
+    long_text = "x" * 150
+    data = (
+        ProtocolHeader(protocol_id=1).encode()
+        + MethodFrame(1, spec.Channel.Close(reply_text=long_text)).encode()
+        + MethodFrame(0, spec.Connection.StartOk(response=b"\x01" * 150)).encode()
+        + HeartbeatFrame().encode()
+    )
+    path = tmp_path / "corners.bin"
+    path.write_bytes(data)
+    _, out, _ = run(capsys, path)
+    assert "Protocol header AMQP 0-9-1 (protocol id 1)" in out
+    assert f"reply_text='{'x' * 100}'…" in out
+    assert "response=b'" + "\\x01" * 100 + "'…" in out
+    _, out, _ = run(capsys, "--json", path)
+    assert json.loads(out.splitlines()[-1])["type"] == "heartbeat"
+    _, out, _ = run(capsys, "--summary", path)
+    assert "  Heartbeat " in out
+
+    from amqpcodec import encode_message
+
+    huge = encode_message(1, spec.Basic.Deliver(), BasicProperties(timestamp=2**63), b"", 4096)
+    path.write_bytes(huge)
+    _, out, _ = run(capsys, "--messages", path)
+    assert f"timestamp={2**63} (out of range)" in out
+
+
+def test_many_errors_are_summed_up(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from amqpcodec import BodyFrame, MethodFrame, spec
+
+    orphan = BodyFrame(1, b"x").encode()
+    path = tmp_path / "orphans.bin"
+    # A clean stream (it opens with the protocol header) in which body frames arrive
+    # with no content before them: each is a content error.
+    path.write_bytes(
+        b"AMQP\x00\x00\x09\x01" + MethodFrame(1, spec.Channel.Open()).encode() + orphan * 12
+    )
+    status, _, err = run(capsys, "--messages", path)
+    assert status == 1
+    lines = err.splitlines()
+    assert len(lines) == 11 and lines[-1].endswith("and 2 more")
+
+
+def test_json_values() -> None:
+    import datetime
+    import decimal
+
+    assert cli._jsonable(float("nan")) == "nan"
+    assert cli._jsonable(1.5) == 1.5
+    assert cli._jsonable(decimal.Decimal("1.50")) == "1.50"
+    moment = datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc)
+    assert cli._jsonable(moment) == "2024-01-02T00:00:00+00:00"
+    assert cli._jsonable((1, b"ok", b"\xff")) == [1, "ok", {"base64": "/w=="}]
+    assert cli._jsonable(object).startswith("<class")
+
+
+def test_progress_needs_a_known_large_size() -> None:
+    stream = io.StringIO()
+    progress = cli._Progress(stream)
+    progress(10, None)
+    progress(10, 1000)
+    assert stream.getvalue() == "" and not progress.shown
+    progress(50 * 2**20, 100 * 2**20)
+    assert stream.getvalue() == "\rdecoding:  50% (50.0 of 100.0 MB)"
