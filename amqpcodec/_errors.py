@@ -9,6 +9,8 @@ would send because of them.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AMQPError",
     "DecodeError",
@@ -48,7 +50,11 @@ class RemoteProtocolError(AMQPError):
 
 
 class DecodeError(RemoteProtocolError):
-    """Bytes that cannot be decoded. ``offset`` is where in the input the problem is."""
+    """Bytes that cannot be decoded. ``offset`` is where in the input the problem is.
+
+    ``frames`` holds the whole frames a :class:`~amqpcodec.FrameDecoder` decoded in the
+    same ``feed`` before the bad one, so that none is lost whatever the input's split.
+    """
 
     def __init__(
         self,
@@ -60,6 +66,7 @@ class DecodeError(RemoteProtocolError):
     ) -> None:
         super().__init__(message, reply_code, class_id, method_id)
         self.offset = offset
+        self.frames: list[Any] = []
 
 
 class LocalProtocolError(AMQPError):

@@ -349,7 +349,10 @@ class FrameDecoder:
         return self._consumed
 
     def feed(self, data: Buffer) -> list[Frame]:
-        """Add ``data`` and return every frame it completes."""
+        """Add ``data`` and return every frame it completes.
+
+        On malformed data this raises DecodeError; the frames of this feed that came
+        before the bad one are in the exception's ``frames``."""
         if self._error is not None:
             raise DecodeError(
                 f"the stream failed earlier: {self._error}",
@@ -378,6 +381,7 @@ class FrameDecoder:
                 off = _decode_frames(view, off, size, limit, frames, False)
         except DecodeError as exc:
             exc.offset += self._consumed
+            exc.frames = frames
             self._error = exc
             raise
         if off:

@@ -964,3 +964,12 @@ def test_encode_message_rejects(channel: int, body: object, frame_max: int, fiel
     with pytest.raises(EncodeError) as info:
         encode_message(channel, PUBLISH, None, body, frame_max)  # type: ignore[arg-type]
     assert info.value.field == field
+
+
+def test_frames_before_a_bad_one_travel_on_the_error() -> None:
+    heartbeat = amqpcodec.HeartbeatFrame().encode()
+    decoder = amqpcodec.FrameDecoder()
+    with pytest.raises(amqpcodec.DecodeError) as info:
+        decoder.feed(heartbeat + heartbeat + b"\x09\x00\x00\x00\x00\x00\x00\xce")
+    assert info.value.frames == [amqpcodec.HeartbeatFrame(), amqpcodec.HeartbeatFrame()]
+    assert info.value.offset == 16
