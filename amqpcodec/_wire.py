@@ -345,14 +345,31 @@ def _read_table(
         if letter_at >= stop:
             raise DecodeError("field table entry runs past the end of the table", 501, off)
         key = str(buf[off + 1 : letter_at], "utf-8", "surrogateescape")
-        reader = readers.get(buf[letter_at])
+        letter = buf[letter_at]
+        # The two commonest letters, the same in every dialect, are read inline.
+        if letter == 83 and letter_at + 5 <= stop:  # S: long string
+            off = letter_at + 5 + _U32.unpack_from(buf, letter_at + 1)[0]
+            if off <= stop:
+                try:
+                    table[key] = str(buf[letter_at + 5 : off], "utf-8")
+                    if types and key in types:
+                        del types[key]
+                    continue
+                except UnicodeDecodeError:
+                    pass
+        elif letter == 73 and letter_at + 5 <= stop:  # I: signed 32-bit
+            table[key] = _I32.unpack_from(buf, letter_at + 1)[0]
+            off = letter_at + 5
+            if types and key in types:
+                del types[key]
+            continue
+        reader = readers.get(letter)
         if reader is None:
-            letter = chr(buf[letter_at])
-            raise DecodeError(f"unknown field type {letter!r} for key {key!r}", 502, letter_at)
+            raise DecodeError(f"unknown field type {chr(letter)!r} for key {key!r}", 502, letter_at)
         value, off, default = reader(buf, letter_at + 1, stop, dialect, max_depth, depth)
         table[key] = value
         if not default:
-            types[key] = chr(buf[letter_at])
+            types[key] = chr(letter)
         elif types and key in types:  # a repeated key: the last one wins, letter too
             del types[key]
     return table, off
@@ -501,24 +518,38 @@ def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: 
     for key, value in table.items():
         try:
             raw = key.encode("utf-8", "surrogateescape")
+        except (AttributeError, UnicodeEncodeError):
+            raise _Problem(f"key {key!r} is not a str of UTF-8", key) from None
+        try:
             if len(raw) > 255:
                 raise _Problem(f"key of {len(raw)} UTF-8 bytes is longer than 255", key)
             out.append(len(raw))
             out += raw
             letter = types.get(key) if types else None
             if letter is None:
-                writer = _WRITERS.get(type(value))
-                if writer is None:
-                    _write_general(out, value, None, d, max_depth, depth)
+                kind = type(value)
+                # The two commonest values are written inline (as _write_str/_write_int).
+                if kind is str:
+                    text = value.encode("utf-8", "surrogateescape")
+                    out += _LETTER_LENGTH.pack(83, len(text))
+                    out += text
+                elif kind is int and -2147483648 <= value <= 2147483647:
+                    out += _LETTER_I32.pack(73, value)
                 else:
-                    writer(out, value, d, max_depth, depth)
+                    writer = _WRITERS.get(kind)
+                    if writer is None:
+                        _write_general(out, value, None, d, max_depth, depth)
+                    else:
+                        writer(out, value, d, max_depth, depth)
             else:
                 _write_general(out, value, letter, d, max_depth, depth)
         except _Problem as problem:
             problem.path = f"[{key!r}]{problem.path}"
             raise
-        except (AttributeError, UnicodeEncodeError):
-            raise _Problem(f"key {key!r} is not a str", key) from None
+        except UnicodeEncodeError:
+            problem = _Problem("not encodable as UTF-8", value)
+            problem.path = f"[{key!r}]"
+            raise problem from None
     _U32.pack_into(out, start, len(out) - start - 4)
 
 
