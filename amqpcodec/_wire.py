@@ -547,9 +547,9 @@ def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: 
             problem.path = f"[{key!r}]{problem.path}"
             raise
         except UnicodeEncodeError:
-            problem = _Problem("not encodable as UTF-8", value)
-            problem.path = f"[{key!r}]"
-            raise problem from None
+            unencodable = _Problem("not encodable as UTF-8", value)
+            unencodable.path = f"[{key!r}]"
+            raise unencodable from None
     _U32.pack_into(out, start, len(out) - start - 4)
 
 
