@@ -286,6 +286,9 @@ class Connection:
             raise TypeError(f"role must be Role.CLIENT or Role.SERVER, not {role!r}")
         self._role = role
         self._peer = role.peer
+        # What each side may send on an open channel, for the fast paths.
+        self._content_out = _CONTENT_BY[role]
+        self._plain_in = _PLAIN_BY[role.peer]
         self._settings = s = _check_settings(role, settings)
         self._state = CS.AWAIT_HEADER
         self._decoder = FrameDecoder(max_frame_size=s.min_frame_size)
@@ -436,33 +439,53 @@ class Connection:
         for a Basic.Publish on a channel in confirm mode, else None. The body is not
         copied: keep it unchanged until the data is sent.
         """
+        mcls = method.__class__
+        ch = self._channels.get(channel)
+        if (
+            mcls not in self._content_out
+            or ch is None
+            or ch.state is not H.OPEN
+            or self._state is not CS.OPEN
+            or ch.paused
+            or mcls is _GET_OK
+        ):
+            self._check_message(channel, ch, method)  # raises, or passes a valid get-ok
+        parts = encode_message_parts(channel, method, properties, body, self._frame_max)
+        self._out += parts
+        self._sent_since_tick = True
+        if mcls is _GET_OK:
+            ch.peer_requests.popleft()  # type: ignore[union-attr]
+        elif ch.confirming:  # type: ignore[union-attr]
+            assert ch is not None
+            ch.publish_tag = tag = ch.publish_tag + 1
+            ch.unconfirmed.add(tag)
+            ch.unconfirmed_order.append(tag)
+            return tag
+        return None
+
+    def _check_message(self, channel: int, ch: _Channel | None, method: Method) -> None:
+        """The checks of send_message, spelled out (its fast path tests them all at once)."""
         self._check_can_send()
         if not isinstance(method, Method) or not method.CONTENT:
             raise LocalProtocolError(f"{method!r} carries no content: use send_method")
-        ch = self._channels.get(channel)
+        if self._state is not CS.OPEN:
+            raise LocalProtocolError(
+                f"cannot send {method.NAME}: the connection is {self._state.name}, not OPEN",
+                spec.CHANNEL_ERROR,
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
         if ch is None or ch.state is not H.OPEN:
             raise self._local_channel_error(channel, method)
-        mcls = type(method)
-        if (self._role, mcls) not in _OPEN_ROW:
+        if type(method) not in self._content_out:
             raise self._local_direction_error(method)
         if ch.paused:
             raise LocalProtocolError(
                 f"the peer stopped the flow of content on channel {channel} (channel.flow)",
                 spec.COMMAND_INVALID,
             )
-        if mcls in _RESPONSE_TYPES:  # basic.get-ok answers the peer's basic.get
+        if type(method) is _GET_OK:  # basic.get-ok answers the peer's basic.get
             self._check_response(channel, ch, method)
-        parts = encode_message_parts(channel, method, properties, body, self._frame_max)
-        self._out += parts
-        self._sent_since_tick = True
-        if mcls in _RESPONSE_TYPES:
-            ch.peer_requests.popleft()
-        if ch.confirming and mcls is spec.Basic.Publish:
-            ch.publish_tag = tag = ch.publish_tag + 1
-            ch.unconfirmed.add(tag)
-            ch.unconfirmed_order.append(tag)
-            return tag
-        return None
 
     def open_channel(self, channel: int | None = None) -> int:
         """Client role: queue Channel.Open on ``channel``, or on the lowest free number
@@ -695,21 +718,61 @@ class Connection:
                 data = self._receive_header(data, events)
                 if not data:
                     return events
-            for frame in self._decoder.feed(data):
-                if isinstance(frame, MethodFrame):
-                    if frame.channel:
-                        self._receive_channel_method(frame, events)
-                    else:
-                        self._receive_connection_method(frame.method, events)
-                elif isinstance(frame, (BodyFrame, HeaderFrame)):
-                    self._receive_content(frame, events)
-                elif isinstance(frame, ProtocolHeader):
-                    self._receive_protocol_header(frame, events)
-                # A heartbeat only proves the peer is alive, which any byte does.
+            try:
+                frames: list[Any] = self._decoder.feed(data)
+            except DecodeError as exc:
+                # The frames before the bad one still count: a Close among them ends
+                # the connection cleanly, and whatever follows a close is not read.
+                self._receive_frames(exc.frames, events)
+                if self._state is CS.CLOSED:
+                    return events
+                raise
+            self._receive_frames(frames, events)
         except RemoteProtocolError as exc:
             self._fail(exc)
             raise
         return events
+
+    def _receive_frames(self, frames: list[Any], events: list[Event]) -> None:
+        # The loop inlines the commonest cases, content on an open channel; the rest goes
+        # to the _receive_* methods. (``Any``: frames are told apart by exact class, on
+        # which mypy does not narrow.)
+        channels = self._channels
+        assemble = self._assembler.feed
+        plain_in = self._plain_in
+        for frame in frames:
+            cls = frame.__class__
+            if cls is BodyFrame or cls is HeaderFrame:
+                ch = channels.get(frame.channel)
+                if ch is None or ch.state is not H.OPEN or self._state is not CS.OPEN:
+                    self._receive_content(frame, events)
+                    continue
+                message = assemble(frame)
+                if message.__class__ is Message:
+                    method = message.method
+                    tag = None
+                    if ch.confirming and method.__class__ is spec.Basic.Publish:
+                        ch.publish_tag = tag = ch.publish_tag + 1
+                    events.append(
+                        MessageReceived(
+                            frame.channel, method, message.properties, message.body, tag
+                        )
+                    )
+            elif cls is MethodFrame:
+                channel = frame.channel
+                if not channel:
+                    self._receive_connection_method(frame.method, events)
+                    continue
+                method = frame.method
+                if method.CONTENT and method.__class__ in plain_in:
+                    ch = channels.get(channel)
+                    if ch is not None and ch.state is H.OPEN and self._state is CS.OPEN:
+                        assemble(frame)  # 505 if a content is in progress on the channel
+                        continue
+                self._receive_channel_method(frame, events)
+            elif cls is ProtocolHeader:
+                self._receive_protocol_header(frame, events)
+            # A heartbeat only proves the peer is alive, which any byte does.
 
     def _fail(self, exc: RemoteProtocolError) -> None:
         if self._state in CONNECTION_IS_OPEN:
@@ -800,8 +863,22 @@ class Connection:
         return RemoteProtocolError(message, code, method.CLASS_ID, method.METHOD_ID)
 
     def _receive_channel_method(self, frame: MethodFrame, events: list[Event]) -> None:
-        state = self._state
         method = frame.method
+        ch = self._channels.get(frame.channel)
+        if (
+            method.__class__ in self._plain_in
+            and ch is not None
+            and ch.state is H.OPEN
+            and self._state is CS.OPEN
+        ):
+            # The common case (ack, reject...): checks done, no bookkeeping.
+            if method.CONTENT:
+                self._assembler.feed(frame)  # 505 if a content is already in progress
+                return
+            if not self._assembler.in_progress(frame.channel):
+                events.append(MethodReceived(frame.channel, method))
+                return
+        state = self._state
         if state is not CS.OPEN:
             if state in CONNECTION_CLOSING:
                 return  # after Connection.Close only channel 0 matters [rule "stability"]
@@ -887,6 +964,7 @@ class Connection:
         return RemoteProtocolError(message, code, method.CLASS_ID, method.METHOD_ID)
 
     def _receive_content(self, frame: HeaderFrame | BodyFrame, events: list[Event]) -> None:
+        """A content frame that receive_data's fast path did not take: errors, discards."""
         state = self._state
         channel = frame.channel
         if state is not CS.OPEN:
@@ -896,22 +974,13 @@ class Connection:
                 "content frame before the connection is open", spec.UNEXPECTED_FRAME
             )
         ch = self._channels.get(channel)
-        if ch is None or ch.state is not H.OPEN:
-            if ch is not None and ch.state in DISCARDING and self._peer in DISCARDING[ch.state]:
-                return
-            if channel == 0:  # [PDF §4.2.6.1] content is never on channel 0
-                raise RemoteProtocolError("content frame on channel 0", spec.CHANNEL_ERROR)
-            raise RemoteProtocolError(
-                f"content frame on channel {channel}, which is not open", spec.CHANNEL_ERROR
-            )
-        message = self._assembler.feed(frame)
-        if not isinstance(message, Message):
-            return  # more body frames to come
-        method = message.method
-        tag = None
-        if ch.confirming and type(method) is spec.Basic.Publish:
-            ch.publish_tag = tag = ch.publish_tag + 1
-        events.append(MessageReceived(channel, method, message.properties, message.body, tag))
+        if ch is not None and ch.state in DISCARDING and self._peer in DISCARDING[ch.state]:
+            return
+        if channel == 0:  # [PDF §4.2.6.1] content is never on channel 0
+            raise RemoteProtocolError("content frame on channel 0", spec.CHANNEL_ERROR)
+        raise RemoteProtocolError(
+            f"content frame on channel {channel}, which is not open", spec.CHANNEL_ERROR
+        )
 
     # -- connection-method handlers: (self, method, next_state, events) ----------------
 
@@ -1286,8 +1355,6 @@ def _parse_credentials(
     return credentials
 
 
-_OPEN_ROW: Final = CHANNEL_TRANSITIONS[H.OPEN]
-
 _CONNECTION_HANDLERS: Final[dict[type[Method], Callable[..., None]]] = {
     C.Start: Connection._on_start,
     C.StartOk: Connection._on_start_ok,
@@ -1315,4 +1382,26 @@ _CHANNEL_HANDLERS: Final[dict[type[Method], Callable[..., None]]] = {
     spec.Basic.Ack: Connection._on_ack_or_nack,
     spec.Basic.Nack: Connection._on_ack_or_nack,
     spec.Confirm.Select: Connection._on_confirm_select,
+}
+
+
+_OPEN_ROW: Final = CHANNEL_TRANSITIONS[H.OPEN]
+_GET_OK: Final = spec.Basic.GetOk
+# The content methods each role sends; and the methods each role sends on an open channel
+# that need nothing but the state checks (no handler, no request or reply to match).
+_CONTENT_BY: Final = {
+    role: frozenset(m for (r, m) in _OPEN_ROW if r is role and issubclass(m, Method) and m.CONTENT)
+    for role in Role
+}
+_PLAIN_BY: Final = {
+    role: frozenset(
+        m
+        for (r, m) in _OPEN_ROW
+        if r is role
+        and issubclass(m, Method)
+        and not m.RESPONSES
+        and m not in _CHANNEL_HANDLERS
+        and m not in _RESPONSE_TYPES
+    )
+    for role in Role
 }

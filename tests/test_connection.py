@@ -1191,3 +1191,38 @@ def test_reply_text_is_cut_to_255_bytes() -> None:
     expect_remote(pair.client, method_bytes(1, Q.DeclareOk("é" * 127)), 503)
     (close,) = sent_methods(pair.client.data_to_send())
     assert len(close.reply_text.encode()) <= 255
+
+
+def test_no_content_after_our_close() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.close()
+    with pytest.raises(LocalProtocolError, match="CLOSE_SENT_BY_CLIENT"):
+        pair.client.send_message(1, B.Publish(), None, b"late")
+    assert sent_methods(pair.client.data_to_send()) == [C.Close(200, "", 0, 0)]
+
+
+def test_garbage_after_the_peers_close_is_not_read() -> None:
+    pair = opened_pair()
+    data = method_bytes(0, C.Close(320, "bye", 0, 0)) + b"\x09garbage"
+    assert pair.client.receive_data(data) == [ConnectionClosed(320, "bye", 0, 0, SERVER)]
+    assert sent_methods(pair.client.data_to_send()) == [C.CloseOk()]
+
+
+def test_frames_before_a_bad_frame_take_effect() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    # The server's channel.close is answered even though a bad frame follows it.
+    data = method_bytes(1, Ch.Close(404, "x", 50, 10)) + b"\x09" + bytes(7)
+    expect_remote(pair.client, data, 501)
+    assert sent_methods(pair.client.data_to_send()) == [Ch.CloseOk(), C.Close(501, ANY_TEXT)]
+
+
+class _AnyText(str):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str)
+
+    __hash__ = str.__hash__
+
+
+ANY_TEXT = _AnyText()
