@@ -865,22 +865,20 @@ class Connection:
     def _receive_channel_method(self, frame: MethodFrame, events: list[Event]) -> None:
         method = frame.method
         ch = self._channels.get(frame.channel)
+        # The common case (ack, reject...): checks done, no bookkeeping. (Content methods
+        # took the same shortcut in _receive_frames.)
         if (
             method.__class__ in self._plain_in
             and ch is not None
             and ch.state is H.OPEN
             and self._state is CS.OPEN
+            and not self._assembler.in_progress(frame.channel)
         ):
-            # The common case (ack, reject...): checks done, no bookkeeping.
-            if method.CONTENT:
-                self._assembler.feed(frame)  # 505 if a content is already in progress
-                return
-            if not self._assembler.in_progress(frame.channel):
-                events.append(MethodReceived(frame.channel, method))
-                return
+            events.append(MethodReceived(frame.channel, method))
+            return
         state = self._state
         if state is not CS.OPEN:
-            if state in CONNECTION_CLOSING:
+            if state in CONNECTION_CLOSING or state is CS.CLOSED:
                 return  # after Connection.Close only channel 0 matters [rule "stability"]
             raise RemoteProtocolError(
                 f"{method.NAME} on channel {frame.channel} before the connection is open",
@@ -968,7 +966,7 @@ class Connection:
         state = self._state
         channel = frame.channel
         if state is not CS.OPEN:
-            if state in CONNECTION_CLOSING:
+            if state in CONNECTION_CLOSING or state is CS.CLOSED:
                 return
             raise RemoteProtocolError(
                 "content frame before the connection is open", spec.UNEXPECTED_FRAME

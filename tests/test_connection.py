@@ -1226,3 +1226,15 @@ class _AnyText(str):
 
 
 ANY_TEXT = _AnyText()
+
+
+def test_frames_after_the_peers_close_in_the_same_read_are_dropped() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    data = (
+        method_bytes(0, C.Close(320, "bye", 0, 0))
+        + content_bytes(1, B.Deliver(), b"late")
+        + method_bytes(1, B.Cancel("c"))
+        + method_bytes(0, C.Blocked())
+    )
+    assert pair.client.receive_data(data) == [ConnectionClosed(320, "bye", 0, 0, SERVER)]
