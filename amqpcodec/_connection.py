@@ -559,7 +559,7 @@ class Connection:
             )
         next_state = CONNECTION_TRANSITIONS[self._state].get((self._role, mcls))
         if next_state is None:
-            if self._role.value in method.CHASSIS:
+            if self._peer.value not in method.CHASSIS:  # CHASSIS names the receivers
                 raise self._local_direction_error(method)
             raise LocalProtocolError(
                 f"cannot send {method.NAME} in connection state {self._state.name}",
@@ -605,7 +605,7 @@ class Connection:
         state = H.CLOSED if ch is None else ch.state
         next_state = CHANNEL_TRANSITIONS[state].get((self._role, mcls))
         if next_state is None:
-            if self._role.value in method.CHASSIS:
+            if self._peer.value not in method.CHASSIS:  # CHASSIS names the receivers
                 raise self._local_direction_error(method)
             raise self._local_channel_error(channel, method)
         if mcls is Ch.Open:
@@ -683,8 +683,6 @@ class Connection:
 
     def _local_channel_error(self, channel: int, method: Method) -> LocalProtocolError:
         state = self.channel_state(channel)
-        if state is H.OPEN or (state is H.CLOSED and self._role is Role.SERVER):
-            return self._local_direction_error(method)
         return LocalProtocolError(
             f"cannot send {method.NAME} on channel {channel} in state {state.name}",
             spec.CHANNEL_ERROR,

@@ -1238,3 +1238,20 @@ def test_frames_after_the_peers_close_in_the_same_read_are_dropped() -> None:
         + method_bytes(0, C.Blocked())
     )
     assert pair.client.receive_data(data) == [ConnectionClosed(320, "bye", 0, 0, SERVER)]
+
+
+def test_local_errors_name_the_reason() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    with pytest.raises(LocalProtocolError, match=r"a client does not send basic\.deliver") as info:
+        pair.client.send_message(1, B.Deliver())
+    assert info.value.reply_code == 503
+    with pytest.raises(LocalProtocolError, match=r"on channel 2 in state CLOSED") as info:
+        pair.client.send_method(2, B.Ack(1))  # both sides send acks; channel 2 is closed
+    assert info.value.reply_code == 504
+    with pytest.raises(LocalProtocolError, match=r"a server does not send basic\.publish"):
+        pair.server.send_message(1, B.Publish())
+    with pytest.raises(LocalProtocolError, match=r"a client does not send connection\.open-ok"):
+        pair.client.send_method(0, C.OpenOk())
+    with pytest.raises(LocalProtocolError, match=r"cannot send connection\.open in connection"):
+        pair.client.send_method(0, C.Open())
