@@ -398,7 +398,18 @@ def _unpack_lines(run: tuple[str, list[str]], indent: str) -> Iterator[str]:
     targets = ", ".join(names) + ("," if len(names) == 1 else "")
     if len(names) == 1:
         targets = f"({targets})"
-    yield f"{indent}{targets} = {struct_name(fmt)}.unpack_from(buf, off)"
+    call = f"{struct_name(fmt)}.unpack_from(buf, off)"
+    if len(f"{indent}{targets} = {call}") <= 100:
+        yield f"{indent}{targets} = {call}"
+    elif len(f"{indent}{targets} = (") <= 100:  # ruff format wraps the call first
+        yield f"{indent}{targets} = ("
+        yield f"{indent}{_INDENT}{call}"
+        yield f"{indent})"
+    else:  # then the targets, one a line
+        yield f"{indent}("
+        for name in names:
+            yield f"{indent}{_INDENT}{name},"
+        yield f"{indent}) = {call}"
     yield f"{indent}off += {size}"
 
 
@@ -446,7 +457,7 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
         word, mask = _flag_position(index)
         yield f"{i3}{_local(f)} = self.{f.py_name}"
         yield f"{i3}if {_local(f)} is not None:"
-        yield f"{i4}flags{word} |= {mask:#06x}"
+        yield f"{i4}flags{word} |= 0x{mask:04X}"
         yield from _encode_property(f, i4, f"{cls.name}.properties.{f.py_name}")
     yield f"{i2}except (struct.error, AttributeError, TypeError, UnicodeEncodeError):"
     yield f"{i3}raise self._encode_error() from None"
@@ -479,13 +490,13 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
         word, mask = _flag_position(index)
         if word == last:
             known |= mask
-    yield f"{i3}if flags{last} & {(~known & 0xFFFF) & ~1:#06x}:"
+    yield f"{i3}if flags{last} & 0x{(~known & 0xFFFF) & ~1:04X}:"
     yield f"{i4}raise _unknown_properties({label}, off)"
     yield f"{i3}if flags{last} & 1:"
     yield f"{i4}off = _skip_flag_words({label}, buf, off, end)"
     for index, f in enumerate(fields):
         word, mask = _flag_position(index)
-        yield f"{i3}if flags{word} & {mask:#06x}:"
+        yield f"{i3}if flags{word} & 0x{mask:04X}:"
         yield from _decode_property(f, i4, label)
         yield f"{i3}else:"
         yield f"{i4}self.{f.py_name} = None"
