@@ -1255,3 +1255,132 @@ def test_local_errors_name_the_reason() -> None:
         pair.client.send_method(0, C.OpenOk())
     with pytest.raises(LocalProtocolError, match=r"cannot send connection\.open in connection"):
         pair.client.send_method(0, C.Open())
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input: arbitrary and mutated bytes raise nothing but RemoteProtocolError
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _recorded_session(client_closes: bool) -> tuple[bytes, bytes]:
+    """Both directions of a session that a fresh peer can replay by itself (the client
+    only has to open channel 1 once it is open)."""
+    pair = Pair({"frame_max": 4096})
+    pair.handshake()
+    pair.open_channel()
+    properties = spec.BasicProperties(headers={"a": 1}, content_type="x")
+    pair.client.send_message(1, B.Publish("", "q"), properties, b"x" * 9000)
+    pair.client.send_method(1, B.Ack(1))
+    if client_closes:
+        pair.client.close()
+    else:
+        pair.server.send_message(1, B.Deliver("c", 1), properties, b"y" * 5000)
+        pair.server.send_message(1, B.Return(312, "NO_ROUTE", "", "q"), None, b"")
+        pair.server.send_method(1, Ch.Flow(active=False))
+        pair.server.send_method(1, B.Cancel("c", no_wait=True))
+        pair.pump()
+        pair.server.close(320, "bye")
+    pair.pump()
+    return bytes(pair.raw[CLIENT]), bytes(pair.raw[SERVER])
+
+
+CLIENT_STREAM = _recorded_session(client_closes=True)[0]  # a server replays this
+SERVER_STREAM = _recorded_session(client_closes=False)[1]  # a client replays this
+
+
+def _structural_offsets(stream: bytes) -> list[int]:
+    """Offsets of every byte that is not body payload: where a mutation matters most."""
+    offsets, off = list(range(8)) if stream.startswith(b"AMQP") else [], 0
+    off = 8 if offsets else 0
+    while off < len(stream):
+        size = int.from_bytes(stream[off + 3 : off + 7], "big")
+        end = off + 7 + size + 1
+        if stream[off] == 3:  # a body frame: its header and end octet
+            offsets += [*range(off, off + 7), end - 1]
+        else:
+            offsets += range(off, end)
+        off = end
+    return offsets
+
+
+STRUCTURE = {
+    CLIENT: _structural_offsets(SERVER_STREAM),  # what a client receives
+    SERVER: _structural_offsets(CLIENT_STREAM),
+}
+# Where the server's connection.open-ok ends: the client opens its channel after it.
+OPEN_OK_END = SERVER_STREAM.index(method_bytes(0, C.OpenOk())) + len(method_bytes(0, C.OpenOk()))
+
+
+def _feed_only_our_errors(conn: Connection, data: bytes, cuts: list[int]) -> list[Any]:
+    """Feed ``data`` in pieces; only RemoteProtocolError may come out. A client opens
+    channel 1 as soon as it can, as in the recorded session."""
+    events: list[Any] = []
+    pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    for piece in [p for p in pieces if p] + [b""]:
+        try:
+            events += conn.receive_data(piece)
+        except RemoteProtocolError:
+            assert conn.state is ConnectionState.ERROR
+            return events
+        if conn.state is ConnectionState.CLOSED:
+            return events
+        if conn.role is CLIENT and conn.state is ConnectionState.OPEN and not conn.channels:
+            conn.open_channel(1)
+    return events
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300), role=st.sampled_from([CLIENT, SERVER]))
+def test_random_bytes_raise_only_remote_protocol_errors(data: bytes, role: Role) -> None:
+    for conn in (Connection(role), opened_pair().conn(role)):
+        _feed_only_our_errors(conn, data, [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    role=st.sampled_from([CLIENT, SERVER]),
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
+    cuts=st.lists(st.integers(0, 30_000), max_size=5).map(sorted),
+)
+def test_mutated_sessions_raise_only_remote_protocol_errors(
+    role: Role, flips: list[tuple[int, int]], cuts: list[int]
+) -> None:
+    stream = bytearray(SERVER_STREAM if role is CLIENT else CLIENT_STREAM)
+    structure = STRUCTURE[role]
+    for position, value in flips:  # even positions: a structural byte
+        if position % 2 == 0:
+            stream[structure[position // 2 % len(structure)]] = value
+        else:
+            stream[position % len(stream)] = value
+    conn = Connection(role, frame_max=4096) if role is CLIENT else Connection(role)
+    conn.data_to_send()
+    cuts = sorted({OPEN_OK_END, *[c for c in cuts if c < len(stream)]})
+    _feed_only_our_errors(conn, bytes(stream), cuts)
+
+
+def test_the_unmutated_session_replays_cleanly() -> None:
+    for cuts in ([OPEN_OK_END], list(range(7, len(SERVER_STREAM), 7))):  # any split
+        client = Connection(CLIENT, frame_max=4096)
+        events = _feed_only_our_errors(client, SERVER_STREAM, cuts)
+        assert [type(e).__name__ for e in events] == [
+            "ConnectionOpened",
+            "ChannelOpened",
+            "MessageReceived",
+            "MessageReceived",
+            "FlowChanged",
+            "MethodReceived",
+            "ConnectionClosed",
+        ]
+        assert client.state is ConnectionState.CLOSED
+    server = Connection(SERVER)
+    events = _feed_only_our_errors(server, CLIENT_STREAM, list(range(5, len(CLIENT_STREAM), 5)))
+    assert [type(e).__name__ for e in events] == [
+        "ProtocolHeaderReceived",
+        "ConnectionOpened",
+        "ChannelOpened",
+        "MessageReceived",
+        "MethodReceived",
+        "ConnectionClosed",
+    ]
