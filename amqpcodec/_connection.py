@@ -308,6 +308,10 @@ class Connection:
         self._close_received: Method | None = None
         self._blocked = False
         self._header = bytearray()
+        # Until tuning, frame boundaries are walked here too (see _receive_untuned).
+        self._untuned = True
+        self._walk_head = bytearray()
+        self._walk_left = 0
         # Heartbeat clock: activity flags are turned into times by tick(now).
         self._sent_since_tick = False
         self._received_since_tick = False
@@ -716,6 +720,10 @@ class Connection:
                 data = self._receive_header(data, events)
                 if not data:
                     return events
+            if self._untuned:
+                data = self._receive_untuned(data, events)
+                if not data:
+                    return events
             try:
                 frames: list[Any] = self._decoder.feed(data)
             except DecodeError as exc:
@@ -730,6 +738,51 @@ class Connection:
             self._fail(exc)
             raise
         return events
+
+    def _receive_untuned(self, data: Buffer, events: list[Event]) -> Buffer:
+        """Before tuning, give the decoder one whole frame at a time, so that the frames
+        that follow Tune / Tune-Ok in the same read are held to the negotiated frame_max
+        rather than the minimum: any split of the input gives the same result. Returns
+        the bytes left once tuned (or nothing)."""
+        view = memoryview(data).cast("B")
+        size = len(view)
+        start = pos = 0
+        head = self._walk_head  # the header of the frame being walked, up to 7 bytes
+        while pos < size:
+            if len(head) < 7:
+                take = min(7 - len(head), size - pos)
+                head += view[pos : pos + take]
+                pos += take
+                if len(head) < 7:
+                    break
+                # A protocol header (a server refusing ours) is 8 bytes; a frame is its
+                # declared size plus 8 (the decoder judges that size, not this walk).
+                self._walk_left = 1 if head[:4] == b"AMQP" else int.from_bytes(head[3:7], "big") + 1
+            take = min(self._walk_left, size - pos)
+            pos += take
+            self._walk_left -= take
+            if self._walk_left:
+                break
+            head.clear()
+            self._feed_decoder(view[start:pos], events)
+            start = pos
+            if self._state is CS.CLOSED:
+                return b""
+            if not self._untuned:
+                return view[pos:]
+        if start < size:
+            self._feed_decoder(view[start:], events)
+        return b""
+
+    def _feed_decoder(self, data: Buffer, events: list[Event]) -> None:
+        try:
+            frames: list[Any] = self._decoder.feed(data)
+        except DecodeError as exc:
+            self._receive_frames(exc.frames, events)  # as in receive_data
+            if self._state is CS.CLOSED:
+                return
+            raise
+        self._receive_frames(frames, events)
 
     def _receive_frames(self, frames: list[Any], events: list[Event]) -> None:
         # The loop inlines the commonest cases, content on an open channel; the rest goes
@@ -1036,6 +1089,7 @@ class Connection:
         self._channel_max = channel_max
         self._frame_max = frame_max
         self._decoder.max_frame_size = frame_max
+        self._untuned = False
         # The client starts heartbeating once tuned, the server once Tune-Ok arrives
         # [PDF §4.2.7; Errata #13].
         self._heartbeat = heartbeat
