@@ -119,7 +119,9 @@ class Method(Record):
     @property
     def expects_reply(self) -> bool:
         """Whether the peer must answer: a request with responses, and no-wait not set."""
-        return bool(self.RESPONSES) and not getattr(self, "no_wait", False)
+        # confirm.select spells its no-wait bit "nowait" (RabbitMQ's extension XML).
+        no_wait = getattr(self, "no_wait", False) or getattr(self, "nowait", False)
+        return bool(self.RESPONSES) and not no_wait
 
     def __repr__(self) -> str:
         return f"{self.NAME}({', '.join(self._repr_fields())})"

@@ -537,3 +537,11 @@ def test_reserved_fields_default_to_zero_and_empty() -> None:
     assert spec.Basic.Get(queue="q", reserved_1=7).encode() == bytes.fromhex(
         "003c0046 0007 0171 00"
     )
+
+
+def test_expects_reply_honours_both_spellings_of_no_wait() -> None:
+    assert spec.Queue.Declare().expects_reply
+    assert not spec.Queue.Declare(no_wait=True).expects_reply
+    assert spec.Confirm.Select().expects_reply
+    assert not spec.Confirm.Select(nowait=True).expects_reply
+    assert not spec.Basic.Publish().expects_reply
