@@ -701,7 +701,7 @@ class Connection:
         """Take bytes read from the socket; ``b""`` means the peer closed it.
 
         Returns the events they complete. A protocol violation raises
-        RemoteProtocolError (events of the same call are lost with it), queues
+        RemoteProtocolError (carrying in ``events`` those of this call before it), queues
         Connection.Close if the connection was open, and leaves it in the ERROR state.
         """
         state = self._state
@@ -735,6 +735,7 @@ class Connection:
                 raise
             self._receive_frames(frames, events)
         except RemoteProtocolError as exc:
+            exc.events = events
             self._fail(exc)
             raise
         return events

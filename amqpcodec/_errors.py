@@ -47,6 +47,8 @@ class RemoteProtocolError(AMQPError):
         self.reply_code = reply_code
         self.class_id = class_id
         self.method_id = method_id
+        self.events: list[Any] = []
+        """Events a ``Connection.receive_data`` call produced before the violation."""
 
 
 class DecodeError(RemoteProtocolError):

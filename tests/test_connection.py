@@ -1384,3 +1384,15 @@ def test_the_unmutated_session_replays_cleanly() -> None:
         "MethodReceived",
         "ConnectionClosed",
     ]
+
+
+def test_events_before_a_violation_travel_on_the_error() -> None:
+    pair = opened_pair()
+    channel = pair.client.open_channel()
+    pair.pump()
+    deliver = B.Deliver(consumer_tag="c", delivery_tag=1, routing_key="rk")
+    good = content_bytes(channel, deliver, b"hello")
+    bad = HeartbeatFrame().encode()[:-1] + b"\x00"  # a bad frame-end octet
+    error = expect_remote(pair.client, good + bad, 501)
+    assert [type(e) for e in error.events] == [MessageReceived]
+    assert error.events[0].body == b"hello"
