@@ -29,12 +29,8 @@ class AMQPError(Exception):
     """Base class of every exception amqpcodec raises on purpose."""
 
 
-class RemoteProtocolError(AMQPError):
-    """The peer broke the protocol.
-
-    ``reply_code``, ``class_id`` and ``method_id`` are what to put in the
-    Connection.Close (or Channel.Close) sent because of it.
-    """
+class _ProtocolError(AMQPError):
+    """An error with the reply code (and culprit method) a Close would carry."""
 
     def __init__(
         self,
@@ -47,8 +43,25 @@ class RemoteProtocolError(AMQPError):
         self.reply_code = reply_code
         self.class_id = class_id
         self.method_id = method_id
+
+
+class RemoteProtocolError(_ProtocolError):
+    """The peer broke the protocol.
+
+    ``reply_code``, ``class_id`` and ``method_id`` are what to put in the
+    Connection.Close (or Channel.Close) sent because of it; ``events`` holds the events
+    a ``Connection.receive_data`` call produced before the violation.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        reply_code: int = _COMMAND_INVALID,
+        class_id: int = 0,
+        method_id: int = 0,
+    ) -> None:
+        super().__init__(message, reply_code, class_id, method_id)
         self.events: list[Any] = []
-        """Events a ``Connection.receive_data`` call produced before the violation."""
 
 
 class DecodeError(RemoteProtocolError):
@@ -71,20 +84,11 @@ class DecodeError(RemoteProtocolError):
         self.frames: list[Any] = []
 
 
-class LocalProtocolError(AMQPError):
-    """We were asked to do something the protocol forbids; nothing was queued."""
+class LocalProtocolError(_ProtocolError):
+    """We were asked to do something the protocol forbids; nothing was queued.
 
-    def __init__(
-        self,
-        message: str,
-        reply_code: int = _COMMAND_INVALID,
-        class_id: int = 0,
-        method_id: int = 0,
-    ) -> None:
-        super().__init__(message)
-        self.reply_code = reply_code
-        self.class_id = class_id
-        self.method_id = method_id
+    ``reply_code``, ``class_id`` and ``method_id`` say what the protocol calls it.
+    """
 
 
 class EncodeError(LocalProtocolError, ValueError):
