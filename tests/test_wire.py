@@ -334,6 +334,12 @@ def _long(raw: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
     return raw.map(longstr)
 
 
+# Random bytes are rarely UTF-8; S values and names need both kinds.
+_TEXT_OR_BYTES = st.binary(max_size=40) | st.text(max_size=12).map(
+    lambda text: text.encode("utf-8", "surrogatepass")
+)
+
+
 _SCALAR_RAW: dict[str, dict[str, st.SearchStrategy[bytes]]] = {
     "rabbitmq": {
         "t": st.sampled_from([b"\x00", b"\x01"]),
@@ -348,7 +354,7 @@ _SCALAR_RAW: dict[str, dict[str, st.SearchStrategy[bytes]]] = {
         "f": _fixed(4),
         "d": _fixed(8),
         "D": _fixed(5),
-        "S": _long(st.binary(max_size=40)),
+        "S": _long(_TEXT_OR_BYTES),
         "x": _long(st.binary(max_size=40)),
         "T": _fixed(8),
         "V": st.just(b""),
@@ -366,8 +372,8 @@ _SCALAR_RAW: dict[str, dict[str, st.SearchStrategy[bytes]]] = {
         "f": _fixed(4),
         "d": _fixed(8),
         "D": _fixed(5),
-        "s": st.binary(max_size=255).map(shortstr),
-        "S": _long(st.binary(max_size=40)),
+        "s": (st.binary(max_size=255) | _TEXT_OR_BYTES).map(shortstr),
+        "S": _long(_TEXT_OR_BYTES),
         "T": _fixed(8),
         "V": st.just(b""),
     },
