@@ -1106,6 +1106,7 @@ def test_progress_is_reported() -> None:
 
 
 LARGE_MB = int(os.environ.get("AMQPCODEC_CAPTURE_MB", "200"))
+LARGE_SEGMENT = int(os.environ.get("AMQPCODEC_CAPTURE_SEGMENT", "65483"))
 PEAK_LIMIT_MB = 100
 
 
@@ -1181,10 +1182,11 @@ def measure(path: Path, mode: str) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's VmHWM")
 def test_large_capture_decodes_in_bounded_memory(tmp_path: Path) -> None:
-    """AMQPCODEC_CAPTURE_MB sets the size (default 200)."""
+    """AMQPCODEC_CAPTURE_MB sets the size (default 200), AMQPCODEC_CAPTURE_SEGMENT the
+    TCP segment size (default 65483, loopback's; 1448 is Ethernet's)."""
     path = tmp_path / "large.pcap"
     started = time.perf_counter()
-    messages = write_large_capture(path, LARGE_MB)
+    messages = write_large_capture(path, LARGE_MB, LARGE_SEGMENT)
     written = time.perf_counter() - started
     size_mb = path.stat().st_size / 2**20
     assert size_mb >= LARGE_MB
