@@ -275,7 +275,7 @@ class CaptureStats:
     """Problems with the input that did not stop reading (a truncated capture file)."""
 
 
-Progress: TypeAlias = Callable[[int, "int | None"], None]
+Progress: TypeAlias = Callable[[int, int | None], None]
 
 
 def read_capture(source: str | os.PathLike[str] | IO[bytes], **options: Any) -> Iterator[Record]:
@@ -331,19 +331,21 @@ class CaptureReader:
 
     def read(self, source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Record]:
         """Yield the records of ``source`` (a path or a binary file object) in capture
-        order. Raises CaptureError if it is not something this reader understands."""
+        order. Raises CaptureError at once if it is not something this reader
+        understands, and while iterating if it turns out to be damaged."""
         self.stats = CaptureStats()
-        if isinstance(source, (str, os.PathLike)):
-            try:
-                stream: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed below
-            except OSError as exc:
-                raise CaptureError(f"cannot open {os.fspath(source)!r}: {exc.strerror}") from None
-            return self._read_and_close(stream)
-        return self._read(source)
-
-    def _read_and_close(self, stream: IO[bytes]) -> Iterator[Record]:
-        with stream:
-            yield from self._read(stream)
+        if not isinstance(source, (str, os.PathLike)):
+            return self._read(source)
+        try:
+            stream: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed by _closing
+        except OSError as exc:
+            raise CaptureError(f"cannot open {os.fspath(source)!r}: {exc.strerror}") from None
+        try:
+            records = self._read(stream)
+        except BaseException:
+            stream.close()
+            raise
+        return _closing(records, stream)
 
     def _read(self, stream: IO[bytes]) -> Iterator[Record]:
         self.stats.size = _file_size(stream)
@@ -481,6 +483,11 @@ class _Input(io.RawIOBase):
             data += more
         self._stats.bytes_read += len(data)
         return data
+
+
+def _closing(records: Iterator[Record], stream: IO[bytes]) -> Iterator[Record]:
+    with stream:
+        yield from records
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes:
