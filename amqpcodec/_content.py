@@ -24,6 +24,8 @@ from ._frames import BodyFrame, Frame, HeaderFrame, MethodFrame
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "ContentAssembler", "Message"]
 
+_new = object.__new__
+
 DEFAULT_MAX_BODY_SIZE: Final = 512 * 1024 * 1024
 """RabbitMQ's hard limit on a message body (``?MAX_MSG_SIZE``)."""
 
@@ -66,6 +68,11 @@ class ContentAssembler:
     def feed(self, frame: Frame) -> Frame | Message | None:
         """Take one frame. Returns a finished Message, the frame itself when it is not
         content, or None while a message is still incomplete."""
+        cls = frame.__class__  # exact classes first: the common case, no isinstance chain
+        if cls is BodyFrame:
+            return self._body(frame)  # type: ignore[arg-type]
+        if cls is HeaderFrame:
+            return self._header(frame)  # type: ignore[arg-type]
         if isinstance(frame, MethodFrame):
             channel = frame.channel
             if channel in self._partial:
@@ -82,7 +89,12 @@ class ContentAssembler:
                         frame.method.CLASS_ID,
                         frame.method.METHOD_ID,
                     )
-                self._partial[channel] = _Partial(frame.method)
+                partial: _Partial = _new(_Partial)  # as _Partial(method), without __init__
+                partial.method = frame.method
+                partial.header = None
+                partial.received = 0
+                partial.chunks = []
+                self._partial[channel] = partial
                 return None
             return frame
         if isinstance(frame, HeaderFrame):
@@ -144,10 +156,19 @@ class ContentAssembler:
                 partial.method.CLASS_ID,
                 partial.method.METHOD_ID,
             )
-        partial.chunks.append(payload)
         if partial.received < body_size:
+            partial.chunks.append(payload)
             return None
         del self._partial[channel]
         chunks = partial.chunks
-        body = chunks[0] if len(chunks) == 1 and isinstance(chunks[0], bytes) else b"".join(chunks)
-        return Message(channel, partial.method, partial.header.properties, body)
+        if chunks:
+            chunks.append(payload)
+            body = b"".join(chunks)
+        else:  # the whole body in one frame: no join
+            body = payload if payload.__class__ is bytes else bytes(payload)
+        message: Message = _new(Message)
+        message.channel = channel
+        message.method = partial.method
+        message.properties = partial.header.properties
+        message.body = body
+        return message

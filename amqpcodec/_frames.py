@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from . import spec
 from ._base import Method, Properties
@@ -64,6 +64,7 @@ _TYPE_BODY: Final = spec.FRAME_BODY
 _TYPE_HEARTBEAT: Final = spec.FRAME_HEARTBEAT
 _KNOWN_TYPES: Final = frozenset({_TYPE_METHOD, _TYPE_HEADER, _TYPE_BODY, _TYPE_HEARTBEAT})
 _METHODS = spec.METHODS_BY_INDEX
+_new = object.__new__
 _PROPERTIES = spec.PROPERTIES
 
 
@@ -197,13 +198,15 @@ def decode_frame(
 
 
 def _decode_frames(
-    buf: memoryview, off: int, size: int, limit: int, frames: list[Frame], one: bool
+    buf: bytes | memoryview, off: int, size: int, limit: int, frames: list[Frame], one: bool
 ) -> int:
     """Append the whole frames in ``buf[off:size]`` to ``frames`` and return the offset
     after the last: the decoder's hot loop. ``one``: stop after one frame, and accept a
     protocol header (as decode_frame does; a FrameDecoder only takes one at the start)."""
     unpack_header = _HEADER.unpack_from
     append = frames.append
+    new = _new
+    frame: Any
     while size - off >= 7:
         frame_type, channel, payload_size = unpack_header(buf, off)
         if frame_type == 0x41 and one:
@@ -232,10 +235,17 @@ def _decode_frames(
             raise DecodeError(
                 f"frame-end octet is 0x{buf[end]:02x}, not 0xce", spec.FRAME_ERROR, end
             )
+        # Frames are built with object.__new__ and two stores, cheaper than __init__.
         if frame_type == _TYPE_BODY:
-            append(BodyFrame(channel, bytes(buf[start:end])))
+            frame = new(BodyFrame)
+            frame.channel = channel
+            frame.payload = bytes(buf[start:end])
+            append(frame)
         elif frame_type == _TYPE_METHOD:
-            append(MethodFrame(channel, _decode_method(buf, start, end)))
+            frame = new(MethodFrame)
+            frame.channel = channel
+            frame.method = _decode_method(buf, start, end)
+            append(frame)
         elif frame_type == _TYPE_HEADER:
             append(_decode_header(buf, channel, start, end))
         elif frame_type == _TYPE_HEARTBEAT:
@@ -259,7 +269,7 @@ def _unknown_type(frame_type: int, off: int) -> DecodeError:
     return DecodeError(f"unknown frame type {frame_type}", spec.FRAME_ERROR, off)
 
 
-def _protocol_header(buf: memoryview, off: int, available: int) -> tuple[Frame, int] | None:
+def _protocol_header(buf: bytes | memoryview, off: int, available: int) -> tuple[Frame, int] | None:
     """A peer's protocol header (or a server refusing ours) [PDF §4.2.2]."""
     if buf[off : off + min(4, available)] != _AMQP[: min(4, available)]:
         raise DecodeError("data is neither an AMQP frame nor a protocol header", 501, off)
@@ -269,7 +279,7 @@ def _protocol_header(buf: memoryview, off: int, available: int) -> tuple[Frame, 
     return ProtocolHeader(major, minor, revision, protocol_id), off + 8
 
 
-def _decode_method(buf: memoryview, start: int, end: int) -> Method:
+def _decode_method(buf: bytes | memoryview, start: int, end: int) -> Method:
     if end - start < 4:
         raise DecodeError("method frame is too short for its class and method ids", 501, start)
     (index,) = _U32.unpack_from(buf, start)
@@ -290,7 +300,7 @@ def _decode_method(buf: memoryview, start: int, end: int) -> Method:
         raise
 
 
-def _decode_header(buf: memoryview, channel: int, start: int, end: int) -> HeaderFrame:
+def _decode_header(buf: bytes | memoryview, channel: int, start: int, end: int) -> HeaderFrame:
     if end - start < 14:
         raise DecodeError("content header frame is too short", spec.FRAME_ERROR, start)
     class_id, weight, body_size = _CONTENT_HEADER.unpack_from(buf, start)
@@ -306,7 +316,12 @@ def _decode_header(buf: memoryview, channel: int, start: int, end: int) -> Heade
         # the frame (into the buffer behind it); the truncation is at the frame's end.
         exc.offset = min(exc.offset, end)
         raise
-    return HeaderFrame(channel, body_size, properties, class_id)
+    frame: HeaderFrame = _new(HeaderFrame)
+    frame.channel = channel
+    frame.body_size = body_size
+    frame.properties = properties
+    frame.class_id = class_id
+    return frame
 
 
 _HEARTBEAT = HeartbeatFrame()
@@ -360,6 +375,8 @@ class FrameDecoder:
                 self._error.offset,
             )
         buf = self._buffer
+        if self._started and type(data) is bytes:
+            return self._feed_bytes(data)
         buf += data
         size = len(buf)
         frames: list[Frame] = []
@@ -389,6 +406,52 @@ class FrameDecoder:
             self._consumed += off
         return frames
 
+    def _feed_bytes(self, data: bytes) -> list[Frame]:
+        """feed() for ``bytes`` once the stream has started: whole frames are decoded
+        straight from ``data`` (slicing ``bytes`` is cheaper than slicing a view, and they
+        are never copied into the buffer). The buffer only ever holds one incomplete
+        frame: it is completed from the head of ``data`` first, and the incomplete frame
+        at the end of ``data`` is kept for the next feed."""
+        buf = self._buffer
+        limit = self.max_frame_size
+        frames: list[Frame] = []
+        size = len(data)
+        start = self._consumed + len(buf)  # stream offset of data[0]
+        pos = 0  # data[:pos] has gone into the buffer
+        if buf:
+            held = len(buf)
+            if held < 7:  # the pending frame's header first, then exactly its size
+                pos = min(7 - held, size)
+                buf += data[:pos]
+                held += pos
+            if held >= 7:
+                take = min(_U32.unpack_from(buf, 3)[0] + 8 - held, size - pos)
+                buf += memoryview(data)[pos : pos + take]
+                pos += take
+            try:
+                with memoryview(buf) as view:
+                    used = _decode_frames(view, 0, len(buf), limit, frames, False)
+            except DecodeError as exc:
+                exc.offset += self._consumed
+                exc.frames = frames
+                self._error = exc
+                raise
+            if not used:  # still incomplete: all of data is in the buffer
+                return frames
+            self._consumed += used
+            del buf[:]
+        try:
+            off = _decode_frames(data, pos, size, limit, frames, False)
+        except DecodeError as exc:
+            exc.offset += start
+            exc.frames = frames
+            self._error = exc
+            raise
+        if off < size:
+            buf += memoryview(data)[off:]
+        self._consumed = start + off
+        return frames
+
 
 # ---------------------------------------------------------------------------------------
 # Messages
@@ -409,17 +472,22 @@ def encode_message_parts(
     """
     if not method.CONTENT:
         raise EncodeError(f"{method.NAME} does not carry content", "method", method)
-    if not isinstance(body, (bytes, bytearray, memoryview)):
+    if body.__class__ is bytes:  # the common case, before the general checks
+        body_size = len(body)
+    elif not isinstance(body, (bytes, bytearray, memoryview)):
         raise EncodeError(f"body must be bytes-like, not {type(body).__name__}", "body", body)
-    if isinstance(body, memoryview) and not body.c_contiguous:  # b"".join needs one block
-        raise EncodeError("body must be a contiguous buffer", "body", body)
+    elif isinstance(body, memoryview):
+        if not body.c_contiguous:  # b"".join needs one block
+            raise EncodeError("body must be a contiguous buffer", "body", body)
+        body_size = body.nbytes
+    else:
+        body_size = len(body)
     if 0 < frame_max < _FRAME_MIN_SIZE:  # connection.tune frame-max: minimum
         raise EncodeError(f"frame_max {frame_max} is below the minimum of 4096", "frame_max")
     payload = method.encode()
     if properties is None:
         properties = _PROPERTIES[method.CLASS_ID]()
     props = properties.encode()
-    body_size = body.nbytes if isinstance(body, memoryview) else len(body)
     try:
         method_head = _HEADER.pack(_TYPE_METHOD, channel, len(payload))
         header_head = _END_AND_CONTENT_HEADER.pack(
@@ -428,20 +496,17 @@ def encode_message_parts(
     except struct.error:
         raise _bad_channel(channel) from None
     if frame_max:
-        for what, size in (("method", len(payload)), ("content header", len(props) + 12)):
-            if size + FRAME_OVERHEAD > frame_max:
-                raise EncodeError(
-                    f"{what} frame of {size + 8} bytes does not fit in frame_max {frame_max}",
-                    "frame_max",
-                    frame_max,
-                )
-    chunk = frame_max - FRAME_OVERHEAD if frame_max else 0xFFFFFFFF
-    parts: list[bytes | bytearray | memoryview] = [method_head, payload, header_head, props]
+        if len(payload) + FRAME_OVERHEAD > frame_max or len(props) + 20 > frame_max:
+            _check_fits(len(payload), len(props) + 12, frame_max)
+        chunk = frame_max - FRAME_OVERHEAD
+    else:
+        chunk = 0xFFFFFFFF
     if body_size <= chunk:  # the common case: at most one body frame, no slicing
         if body_size:
-            parts += (_END_AND_HEADER.pack(_FRAME_END, _TYPE_BODY, channel, body_size), body)
-        parts.append(_END)
-        return parts
+            body_head = _END_AND_HEADER.pack(_FRAME_END, _TYPE_BODY, channel, body_size)
+            return [method_head, payload, header_head, props, body_head, body, _END]
+        return [method_head, payload, header_head, props, _END]
+    parts: list[bytes | bytearray | memoryview] = [method_head, payload, header_head, props]
     try:
         view = memoryview(body).cast("B")
     except TypeError:
@@ -452,6 +517,16 @@ def encode_message_parts(
         parts += (pack(_FRAME_END, _TYPE_BODY, channel, len(piece)), piece)
     parts.append(_END)
     return parts
+
+
+def _check_fits(method_size: int, header_size: int, frame_max: int) -> None:
+    for what, size in (("method", method_size), ("content header", header_size)):
+        if size + FRAME_OVERHEAD > frame_max:
+            raise EncodeError(
+                f"{what} frame of {size + 8} bytes does not fit in frame_max {frame_max}",
+                "frame_max",
+                frame_max,
+            )
 
 
 def encode_message(
