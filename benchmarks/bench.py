@@ -30,10 +30,13 @@ number. The bars are the speed bars of DESIGN.md.
 from __future__ import annotations
 
 import datetime
+import gc
 import io
 import platform
+import subprocess
 import sys
 import timeit
+import tracemalloc
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -41,12 +44,14 @@ from struct import unpack_from
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import amqp.basic_message
 import amqp.method_framing
 import amqp.serialization
 import amqp.spec
 import amqp.transport
+import ceiling  # benchmarks/ is on sys.path when this file runs
 import pamqp
 import pamqp.body
 import pamqp.commands
@@ -64,16 +69,19 @@ import pika.spec
 import amqpcodec
 from amqpcodec import (
     BodyFrame,
+    Connection,
     ContentAssembler,
     FrameDecoder,
     HeaderFrame,
     Message,
     MethodFrame,
+    Role,
     encode_message,
     encode_message_parts,
     spec,
 )
 from amqpcodec._wire import decode_table, encode_table
+from amqpcodec.events import ChannelOpened, ConnectionOpened, MessageReceived
 
 MIN_TIME = 0.2  # seconds per timed repeat (timeit's autorange)
 REPEAT = 5
@@ -252,13 +260,19 @@ def bench_publish() -> None:
         writer(1, CHANNEL, amqp.spec.Basic.Publish, args, message)
         return b"".join(out)
 
+    def with_ceiling() -> bytes:
+        return ceiling.publish(
+            CHANNEL, EXCHANGE, ROUTING_KEY, "application/json", 2, HEADERS, "m-1", BODY_1K
+        )
+
     expected = decoded_view(ours())
     for name, fn in (("pika", with_pika), ("pamqp", with_pamqp), ("py-amqp", with_pyamqp)):
         same(decoded_view(fn()), expected, f"publish/{name}")
+    same(with_ceiling(), ours(), "publish/ceiling")  # byte for byte
     row(
         "encode a publish (method + header, 4 properties + 1 KiB body)",
         per_op(ours),
-        {"pika": with_pika, "pamqp": with_pamqp, "py-amqp": with_pyamqp},
+        {"pika": with_pika, "pamqp": with_pamqp, "py-amqp": with_pyamqp, CEILING: with_ceiling},
     )
 
 
@@ -486,6 +500,15 @@ def bench_decode() -> None:
             return ("header", f[1], f[2], props)
         return ("body", f[1], bytes(f[2]))
 
+    def view_ceiling(f: tuple[Any, ...]) -> tuple[Any, ...]:
+        if f[0] == "method":
+            return ("method", f[1], "basic.deliver", f[2])
+        if f[0] == "header":
+            content_type, delivery_mode, headers, message_id = f[3]
+            return ("header", f[1], f[2], (content_type, delivery_mode, norm(headers), message_id))
+        return f
+
+    same([view_ceiling(f) for f in ceiling.deliver_frames(chunks)], expected, "frames/ceiling")
     same([view_pika(f) for f in pika_frames(chunks)], expected, "frames/pika")
     same([view_pamqp(f) for f in pamqp_frames(chunks)], expected, "frames/pamqp")
     same([view_pyamqp(f) for f in pyamqp_frames(stream, frame_count)], expected, "frames/py-amqp")
@@ -496,6 +519,7 @@ def bench_decode() -> None:
             "pika": lambda: pika_frames(chunks),
             "pamqp": lambda: pamqp_frames(chunks),
             "py-amqp": lambda: pyamqp_frames(stream, frame_count),
+            CEILING: lambda: ceiling.deliver_frames(chunks),
         },
     )
 
@@ -624,6 +648,156 @@ def bench_split() -> None:
 
 
 COPY_US = 0.0
+CEILING = "ceiling (benchmarks/ceiling.py)"
+
+
+# ---------------------------------------------------------------------------------------
+# 6. Through Connection: the bare codec is the yardstick
+
+
+def opened_pair(frame_max: int = FRAME_MAX) -> tuple[Connection, Connection]:
+    """A client and a server Connection, handshake done in memory, channel 1 open."""
+    client = Connection(Role.CLIENT, frame_max=frame_max)
+    server = Connection(Role.SERVER, frame_max=frame_max)
+
+    def pump() -> list[Any]:
+        events: list[Any] = []
+        while True:
+            to_server, to_client = client.data_to_send(), server.data_to_send()
+            if not to_server and not to_client:
+                return events
+            if to_server:
+                events += server.receive_data(to_server)
+            if to_client:
+                events += client.receive_data(to_client)
+
+    assert any(isinstance(e, ConnectionOpened) for e in pump())
+    client.open_channel(CHANNEL)
+    assert ChannelOpened(CHANNEL) in pump()
+    return client, server
+
+
+def bench_connection() -> None:
+    client, _server = opened_pair()
+    method = spec.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY)
+    props = spec.BasicProperties(
+        content_type="application/json", delivery_mode=2, headers=HEADERS, message_id="m-1"
+    )
+
+    def send() -> bytes:
+        client.send_message(CHANNEL, method, props, BODY_1K)
+        return client.data_to_send()
+
+    def bare() -> bytes:
+        return encode_message(CHANNEL, method, props, BODY_1K, FRAME_MAX)
+
+    same(send(), bare(), "connection/send")
+    ours = per_op(send)
+    row(
+        "publish through Connection.send_message + data_to_send",
+        ours,
+        {"bare encode_message (bar: ≤ 1.3x)": bare},
+    )
+
+    chunks = reads(deliver_stream())
+
+    def receive() -> list[Any]:
+        events: list[Any] = []
+        for chunk in chunks:
+            events += client.receive_data(chunk)
+        return events
+
+    got = receive()
+    assert len(got) == MESSAGES and all(isinstance(e, MessageReceived) for e in got)
+    same(
+        [(e.method, e.properties, e.body) for e in got[:3]],
+        [(m.method, m.properties, m.body) for m in ours_messages(chunks)[:3]],
+        "connection/receive",
+    )
+    row(
+        f"receive {MESSAGES:,} deliveries through Connection.receive_data",
+        per_op(receive),
+        {
+            "bare FrameDecoder (bar: ≤ 1.3x)": lambda: ours_frames(chunks),
+            "FrameDecoder + ContentAssembler": lambda: ours_messages(chunks),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# 7. Import time and memory (not timeit rows: printed under the table)
+
+EXTRA: list[tuple[str, str, bool]] = []  # (what, measured, bar met)
+
+
+def bench_import() -> None:
+    def best(code: str) -> float:
+        times = []
+        for _ in range(7):
+            started = timeit.default_timer()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            times.append(timeit.default_timer() - started)
+        return min(times)
+
+    root = str(Path(__file__).resolve().parent.parent)
+    ours = best(f"import sys; sys.path.insert(0, {root!r}); import amqpcodec")
+    json = best("import json")
+    bar = 2 * json + 0.030
+    EXTRA.append(
+        (
+            '`python -c "import amqpcodec"` vs `python -c "import json"` (best of 7)',
+            f"{ours * 1000:.1f} ms vs {json * 1000:.1f} ms (bar ≤ 2 x json + 30 ms"
+            f" = {bar * 1000:.1f} ms)",
+            ours <= bar,
+        )
+    )
+
+
+def peak_extra(fn: Callable[[], object]) -> int:
+    """Peak bytes allocated while ``fn`` runs, over what was allocated before."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        del result
+    finally:
+        tracemalloc.stop()
+    return peak - before
+
+
+def bench_memory() -> None:
+    size = 64 * 1024 * 1024
+    body = bytes(size)  # allocated before measuring: the body is the caller's
+    method = spec.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY)
+
+    def send() -> bytes:
+        client, _server = opened_pair()
+        client.send_message(CHANNEL, method, None, body)
+        return client.data_to_send()
+
+    sent = send()
+
+    # Receive on the server side, as a broker would, in 64 KiB reads made on the fly.
+    def receive() -> list[Any]:
+        _client, server = opened_pair()
+        events: list[Any] = []
+        view = memoryview(sent)
+        for start in range(0, len(sent), READ_SIZE):
+            events += server.receive_data(bytes(view[start : start + READ_SIZE]))
+        assert len(events) == 1 and len(events[0].body) == size
+        return events
+
+    for what, fn, bar in (("send", send, 1.2), ("receive", receive, 2.2)):
+        extra = peak_extra(fn) / size
+        EXTRA.append(
+            (
+                f"{what} a 64 MiB message through Connection: peak extra memory (tracemalloc)",
+                f"{extra:.2f} x the body (bar ≤ {bar} x)",
+                extra <= bar,
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -645,9 +819,14 @@ def print_bars() -> None:
         print(f"- {text}: {value:.2f}x (bar {goal}x) {'met' if met else 'NOT met'}")
 
     print()
-    print("DESIGN.md speed bars:")
+    print("Bars (DESIGN.md, issue 8):")
     line("encode a publish vs pika", ratio("encode a publish", "pika"), 3.0)
-    line("decode a Basic.Deliver stream vs pika", ratio("decode 10,000", "pika"), 3.0)
+    line("decode a Basic.Deliver stream into frames vs pika", ratio("decode 10,000", "pika"), 3.0)
+    line(
+        "decode it into messages vs pika (frames + assembler)",
+        ratio(f"decode {MESSAGES:,} deliveries (1 KiB bodies) into messages", "pika"),
+        2.5,
+    )
     line("field-table round trip vs pika", ratio("field table", "pika"), 2.5)
     for form in ("bytes", "list of parts"):
         ours = next((r[1] for r in ROWS if r[0].endswith(f"131072 → {form}")), None)
@@ -657,7 +836,22 @@ def print_bars() -> None:
             1.5,
             higher=False,
         )
-    print("- Connection overhead over the bare codec: not in this benchmark yet")
+    for prefix, peer, what in (
+        ("publish through Connection", "bare encode_message", "send_message over encode_message"),
+        ("receive", "bare FrameDecoder", "receive_data over FrameDecoder"),
+        ("receive", "FrameDecoder + ContentAssembler", "receive_data over FrameDecoder+assembler"),
+    ):
+        value = next(
+            (
+                r[3] and r[1] / r[3]
+                for r in ROWS
+                if r[0].startswith(prefix) and r[2].startswith(peer)
+            ),
+            None,
+        )
+        line(f"Connection: {what}, cost ratio", value, 1.3, higher=False)
+    for what, measured, met in EXTRA:
+        print(f"- {what}: {measured} {'met' if met else 'NOT met'}")
 
 
 def versions() -> Iterable[str]:
@@ -679,6 +873,9 @@ def main() -> None:
     bench_decode()
     bench_table()
     bench_split()
+    bench_connection()
+    bench_import()
+    bench_memory()
     print_table()
     print_bars()
 
