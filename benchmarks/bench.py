@@ -32,9 +32,11 @@ from __future__ import annotations
 import datetime
 import gc
 import io
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 import timeit
 import tracemalloc
 from collections.abc import Callable, Iterable
@@ -731,24 +733,34 @@ EXTRA: list[tuple[str, str, bool]] = []  # (what, measured, bar met)
 
 
 def bench_import() -> None:
-    def best(code: str) -> float:
+    """Import time in a fresh interpreter, best of 7. An installed package has its
+    bytecode compiled (pip does it; the standard library's json has it too), so the bar
+    is judged with bytecode cached in a temporary PYTHONPYCACHEPREFIX, warmed once; the
+    time without bytecode (PYTHONDONTWRITEBYTECODE, a source checkout) is shown too."""
+
+    def best(code: str, env: dict[str, str]) -> float:
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)  # warm up
         times = []
         for _ in range(7):
             started = timeit.default_timer()
-            subprocess.run([sys.executable, "-c", code], check=True)
+            subprocess.run([sys.executable, "-c", code], check=True, env=env)
             times.append(timeit.default_timer() - started)
         return min(times)
 
     root = str(Path(__file__).resolve().parent.parent)
-    ours = best(f"import sys; sys.path.insert(0, {root!r}); import amqpcodec")
-    json = best("import json")
+    code = f"import sys; sys.path.insert(0, {root!r}); import amqpcodec"
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    with tempfile.TemporaryDirectory() as cache:
+        cached = best(code, {**plain, "PYTHONPYCACHEPREFIX": cache})
+    uncached = best(code, {**plain, "PYTHONDONTWRITEBYTECODE": "1"})
+    json = best("import json", plain)
     bar = 2 * json + 0.030
     EXTRA.append(
         (
             '`python -c "import amqpcodec"` vs `python -c "import json"` (best of 7)',
-            f"{ours * 1000:.1f} ms vs {json * 1000:.1f} ms (bar ≤ 2 x json + 30 ms"
-            f" = {bar * 1000:.1f} ms)",
-            ours <= bar,
+            f"{cached * 1000:.1f} ms vs {json * 1000:.1f} ms (bar ≤ 2 x json + 30 ms"
+            f" = {bar * 1000:.1f} ms; without cached bytecode: {uncached * 1000:.1f} ms)",
+            cached <= bar,
         )
     )
 
