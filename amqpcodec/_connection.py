@@ -28,7 +28,7 @@ from typing import Any, Final, TypeAlias
 
 from . import spec
 from ._base import Method, Properties
-from ._content import DEFAULT_MAX_BODY_SIZE, ContentAssembler, Message
+from ._content import DEFAULT_MAX_BODY_SIZE, ContentAssembler
 from ._errors import DecodeError, EncodeError, LocalProtocolError, RemoteProtocolError
 from ._events import (
     ChannelClosed,
@@ -96,6 +96,8 @@ _NO_WAIT: Final = {
     method: next((name for name in method.FIELDS if name in ("no_wait", "nowait")), None)
     for method in spec.METHODS.values()
 }
+
+_new = object.__new__
 
 
 def _expects_reply(method: Method) -> bool:
@@ -790,7 +792,11 @@ class Connection:
         # to the _receive_* methods. (``Any``: frames are told apart by exact class, on
         # which mypy does not narrow.)
         channels = self._channels
-        assemble = self._assembler.feed
+        assembler = self._assembler
+        assemble = assembler.feed
+        # What assemble() would call for the two content frame classes, without its dispatch.
+        assemble_body = assembler._body
+        assemble_header = assembler._header
         plain_in = self._plain_in
         for frame in frames:
             cls = frame.__class__
@@ -799,17 +805,20 @@ class Connection:
                 if ch is None or ch.state is not H.OPEN or self._state is not CS.OPEN:
                     self._receive_content(frame, events)
                     continue
-                message = assemble(frame)
-                if message.__class__ is Message:
+                message = assemble_body(frame) if cls is BodyFrame else assemble_header(frame)
+                if message is not None:
                     method = message.method
                     tag = None
                     if ch.confirming and method.__class__ is spec.Basic.Publish:
                         ch.publish_tag = tag = ch.publish_tag + 1
-                    events.append(
-                        MessageReceived(
-                            frame.channel, method, message.properties, message.body, tag
-                        )
-                    )
+                    # MessageReceived(channel, method, properties, body, tag), sans __init__
+                    event = _new(MessageReceived)
+                    event.channel = message.channel
+                    event.method = method
+                    event.properties = message.properties
+                    event.body = message.body
+                    event.confirm_tag = tag
+                    events.append(event)
             elif cls is MethodFrame:
                 channel = frame.channel
                 if not channel:
