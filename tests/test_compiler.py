@@ -466,11 +466,9 @@ UPDATE_SECRET_CHASSIS = {  # the published chassis of update-secret(-ok) is inve
     ("method", "connection.update-secret", "chassis"): (("server",), ("client",)),
     ("method", "connection.update-secret-ok", "chassis"): (("client",), ("server",)),
 }
-# NOT in spec/README.md: its "Facts we keep as published" table says the 14th Basic
-# property is `reserved` and not marked reserved="1", but spec/amqp0-9-1.xml has
-# cluster-id with reserved="1" (the JSON's name; tests/test_frames.py uses cluster_id).
-# The wire is the same (a shortstr at flag 0x0004). One of the two has to change; until
-# then this entry keeps the cross-check honest about the rest.
+# spec/README.md "Protocol facts that differ": the 14th Basic property is cluster-id,
+# reserved="1" in ours (RabbitMQ's JSON name) and an unmarked `reserved` as published.
+# The wire is the same (a shortstr at flag 0x0004).
 BASIC_PROPERTY_14 = {
     ("class", "basic", "property", 13): (
         ("cluster-id", "shortstr", True),
