@@ -74,6 +74,10 @@ C = spec.Connection
 Ch = spec.Channel
 CS = ConnectionState
 H = ChannelState
+# The hot paths compare against these: an enum member looked up on its class costs
+# more than a module global (Python 3.11 goes through the enum's descriptor).
+_CS_OPEN: Final = CS.OPEN
+_H_OPEN: Final = H.OPEN
 
 _HEARTBEAT_BYTES: Final = HeartbeatFrame().encode()
 _HEADER_BYTES: Final = ProtocolHeader().encode()
@@ -450,8 +454,8 @@ class Connection:
         if (
             mcls not in self._content_out
             or ch is None
-            or ch.state is not H.OPEN
-            or self._state is not CS.OPEN
+            or ch.state is not _H_OPEN
+            or self._state is not _CS_OPEN
             or ch.paused
             or mcls is _GET_OK
         ):
@@ -802,7 +806,7 @@ class Connection:
             cls = frame.__class__
             if cls is BodyFrame or cls is HeaderFrame:
                 ch = channels.get(frame.channel)
-                if ch is None or ch.state is not H.OPEN or self._state is not CS.OPEN:
+                if ch is None or ch.state is not _H_OPEN or self._state is not _CS_OPEN:
                     self._receive_content(frame, events)
                     continue
                 message = assemble_body(frame) if cls is BodyFrame else assemble_header(frame)
@@ -827,7 +831,7 @@ class Connection:
                 method = frame.method
                 if method.CONTENT and method.__class__ in plain_in:
                     ch = channels.get(channel)
-                    if ch is not None and ch.state is H.OPEN and self._state is CS.OPEN:
+                    if ch is not None and ch.state is _H_OPEN and self._state is _CS_OPEN:
                         assemble(frame)  # 505 if a content is in progress on the channel
                         continue
                 self._receive_channel_method(frame, events)

@@ -40,6 +40,7 @@ __all__ = [
     "encode_shortstr",
     "encode_table",
     "encode_timestamp",
+    "write_table",
 ]
 
 DEFAULT_MAX_DEPTH: Final = 64
@@ -514,11 +515,19 @@ def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: 
         raise _Problem("expected a mapping for a field table", table)
     start = len(out)
     out += b"\0\0\0\0"
-    types = getattr(table, "types", None)
+    # (A plain dict has no letters; getattr would raise and catch an AttributeError.)
+    types = None if type(table) is dict else getattr(table, "types", None)
     for key, value in table.items():
         try:
-            raw = key.encode("utf-8", "surrogateescape")
-        except (AttributeError, UnicodeEncodeError):
+            # The argument-free encode is the fast path; surrogateescape is only needed
+            # (and tried) when a key holds lone surrogates.
+            raw = key.encode() if type(key) is str else key.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            try:
+                raw = key.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raise _Problem(f"key {key!r} is not a str of UTF-8", key) from None
+        except AttributeError:
             raise _Problem(f"key {key!r} is not a str of UTF-8", key) from None
         try:
             if len(raw) > 255:
@@ -530,7 +539,10 @@ def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: 
                 kind = type(value)
                 # The two commonest values are written inline (as _write_str/_write_int).
                 if kind is str:
-                    text = value.encode("utf-8", "surrogateescape")
+                    try:
+                        text = value.encode()
+                    except UnicodeEncodeError:  # lone surrogates, as surrogateescape made
+                        text = value.encode("utf-8", "surrogateescape")
                     out += _LETTER_LENGTH.pack(83, len(text))
                     out += text
                 elif kind is int and -2147483648 <= value <= 2147483647:
@@ -909,6 +921,26 @@ def encode_table(
     except RecursionError:  # a max_depth larger than the interpreter's stack allows
         raise _too_deep_to_encode(field, table) from None
     return bytes(out)
+
+
+def write_table(
+    out: bytearray,
+    table: Mapping[str, Any] | None,
+    field: str = "table",
+    dialect: Dialect = RABBITMQ,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> None:
+    """Append a field table with its 32-bit length to ``out`` (as encode_table's bytes)."""
+    if not table and (table is None or isinstance(table, Mapping)):
+        out += b"\0\0\0\0"
+        return
+    try:
+        _write_table(out, table, dialect, max_depth, 0)
+    except _Problem as problem:
+        name = field + problem.path
+        raise EncodeError(f"{name}: {problem.reason}", name, problem.value) from None
+    except RecursionError:  # a max_depth larger than the interpreter's stack allows
+        raise _too_deep_to_encode(field, table) from None
 
 
 def encode_array(

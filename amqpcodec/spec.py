@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from amqpcodec._base import Method, Properties
-from amqpcodec._errors import DecodeError
+from amqpcodec._errors import DecodeError, EncodeError
 from amqpcodec._wire import decode_table as _decode_table
 from amqpcodec._wire import encode_table as _encode_table
 from amqpcodec._wire import encode_timestamp as _encode_timestamp
+from amqpcodec._wire import write_table as _write_table
 
 __all__ = [
     "ACCESS_REFUSED",
@@ -3784,79 +3785,90 @@ class BasicProperties(Properties):
         self.cluster_id = cluster_id
 
     def encode(self) -> bytes:
-        parts: list[bytes] = []
+        out = bytearray()
         flags0 = 0
         try:
             v_content_type = self.content_type
             if v_content_type is not None:
                 flags0 |= 0x8000
                 raw = v_content_type.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_content_encoding = self.content_encoding
             if v_content_encoding is not None:
                 flags0 |= 0x4000
                 raw = v_content_encoding.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_headers = self.headers
             if v_headers is not None:
                 flags0 |= 0x2000
-                parts.append(_encode_table(v_headers, "basic.properties.headers"))
+                _write_table(out, v_headers, "basic.properties.headers")
             v_delivery_mode = self.delivery_mode
             if v_delivery_mode is not None:
                 flags0 |= 0x1000
-                parts.append(_S_B.pack(v_delivery_mode))
+                out.append(v_delivery_mode)
             v_priority = self.priority
             if v_priority is not None:
                 flags0 |= 0x0800
-                parts.append(_S_B.pack(v_priority))
+                out.append(v_priority)
             v_correlation_id = self.correlation_id
             if v_correlation_id is not None:
                 flags0 |= 0x0400
                 raw = v_correlation_id.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_reply_to = self.reply_to
             if v_reply_to is not None:
                 flags0 |= 0x0200
                 raw = v_reply_to.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_expiration = self.expiration
             if v_expiration is not None:
                 flags0 |= 0x0100
                 raw = v_expiration.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_message_id = self.message_id
             if v_message_id is not None:
                 flags0 |= 0x0080
                 raw = v_message_id.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_timestamp = self.timestamp
             if v_timestamp is not None:
                 flags0 |= 0x0040
-                v_timestamp = _encode_timestamp(v_timestamp, "basic.properties.timestamp")
-                parts.append(_S_Q.pack(v_timestamp))
+                out += _S_Q.pack(_encode_timestamp(v_timestamp, "basic.properties.timestamp"))
             v_type = self.type
             if v_type is not None:
                 flags0 |= 0x0020
                 raw = v_type.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_user_id = self.user_id
             if v_user_id is not None:
                 flags0 |= 0x0010
                 raw = v_user_id.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_app_id = self.app_id
             if v_app_id is not None:
                 flags0 |= 0x0008
                 raw = v_app_id.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_cluster_id = self.cluster_id
             if v_cluster_id is not None:
                 flags0 |= 0x0004
                 raw = v_cluster_id.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
-        except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
+                out.append(len(raw))
+                out += raw
+        except EncodeError:  # already names the property
+            raise
+        except (struct.error, AttributeError, TypeError, UnicodeEncodeError, ValueError):
             raise self._encode_error() from None
-        return _S_H.pack(flags0) + b"".join(parts)
+        return _S_H.pack(flags0) + out
 
     @classmethod
     def decode(cls, buf: Any, off: int, end: int) -> BasicProperties:
@@ -3885,12 +3897,12 @@ class BasicProperties(Properties):
             else:
                 self.headers = None
             if flags0 & 0x1000:
-                (self.delivery_mode,) = _S_B.unpack_from(buf, off)
+                self.delivery_mode = buf[off]
                 off += 1
             else:
                 self.delivery_mode = None
             if flags0 & 0x0800:
-                (self.priority,) = _S_B.unpack_from(buf, off)
+                self.priority = buf[off]
                 off += 1
             else:
                 self.priority = None

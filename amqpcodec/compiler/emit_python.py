@@ -448,8 +448,10 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     yield ""
     # encode
     words = (len(fields) + 14) // 15 or 1
+    # The properties go into one bytearray (octets and string lengths appended, the
+    # table written in place); a length or an octet over 255 is a ValueError there.
     yield f"{i1}def encode(self) -> bytes:"
-    yield f"{i2}parts: list[bytes] = []"
+    yield f"{i2}out = bytearray()"
     for w in range(words):
         yield f"{i2}flags{w} = 0"
     yield f"{i2}try:"
@@ -459,15 +461,19 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
         yield f"{i3}if {_local(f)} is not None:"
         yield f"{i4}flags{word} |= 0x{mask:04X}"
         yield from _encode_property(f, i4, f"{cls.name}.properties.{f.py_name}")
-    yield f"{i2}except (struct.error, AttributeError, TypeError, UnicodeEncodeError):"
+    if any(f.type in ("table", "timestamp") for f in fields):
+        yield f"{i2}except EncodeError:  # already names the property"
+        yield f"{i3}raise"
+    errors = "struct.error, AttributeError, TypeError, UnicodeEncodeError, ValueError"
+    yield f"{i2}except ({errors}):"
     yield f"{i3}raise self._encode_error() from None"
     # Write a flag word only when it or a later one has a bit set, and set the
     # continuation bit (0x0001) in every word before the last one written.
     for last in range(words - 1, 0, -1):
         flag_args = ", ".join([*(f"flags{w} | 1" for w in range(last)), f"flags{last}"])
         yield f"{i2}if flags{last}:"
-        yield f'{i3}return _S_{"H" * (last + 1)}.pack({flag_args}) + b"".join(parts)'
-    yield f'{i2}return _S_H.pack(flags0) + b"".join(parts)'
+        yield f"{i3}return _S_{'H' * (last + 1)}.pack({flag_args}) + out"
+    yield f"{i2}return _S_H.pack(flags0) + out"
     yield ""
     # decode
     yield f"{i1}@classmethod"
@@ -511,17 +517,20 @@ def _encode_property(f: Field, indent: str, label: str) -> Iterator[str]:
     value = _local(f)
     if f.type == "shortstr":
         yield f'{indent}raw = {value}.encode("utf-8", "surrogateescape")'
-        yield f"{indent}parts.append(_S_B.pack(len(raw)) + raw)"
+        yield f"{indent}out.append(len(raw))"
+        yield f"{indent}out += raw"
     elif f.type == "longstr":
-        yield f"{indent}parts.append(_S_I.pack(len({value})) + {value})"
+        yield f"{indent}out += _S_I.pack(len({value}))"
+        yield f"{indent}out += {value}"
     elif f.type == "table":
-        yield f"{indent}parts.append(_encode_table({value}, {_q(label)}))"
+        yield f"{indent}_write_table(out, {value}, {_q(label)})"
     elif f.type == "timestamp":
-        yield f"{indent}{value} = _encode_timestamp({value}, {_q(label)})"
-        yield f"{indent}parts.append(_S_Q.pack({value}))"
+        yield f"{indent}out += _S_Q.pack(_encode_timestamp({value}, {_q(label)}))"
+    elif f.type == "octet":
+        yield f"{indent}out.append({value})"
     else:
-        code = {"octet": "B", "short": "H", "long": "I", "longlong": "Q"}[f.type]
-        yield f"{indent}parts.append(_S_{code}.pack({value}))"
+        code = {"short": "H", "long": "I", "longlong": "Q"}[f.type]
+        yield f"{indent}out += _S_{code}.pack({value})"
 
 
 def _decode_property(f: Field, indent: str, label: str) -> Iterator[str]:
@@ -538,8 +547,11 @@ def _decode_property(f: Field, indent: str, label: str) -> Iterator[str]:
         yield f"{indent}off += 4 + n"
     elif f.type == "table":
         yield f"{indent}{target}, off = _decode_table(buf, off, end)"
+    elif f.type == "octet":  # indexing beats struct
+        yield f"{indent}{target} = buf[off]"
+        yield f"{indent}off += 1"
     else:
-        code = {"octet": "B", "short": "H", "long": "I", "longlong": "Q", "timestamp": "Q"}[f.type]
+        code = {"short": "H", "long": "I", "longlong": "Q", "timestamp": "Q"}[f.type]
         yield f"{indent}({target},) = _S_{code}.unpack_from(buf, off)"
         yield f"{indent}off += {_SIZES[code]}"
 
@@ -565,10 +577,11 @@ def _header(spec: Spec) -> Iterator[str]:
     yield "from typing import Any, ClassVar, Final"
     yield ""
     yield "from amqpcodec._base import Method, Properties"
-    yield "from amqpcodec._errors import DecodeError"
+    yield "from amqpcodec._errors import DecodeError, EncodeError"
     yield "from amqpcodec._wire import decode_table as _decode_table"
     yield "from amqpcodec._wire import encode_table as _encode_table"
     yield "from amqpcodec._wire import encode_timestamp as _encode_timestamp"
+    yield "from amqpcodec._wire import write_table as _write_table"
     yield ""
 
 

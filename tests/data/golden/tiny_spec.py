@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from amqpcodec._base import Method, Properties
-from amqpcodec._errors import DecodeError
+from amqpcodec._errors import DecodeError, EncodeError
 from amqpcodec._wire import decode_table as _decode_table
 from amqpcodec._wire import encode_table as _encode_table
 from amqpcodec._wire import encode_timestamp as _encode_timestamp
+from amqpcodec._wire import write_table as _write_table
 
 __all__ = [
     "FRAME_END",
@@ -459,35 +460,38 @@ class BasicProperties(Properties):
         self.cluster_id = cluster_id
 
     def encode(self) -> bytes:
-        parts: list[bytes] = []
+        out = bytearray()
         flags0 = 0
         try:
             v_content_type = self.content_type
             if v_content_type is not None:
                 flags0 |= 0x8000
                 raw = v_content_type.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
+                out.append(len(raw))
+                out += raw
             v_headers = self.headers
             if v_headers is not None:
                 flags0 |= 0x4000
-                parts.append(_encode_table(v_headers, "basic.properties.headers"))
+                _write_table(out, v_headers, "basic.properties.headers")
             v_priority = self.priority
             if v_priority is not None:
                 flags0 |= 0x2000
-                parts.append(_S_B.pack(v_priority))
+                out.append(v_priority)
             v_timestamp = self.timestamp
             if v_timestamp is not None:
                 flags0 |= 0x1000
-                v_timestamp = _encode_timestamp(v_timestamp, "basic.properties.timestamp")
-                parts.append(_S_Q.pack(v_timestamp))
+                out += _S_Q.pack(_encode_timestamp(v_timestamp, "basic.properties.timestamp"))
             v_cluster_id = self.cluster_id
             if v_cluster_id is not None:
                 flags0 |= 0x0800
                 raw = v_cluster_id.encode("utf-8", "surrogateescape")
-                parts.append(_S_B.pack(len(raw)) + raw)
-        except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
+                out.append(len(raw))
+                out += raw
+        except EncodeError:  # already names the property
+            raise
+        except (struct.error, AttributeError, TypeError, UnicodeEncodeError, ValueError):
             raise self._encode_error() from None
-        return _S_H.pack(flags0) + b"".join(parts)
+        return _S_H.pack(flags0) + out
 
     @classmethod
     def decode(cls, buf: Any, off: int, end: int) -> BasicProperties:
@@ -510,7 +514,7 @@ class BasicProperties(Properties):
             else:
                 self.headers = None
             if flags0 & 0x2000:
-                (self.priority,) = _S_B.unpack_from(buf, off)
+                self.priority = buf[off]
                 off += 1
             else:
                 self.priority = None
