@@ -3880,84 +3880,110 @@ class BasicProperties(Properties):
                 raise _unknown_properties("basic properties", off)
             if flags0 & 1:
                 off = _skip_flag_words("basic properties", buf, off, end)
-            if flags0 & 0x8000:
-                n = buf[off]
-                self.content_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
+            if flags0 & 0xF000:
+                if flags0 & 0x8000:
+                    n = buf[off]
+                    self.content_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.content_type = None
+                if flags0 & 0x4000:
+                    n = buf[off]
+                    self.content_encoding = str(
+                        buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape"
+                    )
+                    off += 1 + n
+                else:
+                    self.content_encoding = None
+                if flags0 & 0x2000:
+                    self.headers, off = _decode_table(buf, off, end)
+                else:
+                    self.headers = None
+                if flags0 & 0x1000:
+                    self.delivery_mode = buf[off]
+                    off += 1
+                else:
+                    self.delivery_mode = None
             else:
                 self.content_type = None
-            if flags0 & 0x4000:
-                n = buf[off]
-                self.content_encoding = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
-            else:
                 self.content_encoding = None
-            if flags0 & 0x2000:
-                self.headers, off = _decode_table(buf, off, end)
-            else:
                 self.headers = None
-            if flags0 & 0x1000:
-                self.delivery_mode = buf[off]
-                off += 1
-            else:
                 self.delivery_mode = None
-            if flags0 & 0x0800:
-                self.priority = buf[off]
-                off += 1
+            if flags0 & 0x0F00:
+                if flags0 & 0x0800:
+                    self.priority = buf[off]
+                    off += 1
+                else:
+                    self.priority = None
+                if flags0 & 0x0400:
+                    n = buf[off]
+                    self.correlation_id = str(
+                        buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape"
+                    )
+                    off += 1 + n
+                else:
+                    self.correlation_id = None
+                if flags0 & 0x0200:
+                    n = buf[off]
+                    self.reply_to = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.reply_to = None
+                if flags0 & 0x0100:
+                    n = buf[off]
+                    self.expiration = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.expiration = None
             else:
                 self.priority = None
-            if flags0 & 0x0400:
-                n = buf[off]
-                self.correlation_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
-            else:
                 self.correlation_id = None
-            if flags0 & 0x0200:
-                n = buf[off]
-                self.reply_to = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
-            else:
                 self.reply_to = None
-            if flags0 & 0x0100:
-                n = buf[off]
-                self.expiration = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
-            else:
                 self.expiration = None
-            if flags0 & 0x0080:
-                n = buf[off]
-                self.message_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
+            if flags0 & 0x00F0:
+                if flags0 & 0x0080:
+                    n = buf[off]
+                    self.message_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.message_id = None
+                if flags0 & 0x0040:
+                    (self.timestamp,) = _S_Q.unpack_from(buf, off)
+                    off += 8
+                else:
+                    self.timestamp = None
+                if flags0 & 0x0020:
+                    n = buf[off]
+                    self.type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.type = None
+                if flags0 & 0x0010:
+                    n = buf[off]
+                    self.user_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.user_id = None
             else:
                 self.message_id = None
-            if flags0 & 0x0040:
-                (self.timestamp,) = _S_Q.unpack_from(buf, off)
-                off += 8
-            else:
                 self.timestamp = None
-            if flags0 & 0x0020:
-                n = buf[off]
-                self.type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
-            else:
                 self.type = None
-            if flags0 & 0x0010:
-                n = buf[off]
-                self.user_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
-            else:
                 self.user_id = None
-            if flags0 & 0x0008:
-                n = buf[off]
-                self.app_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
+            if flags0 & 0x000C:
+                if flags0 & 0x0008:
+                    n = buf[off]
+                    self.app_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.app_id = None
+                if flags0 & 0x0004:
+                    n = buf[off]
+                    self.cluster_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.cluster_id = None
             else:
                 self.app_id = None
-            if flags0 & 0x0004:
-                n = buf[off]
-                self.cluster_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
-            else:
                 self.cluster_id = None
         except (struct.error, IndexError):
             raise _truncated("basic properties", off, end) from None

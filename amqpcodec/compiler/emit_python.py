@@ -500,17 +500,40 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     yield f"{i4}raise _unknown_properties({label}, off)"
     yield f"{i3}if flags{last} & 1:"
     yield f"{i4}off = _skip_flag_words({label}, buf, off, end)"
-    for index, f in enumerate(fields):
-        word, mask = _flag_position(index)
-        yield f"{i3}if flags{word} & 0x{mask:04X}:"
-        yield from _decode_property(f, i4, label)
-        yield f"{i3}else:"
-        yield f"{i4}self.{f.py_name} = None"
+    # Properties are checked in groups of up to four flags of one word: an absent group
+    # costs one test (most properties are absent from most messages).
+    for group in _flag_groups(len(fields)):
+        indent = i3
+        if len(group) > 1:
+            word = _flag_position(group[0])[0]
+            group_mask = sum(_flag_position(index)[1] for index in group)
+            yield f"{i3}if flags{word} & 0x{group_mask:04X}:"
+            indent = i4
+        for index in group:
+            word, mask = _flag_position(index)
+            yield f"{indent}if flags{word} & 0x{mask:04X}:"
+            yield from _decode_property(fields[index], indent + _INDENT, label)
+            yield f"{indent}else:"
+            yield f"{indent}{_INDENT}self.{fields[index].py_name} = None"
+        if len(group) > 1:
+            yield f"{i3}else:"
+            for index in group:
+                yield f"{i4}self.{fields[index].py_name} = None"
     yield f"{i2}except (struct.error, IndexError):"
     yield f"{i3}raise _truncated({label}, off, end) from None"
     yield f"{i2}if off != end:"
     yield f"{i3}raise _length_mismatch({label}, off, end)"
     yield f"{i2}return self"
+
+
+def _flag_groups(count: int) -> list[list[int]]:
+    """Property indexes in runs of up to four that share a flag word."""
+    groups: list[list[int]] = []
+    for index in range(count):
+        if not groups or len(groups[-1]) == 4 or index % 15 == 0:
+            groups.append([])
+        groups[-1].append(index)
+    return groups
 
 
 def _encode_property(f: Field, indent: str, label: str) -> Iterator[str]:
@@ -537,7 +560,13 @@ def _decode_property(f: Field, indent: str, label: str) -> Iterator[str]:
     target = f"self.{f.py_name}"
     if f.type == "shortstr":
         yield f"{indent}n = buf[off]"
-        yield f'{indent}{target} = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")'
+        args = 'buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape"'
+        if len(f"{indent}{target} = str({args})") <= 100:
+            yield f"{indent}{target} = str({args})"
+        else:  # as ruff format wraps it
+            yield f"{indent}{target} = str("
+            yield f"{indent}{_INDENT}{args}"
+            yield f"{indent})"
         yield f"{indent}off += 1 + n"
     elif f.type == "longstr":
         yield f"{indent}(n,) = _S_I.unpack_from(buf, off)"

@@ -503,25 +503,31 @@ class BasicProperties(Properties):
                 raise _unknown_properties("basic properties", off)
             if flags0 & 1:
                 off = _skip_flag_words("basic properties", buf, off, end)
-            if flags0 & 0x8000:
-                n = buf[off]
-                self.content_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
-                off += 1 + n
+            if flags0 & 0xF000:
+                if flags0 & 0x8000:
+                    n = buf[off]
+                    self.content_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    off += 1 + n
+                else:
+                    self.content_type = None
+                if flags0 & 0x4000:
+                    self.headers, off = _decode_table(buf, off, end)
+                else:
+                    self.headers = None
+                if flags0 & 0x2000:
+                    self.priority = buf[off]
+                    off += 1
+                else:
+                    self.priority = None
+                if flags0 & 0x1000:
+                    (self.timestamp,) = _S_Q.unpack_from(buf, off)
+                    off += 8
+                else:
+                    self.timestamp = None
             else:
                 self.content_type = None
-            if flags0 & 0x4000:
-                self.headers, off = _decode_table(buf, off, end)
-            else:
                 self.headers = None
-            if flags0 & 0x2000:
-                self.priority = buf[off]
-                off += 1
-            else:
                 self.priority = None
-            if flags0 & 0x1000:
-                (self.timestamp,) = _S_Q.unpack_from(buf, off)
-                off += 8
-            else:
                 self.timestamp = None
             if flags0 & 0x0800:
                 n = buf[off]
