@@ -776,6 +776,41 @@ def test_mutated_stream_raises_only_decode_error(
         pass
 
 
+def _outcome(pieces: Sequence[bytes | bytearray], frame_max: int) -> tuple[object, ...]:
+    """Frames, then the error (reply code, offset, frames before it) or the end state."""
+    decoder = FrameDecoder(max_frame_size=frame_max)
+    got: list[Frame] = []
+    try:
+        for piece in pieces:
+            got += decoder.feed(piece)
+    except DecodeError as exc:
+        return (got, exc.reply_code, exc.offset, exc.frames)
+    return (got, decoder.buffered, decoder.offset)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(frames, min_size=1, max_size=6),
+    st.integers(0, 2000),
+    st.integers(0, 255),
+    st.sets(st.integers(0, 2000), max_size=8),
+    st.sampled_from([0, 4096, 200]),
+)
+def test_bytes_and_bytearray_feeds_agree(
+    generated: list[Frame], position: int, value: int, cuts: set[int], frame_max: int
+) -> None:
+    """feed() decodes ``bytes`` in place (only an incomplete frame is buffered) and other
+    buffers through its bytearray: both give the same frames, errors and offsets."""
+    data = bytearray(b"".join(f.encode() for f in generated))
+    if position < len(data):
+        data[position] = value  # sometimes a malformed stream
+    pieces = _split(bytes(data), cuts)
+    expected = _outcome([bytearray(p) for p in pieces], frame_max)
+    assert _outcome(pieces, frame_max) == expected
+    mixed = [p if i % 2 else bytearray(p) for i, p in enumerate(pieces)]
+    assert _outcome(mixed, frame_max) == expected
+
+
 # ---------------------------------------------------------------------------------------
 # encode_message: splitting at frame_max
 
