@@ -247,13 +247,15 @@ class Connection:
             try:
                 v_mechanisms = self.mechanisms
                 v_locales = self.locales
-                return (
-                    _S_HHBB.pack(10, 10, self.version_major, self.version_minor)
-                    + _encode_table(self.server_properties, "connection.start.server_properties")
-                    + _S_I.pack(len(v_mechanisms))
-                    + v_mechanisms
-                    + _S_I.pack(len(v_locales))
-                    + v_locales
+                return b"".join(
+                    (
+                        _S_HHBB.pack(10, 10, self.version_major, self.version_minor),
+                        _encode_table(self.server_properties, "connection.start.server_properties"),
+                        _S_I.pack(len(v_mechanisms)),
+                        v_mechanisms,
+                        _S_I.pack(len(v_locales)),
+                        v_locales,
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -585,12 +587,14 @@ class Connection:
                 v_virtual_host = self.virtual_host.encode("utf-8", "surrogateescape")
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.reserved_2 else 0
-                return (
-                    _S_HHB.pack(10, 40, len(v_virtual_host))
-                    + v_virtual_host
-                    + _S_B.pack(len(v_reserved_1))
-                    + v_reserved_1
-                    + _S_B.pack(bits0)
+                return b"".join(
+                    (
+                        _S_HHB.pack(10, 40, len(v_virtual_host)),
+                        v_virtual_host,
+                        _S_B.pack(len(v_reserved_1)),
+                        v_reserved_1,
+                        _S_B.pack(bits0),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -859,11 +863,13 @@ class Connection:
             try:
                 v_new_secret = self.new_secret
                 v_reason = self.reason.encode("utf-8", "surrogateescape")
-                return (
-                    _S_HHI.pack(10, 70, len(v_new_secret))
-                    + v_new_secret
-                    + _S_B.pack(len(v_reason))
-                    + v_reason
+                return b"".join(
+                    (
+                        _S_HHI.pack(10, 70, len(v_new_secret)),
+                        v_new_secret,
+                        _S_B.pack(len(v_reason)),
+                        v_reason,
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -1298,13 +1304,15 @@ class Exchange:
                     bits0 |= 8
                 if self.no_wait:
                     bits0 |= 16
-                return (
-                    _S_HHHB.pack(40, 10, self.reserved_1, len(v_exchange))
-                    + v_exchange
-                    + _S_B.pack(len(v_type))
-                    + v_type
-                    + _S_B.pack(bits0)
-                    + _encode_table(self.arguments, "exchange.declare.arguments")
+                return b"".join(
+                    (
+                        _S_HHHB.pack(40, 10, self.reserved_1, len(v_exchange)),
+                        v_exchange,
+                        _S_B.pack(len(v_type)),
+                        v_type,
+                        _S_B.pack(bits0),
+                        _encode_table(self.arguments, "exchange.declare.arguments"),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -1525,15 +1533,17 @@ class Exchange:
                 v_source = self.source.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
-                return (
-                    _S_HHHB.pack(40, 30, self.reserved_1, len(v_destination))
-                    + v_destination
-                    + _S_B.pack(len(v_source))
-                    + v_source
-                    + _S_B.pack(len(v_routing_key))
-                    + v_routing_key
-                    + _S_B.pack(bits0)
-                    + _encode_table(self.arguments, "exchange.bind.arguments")
+                return b"".join(
+                    (
+                        _S_HHHB.pack(40, 30, self.reserved_1, len(v_destination)),
+                        v_destination,
+                        _S_B.pack(len(v_source)),
+                        v_source,
+                        _S_B.pack(len(v_routing_key)),
+                        v_routing_key,
+                        _S_B.pack(bits0),
+                        _encode_table(self.arguments, "exchange.bind.arguments"),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -1657,15 +1667,17 @@ class Exchange:
                 v_source = self.source.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
-                return (
-                    _S_HHHB.pack(40, 40, self.reserved_1, len(v_destination))
-                    + v_destination
-                    + _S_B.pack(len(v_source))
-                    + v_source
-                    + _S_B.pack(len(v_routing_key))
-                    + v_routing_key
-                    + _S_B.pack(bits0)
-                    + _encode_table(self.arguments, "exchange.unbind.arguments")
+                return b"".join(
+                    (
+                        _S_HHHB.pack(40, 40, self.reserved_1, len(v_destination)),
+                        v_destination,
+                        _S_B.pack(len(v_source)),
+                        v_source,
+                        _S_B.pack(len(v_routing_key)),
+                        v_routing_key,
+                        _S_B.pack(bits0),
+                        _encode_table(self.arguments, "exchange.unbind.arguments"),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -1827,11 +1839,13 @@ class Queue:
                     bits0 |= 8
                 if self.no_wait:
                     bits0 |= 16
-                return (
-                    _S_HHHB.pack(50, 10, self.reserved_1, len(v_queue))
-                    + v_queue
-                    + _S_B.pack(bits0)
-                    + _encode_table(self.arguments, "queue.declare.arguments")
+                return b"".join(
+                    (
+                        _S_HHHB.pack(50, 10, self.reserved_1, len(v_queue)),
+                        v_queue,
+                        _S_B.pack(bits0),
+                        _encode_table(self.arguments, "queue.declare.arguments"),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -1976,15 +1990,17 @@ class Queue:
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
-                return (
-                    _S_HHHB.pack(50, 20, self.reserved_1, len(v_queue))
-                    + v_queue
-                    + _S_B.pack(len(v_exchange))
-                    + v_exchange
-                    + _S_B.pack(len(v_routing_key))
-                    + v_routing_key
-                    + _S_B.pack(bits0)
-                    + _encode_table(self.arguments, "queue.bind.arguments")
+                return b"".join(
+                    (
+                        _S_HHHB.pack(50, 20, self.reserved_1, len(v_queue)),
+                        v_queue,
+                        _S_B.pack(len(v_exchange)),
+                        v_exchange,
+                        _S_B.pack(len(v_routing_key)),
+                        v_routing_key,
+                        _S_B.pack(bits0),
+                        _encode_table(self.arguments, "queue.bind.arguments"),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -2103,14 +2119,16 @@ class Queue:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
-                return (
-                    _S_HHHB.pack(50, 50, self.reserved_1, len(v_queue))
-                    + v_queue
-                    + _S_B.pack(len(v_exchange))
-                    + v_exchange
-                    + _S_B.pack(len(v_routing_key))
-                    + v_routing_key
-                    + _encode_table(self.arguments, "queue.unbind.arguments")
+                return b"".join(
+                    (
+                        _S_HHHB.pack(50, 50, self.reserved_1, len(v_queue)),
+                        v_queue,
+                        _S_B.pack(len(v_exchange)),
+                        v_exchange,
+                        _S_B.pack(len(v_routing_key)),
+                        v_routing_key,
+                        _encode_table(self.arguments, "queue.unbind.arguments"),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -2561,13 +2579,15 @@ class Basic:
                     bits0 |= 4
                 if self.no_wait:
                     bits0 |= 8
-                return (
-                    _S_HHHB.pack(60, 20, self.reserved_1, len(v_queue))
-                    + v_queue
-                    + _S_B.pack(len(v_consumer_tag))
-                    + v_consumer_tag
-                    + _S_B.pack(bits0)
-                    + _encode_table(self.arguments, "basic.consume.arguments")
+                return b"".join(
+                    (
+                        _S_HHHB.pack(60, 20, self.reserved_1, len(v_queue)),
+                        v_queue,
+                        _S_B.pack(len(v_consumer_tag)),
+                        v_consumer_tag,
+                        _S_B.pack(bits0),
+                        _encode_table(self.arguments, "basic.consume.arguments"),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -2785,12 +2805,14 @@ class Basic:
                 bits0 = 1 if self.mandatory else 0
                 if self.immediate:
                     bits0 |= 2
-                return (
-                    _S_HHHB.pack(60, 40, self.reserved_1, len(v_exchange))
-                    + v_exchange
-                    + _S_B.pack(len(v_routing_key))
-                    + v_routing_key
-                    + _S_B.pack(bits0)
+                return b"".join(
+                    (
+                        _S_HHHB.pack(60, 40, self.reserved_1, len(v_exchange)),
+                        v_exchange,
+                        _S_B.pack(len(v_routing_key)),
+                        v_routing_key,
+                        _S_B.pack(bits0),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -2856,13 +2878,15 @@ class Basic:
                 v_reply_text = self.reply_text.encode("utf-8", "surrogateescape")
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
-                return (
-                    _S_HHHB.pack(60, 50, self.reply_code, len(v_reply_text))
-                    + v_reply_text
-                    + _S_B.pack(len(v_exchange))
-                    + v_exchange
-                    + _S_B.pack(len(v_routing_key))
-                    + v_routing_key
+                return b"".join(
+                    (
+                        _S_HHHB.pack(60, 50, self.reply_code, len(v_reply_text)),
+                        v_reply_text,
+                        _S_B.pack(len(v_exchange)),
+                        v_exchange,
+                        _S_B.pack(len(v_routing_key)),
+                        v_routing_key,
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -2944,13 +2968,15 @@ class Basic:
                 bits0 = 1 if self.redelivered else 0
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
-                return (
-                    _S_HHB.pack(60, 60, len(v_consumer_tag))
-                    + v_consumer_tag
-                    + _S_QBB.pack(self.delivery_tag, bits0, len(v_exchange))
-                    + v_exchange
-                    + _S_B.pack(len(v_routing_key))
-                    + v_routing_key
+                return b"".join(
+                    (
+                        _S_HHB.pack(60, 60, len(v_consumer_tag)),
+                        v_consumer_tag,
+                        _S_QBB.pack(self.delivery_tag, bits0, len(v_exchange)),
+                        v_exchange,
+                        _S_B.pack(len(v_routing_key)),
+                        v_routing_key,
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -3079,12 +3105,14 @@ class Basic:
                 bits0 = 1 if self.redelivered else 0
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
-                return (
-                    _S_HHQBB.pack(60, 71, self.delivery_tag, bits0, len(v_exchange))
-                    + v_exchange
-                    + _S_B.pack(len(v_routing_key))
-                    + v_routing_key
-                    + _S_I.pack(self.message_count)
+                return b"".join(
+                    (
+                        _S_HHQBB.pack(60, 71, self.delivery_tag, bits0, len(v_exchange)),
+                        v_exchange,
+                        _S_B.pack(len(v_routing_key)),
+                        v_routing_key,
+                        _S_I.pack(self.message_count),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None

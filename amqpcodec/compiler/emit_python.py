@@ -310,6 +310,18 @@ def _method_encode(method: Method, i2: str, i3: str) -> Iterator[str]:
             call, _, args = part.partition("(")
             yield from _wrap_call(i4, f"p{index} = ", call, args[:-1].split(", "))
             parts[index] = f"p{index}"
+    # One join allocates once where a + chain makes a bytes per +; the + chain stays for
+    # a part too long for the join's indentation (ruff format would wrap it).
+    if len(parts) >= 4 and all(len(i4) + 9 + len(part) <= 100 for part in parts):
+        yield f'{i4}return b"".join('
+        yield f"{i4}{_INDENT}("
+        for part in parts:
+            yield f"{i4}{_INDENT * 2}{part},"
+        yield f"{i4}{_INDENT})"
+        yield f"{i4})"
+        yield f"{i3}except (struct.error, AttributeError, TypeError, UnicodeEncodeError):"
+        yield f"{i4}raise self._encode_error() from None"
+        return
     line = f"{i4}return {' + '.join(parts)}"
     if len(line) <= 100:
         yield line

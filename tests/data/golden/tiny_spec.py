@@ -167,11 +167,13 @@ class Queue:
                     bits0 |= 2
                 if self.no_wait:
                     bits0 |= 4
-                return (
-                    _S_HHHB.pack(50, 10, self.reserved_1, len(v_queue))
-                    + v_queue
-                    + _S_B.pack(bits0)
-                    + _encode_table(self.arguments, "queue.declare.arguments")
+                return b"".join(
+                    (
+                        _S_HHHB.pack(50, 10, self.reserved_1, len(v_queue)),
+                        v_queue,
+                        _S_B.pack(bits0),
+                        _encode_table(self.arguments, "queue.declare.arguments"),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -357,12 +359,14 @@ class Basic:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.redelivered else 0
                 v_challenge = self.challenge
-                return (
-                    _S_HHB.pack(60, 60, len(v_consumer_tag))
-                    + v_consumer_tag
-                    + _S_QBI.pack(self.delivery_tag, bits0, len(v_challenge))
-                    + v_challenge
-                    + _S_HQ.pack(self.weight, self.stamp)
+                return b"".join(
+                    (
+                        _S_HHB.pack(60, 60, len(v_consumer_tag)),
+                        v_consumer_tag,
+                        _S_QBI.pack(self.delivery_tag, bits0, len(v_challenge)),
+                        v_challenge,
+                        _S_HQ.pack(self.weight, self.stamp),
+                    )
                 )
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
