@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from amqpcodec import (
+    ChannelState,
     Connection,
     ConnectionState,
     FrameDecoder,
@@ -207,6 +208,8 @@ class MiniBroker:
 
     def _method(self, session: Session, channel: int, method: Any) -> None:
         conn = session.conn
+        if channel and conn.channel_state(channel) is not ChannelState.OPEN:
+            return  # closed later in the same read (see _publish): nothing may answer it
         if isinstance(method, Q.Declare):
             name = method.queue or f"amq.gen-{next(self._names)}"
             if name not in self.queues:
@@ -295,13 +298,16 @@ class MiniBroker:
         method = event.method
         assert isinstance(method, B.Publish)
         queue = self.queues.get(method.routing_key) if method.exchange == "" else None
+        # Events come a read at a time: a Channel.Close that arrived in the same read as
+        # this publish has already been answered, and nothing more may go on the channel.
+        still_open = session.conn.channel_state(event.channel) is ChannelState.OPEN
         if queue is None:
-            if method.mandatory:
+            if method.mandatory and still_open:
                 returned = B.Return(312, "NO_ROUTE", method.exchange, method.routing_key)
                 session.conn.send_message(event.channel, returned, event.properties, event.body)
         else:
             queue.append(Stored(method.exchange, method.routing_key, event.properties, event.body))
-        if event.confirm_tag is not None:
+        if event.confirm_tag is not None and still_open:
             session.conn.send_method(event.channel, B.Ack(event.confirm_tag))
 
     def _dispatch(self) -> None:

@@ -90,7 +90,13 @@ def test_py_amqp() -> None:
     with MiniBroker() as broker:
         host, port = broker.address
         connection = amqp.Connection(
-            host=f"{host}:{port}", userid="guest", password="guest", frame_max=4096
+            host=f"{host}:{port}",
+            userid="guest",
+            password="guest",
+            frame_max=4096,
+            connect_timeout=10,
+            read_timeout=10,  # a broker failure fails the test instead of hanging it
+            write_timeout=10,
         )
         connection.connect()
         assert connection.frame_max == 4096
