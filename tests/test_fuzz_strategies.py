@@ -493,3 +493,21 @@ def test_the_plugin_is_declared() -> None:
 
     (entry,) = [e for e in entry_points(group="hypothesis") if e.name == "amqpcodec"]
     assert entry.value == "amqpcodec._hypothesis_plugin:_register"
+
+
+@given(
+    st.from_type(spec.Basic.Publish),
+    st.from_type(spec.BasicProperties),
+    st.from_type(amqpcodec.Properties),
+    st.from_type(amqpcodec.Method),
+    st.from_type(amqpcodec.FieldArray),
+    st.from_type(amqpcodec.HeaderFrame),
+)
+def test_from_type_in_process(
+    publish: Any, properties: Any, any_properties: Any, method: Any, array: Any, frame: Any
+) -> None:
+    assert type(publish) is spec.Basic.Publish
+    assert type(properties) is type(any_properties) is spec.BasicProperties
+    assert isinstance(method, amqpcodec.Method)
+    assert isinstance(array, amqpcodec.FieldArray)
+    assert decode_frame(frame.encode()) == (frame, len(frame.encode()))
