@@ -705,9 +705,14 @@ def _decimal_bytes(value: Decimal) -> bytes:
     sign, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int):
         raise _Problem(f"{value!r} is not a finite decimal", value)
+    # Bound the work before any arithmetic: i32 digits have at most 10 decimal places,
+    # so a longer digit string or a positive exponent over 9 cannot fit (and 10**huge
+    # would take minutes).
+    if len(digits) > 10 or (exponent > 9 and any(digits)):
+        raise _Problem(f"decimal {value} does not fit scale u8 + i32", value)
     number = int("".join(map(str, digits)) or "0")
     if exponent > 0:
-        number *= 10**exponent
+        number *= 10**exponent if number else 0
         exponent = 0
     if sign:
         number = -number

@@ -663,3 +663,18 @@ def test_rabbitmq_golden_table() -> None:
     assert list(decoded) == list(_golden_table())  # order kept
     assert decoded.types == _golden_table().types
     assert encode_table(decoded) == GOLDEN
+
+
+@pytest.mark.parametrize(
+    "value", ["1E+10000000", "1E+10", "12345678901", "-1E+100000000000", "1." + "0" * 300]
+)
+def test_decimals_too_large_fail_at_once(value: str) -> None:
+    with pytest.raises(EncodeError):
+        encode_table({"d": Decimal(value)})
+
+
+@pytest.mark.parametrize(
+    ("value", "scale", "digits"), [("0E+100000000", 0, 0), ("2E+9", 0, 2 * 10**9)]
+)
+def test_decimals_with_a_positive_exponent(value: str, scale: int, digits: int) -> None:
+    assert encode_table({"d": Decimal(value)})[-5:] == struct.pack(">Bi", scale, digits)
