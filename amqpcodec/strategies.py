@@ -1,4 +1,4 @@
-"""Hypothesis strategies for AMQP 0-9-1 field values, methods and content properties.
+"""Hypothesis strategies for AMQP 0-9-1: values, methods, properties, frames and streams.
 
 Needs the ``hypothesis`` extra; ``import amqpcodec`` alone never imports Hypothesis. ::
 
@@ -22,46 +22,73 @@ keep whatever arrives in them. Tables and arrays use every type letter of their 
 (recorded with :meth:`~amqpcodec.FieldTable.set_typed` and
 :attr:`~amqpcodec.FieldArray.types`) next to plain Python values, and only values that
 decode back to an equal value: encode, decode and re-encode gives the same bytes.
+
+On top of those: :func:`frames` (any frame type), :func:`messages` (a message split at a
+frame_max), :func:`frame_streams` (the bytes a client or a server could send, handshake
+first) and, for invalid input, :func:`mutations` / :func:`mutated_streams` (bit flips,
+truncation, edited lengths, bad frame ends and channels, spliced frames) and
+:func:`mutate` for plain ``random`` loops.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
+import random as _random
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from . import spec as _default_spec
 from ._base import Method, Properties
-from ._wire import _MAX_DATETIME_SECONDS, RABBITMQ, Dialect, FieldArray, FieldTable, _Kind
+from ._content import Message
+from ._frames import (
+    FRAME_OVERHEAD,
+    BodyFrame,
+    Frame,
+    HeaderFrame,
+    HeartbeatFrame,
+    MethodFrame,
+    ProtocolHeader,
+)
+from ._wire import (
+    _INT_RANGES,
+    _MAX_DATETIME_SECONDS,
+    RABBITMQ,
+    Dialect,
+    FieldArray,
+    FieldTable,
+    _Kind,
+    encode_table,
+)
 
 __all__ = [
+    "FRAME_KINDS",
+    "MUTATIONS",
+    "MessageFrames",
     "field_arrays",
     "field_tables",
     "field_values",
+    "frame_streams",
+    "frames",
+    "messages",
     "method_arguments",
     "methods",
+    "mutate",
+    "mutated_streams",
+    "mutations",
     "properties",
 ]
 
 _MAX_LONGSTR = 256  # bytes in a drawn longstr; enough to cross every length boundary we test
 
 _UINT_RANGES = {"octet": 8, "short": 16, "long": 32, "longlong": 64, "timestamp": 64}
-_INT_RANGES = {
-    _Kind.INT8: (-(2**7), 2**7 - 1),
-    _Kind.UINT8: (0, 2**8 - 1),
-    _Kind.INT16: (-(2**15), 2**15 - 1),
-    _Kind.UINT16: (0, 2**16 - 1),
-    _Kind.INT32: (-(2**31), 2**31 - 1),
-    _Kind.UINT32: (0, 2**32 - 1),
-    _Kind.INT64: (-(2**63), 2**63 - 1),
-    _Kind.UINT64: (0, 2**64 - 1),
-}
 _UTC = datetime.timezone.utc
 
 
@@ -434,35 +461,6 @@ def properties(
 # which shrinks towards small choices) and plain ``random`` loops (mutate(), for runs of
 # millions of cases).
 
-import random as _random  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-from hypothesis import assume  # noqa: E402
-
-from ._content import Message  # noqa: E402
-from ._frames import (  # noqa: E402
-    FRAME_OVERHEAD,
-    BodyFrame,
-    Frame,
-    HeaderFrame,
-    HeartbeatFrame,
-    MethodFrame,
-    ProtocolHeader,
-)
-from ._wire import encode_table  # noqa: E402
-
-__all__ += [
-    "FRAME_KINDS",
-    "MUTATIONS",
-    "MessageFrames",
-    "frame_streams",
-    "frames",
-    "messages",
-    "mutate",
-    "mutated_streams",
-    "mutations",
-]
 
 _methods_strategy = methods  # frames() and messages() take a ``methods=`` argument
 
