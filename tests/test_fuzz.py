@@ -41,6 +41,20 @@ from amqpcodec.events import ConnectionOpened, MessageReceived
 
 CAPTURES = Path(__file__).parent / "data" / "captures"
 HEADER = ProtocolHeader().encode()
+
+
+def client_opening(frame_max: int) -> bytes:
+    """What a pipelining client sends up to Channel.Open on channel 1, without waiting."""
+    c = spec.Connection
+    return (
+        HEADER
+        + MethodFrame(0, c.StartOk({}, "PLAIN", b"\0guest\0guest", "en_US")).encode()
+        + MethodFrame(0, c.TuneOk(2047, frame_max, 0)).encode()
+        + MethodFrame(0, c.Open("/")).encode()
+        + MethodFrame(1, spec.Channel.Open()).encode()
+    )
+
+
 SERVER, CLIENT = Role.SERVER, Role.CLIENT
 CAPTURED = capture_streams()  # (receiving role, bytes) of each recorded direction
 TOO_SLOW = 10.0  # seconds for one input: far above anything seen, so only a hang trips it
@@ -143,15 +157,7 @@ def test_frames_after_tune_ok_in_the_same_read_use_the_negotiated_frame_max() ->
     """A pipelining client: Tune-Ok for 8192, Open, Channel.Open and a 5000-byte body
     frame, all in one read. Fed whole it used to fail (every frame of the read was held
     to the pre-tuning 4096); fed byte by byte it passed."""
-    c = spec.Connection
-    data = (
-        HEADER
-        + MethodFrame(0, c.StartOk({}, "PLAIN", b"\0guest\0guest", "en_US")).encode()
-        + MethodFrame(0, c.TuneOk(2047, 8192, 0)).encode()
-        + MethodFrame(0, c.Open("/")).encode()
-        + MethodFrame(1, spec.Channel.Open()).encode()
-        + encode_message(1, spec.Basic.Publish(), None, b"x" * 5000, 8192)
-    )
+    data = client_opening(8192) + encode_message(1, spec.Basic.Publish(), None, b"x" * 5000, 8192)
     results = []
     for size in (len(data), 1, 7, 100):
         server = Connection(SERVER)
@@ -240,14 +246,7 @@ def test_a_large_valid_stream_in_chunks(traced: None) -> None:
 
 def test_a_connection_with_many_messages_in_chunks(traced: None) -> None:
     """A client stream of 2,000 messages of 3 KiB, fed to a server 64 KiB at a time."""
-    c = spec.Connection
-    head = (
-        HEADER
-        + MethodFrame(0, c.StartOk({}, "PLAIN", b"\0u\0p", "en_US")).encode()
-        + MethodFrame(0, c.TuneOk(2047, 131072, 0)).encode()
-        + MethodFrame(0, c.Open("/")).encode()
-        + MethodFrame(1, spec.Channel.Open()).encode()
-    )
+    head = client_opening(131072)
     one = encode_message(1, spec.Basic.Publish(routing_key="q"), None, b"m" * 3072, 131072)
     stream = head + one * 2000
     server = Connection(SERVER)
