@@ -16,6 +16,7 @@ import pytest
 dpkt = pytest.importorskip("dpkt")
 
 from amqpcodec import __main__ as cli  # noqa: E402
+from amqpcodec import _decode, _output  # noqa: E402
 from amqpcodec.capture import read_capture  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,7 +268,7 @@ def test_ascii_output_when_the_terminal_cannot_show_arrows() -> None:
 def test_progress_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "_PROGRESS_FROM", 0)
+    monkeypatch.setattr(_decode, "_PROGRESS_FROM", 0)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
     status, _, err = run(capsys, "--summary", CAPTURES / "pika_large_body.pcap")
@@ -425,18 +426,18 @@ def test_json_values() -> None:
     import datetime
     import decimal
 
-    assert cli._jsonable(float("nan")) == "nan"
-    assert cli._jsonable(1.5) == 1.5
-    assert cli._jsonable(decimal.Decimal("1.50")) == "1.50"
+    assert _output.jsonable(float("nan")) == "nan"
+    assert _output.jsonable(1.5) == 1.5
+    assert _output.jsonable(decimal.Decimal("1.50")) == "1.50"
     moment = datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc)
-    assert cli._jsonable(moment) == "2024-01-02T00:00:00+00:00"
-    assert cli._jsonable((1, b"ok", b"\xff")) == [1, "ok", {"base64": "/w=="}]
-    assert cli._jsonable(object).startswith("<class")
+    assert _output.jsonable(moment) == "2024-01-02T00:00:00+00:00"
+    assert _output.jsonable((1, b"ok", b"\xff")) == [1, "ok", {"base64": "/w=="}]
+    assert _output.jsonable(object).startswith("<class")
 
 
 def test_progress_needs_a_known_large_size() -> None:
     stream = io.StringIO()
-    progress = cli._Progress(stream)
+    progress = _decode._Progress(stream)
     progress(10, None)
     progress(10, 1000)
     assert stream.getvalue() == "" and not progress.shown

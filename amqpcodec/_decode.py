@@ -1,0 +1,317 @@
+"""``amqpcodec decode FILE``: print, or count, the AMQP frames of a capture.
+
+``decode`` prints the AMQP frames of a pcap/pcapng capture, a hex dump or a raw byte
+stream, one line per frame (or per message with ``--messages``, or one JSON object
+per line with ``--json``), or counts them (``--summary``). Formatting is in
+:mod:`amqpcodec._output`, shared with ``amqpcodec proxy``.
+
+Exit status: 0 when everything decoded (also when the reader of the output went away,
+as with ``| head``); 1 when a stream was malformed (what decoded before the bad spot is
+printed first); 2 when the input cannot be read at all (not a capture, no such file,
+dpkt missing) or the command line is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Final, TextIO
+
+from ._frames import BodyFrame, HeaderFrame, HeartbeatFrame, MethodFrame
+from ._output import JSON_FIELDS, JSONWriter, Style, TextWriter
+from .capture import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_PORTS,
+    CaptureError,
+    CaptureReader,
+    CaptureStats,
+    ConnectionInfo,
+    Direction,
+    FrameRecord,
+    Notice,
+    NoticeKind,
+    Record,
+)
+
+__all__ = ["add_arguments", "run"]
+
+EXIT_OK: Final = 0
+EXIT_MALFORMED: Final = 1
+EXIT_UNREADABLE: Final = 2
+
+_PROGRESS_FROM: Final = 32 * 1024 * 1024  # show progress for inputs at least this big
+
+DESCRIPTION: Final = (
+    "Print the AMQP 0-9-1 frames in a pcap or pcapng capture (TCP reassembled per"
+    " connection and direction), a hex dump (plain hex, or Wireshark's"
+    " 'Follow TCP Stream' hex output) or a raw byte stream of one direction."
+    " Exit status: 0 decoded, 1 a stream is malformed, 2 the input is unreadable."
+)
+EPILOG: Final = "JSON output (--json):\n" + JSON_FIELDS
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``decode`` with parsed arguments; returns the exit status."""
+    try:
+        return _decode(args)
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`); say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_MALFORMED
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"port {port} is not between 1 and 65535")
+    return port
+
+
+def add_arguments(decode: argparse.ArgumentParser) -> None:
+    """The options of ``decode``."""
+    decode.add_argument("file", metavar="FILE", help="the input file; - reads standard input")
+    output = decode.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON object per line")
+    output.add_argument(
+        "--summary", action="store_true", help="counts by method and direction instead of frames"
+    )
+    decode.add_argument(
+        "--messages",
+        action="store_true",
+        help="show assembled messages (method, properties, body) instead of their frames",
+    )
+    decode.add_argument(
+        "--port",
+        action="append",
+        type=_port,
+        metavar="PORT",
+        help=f"a TCP port that carries AMQP (repeatable; default {DEFAULT_PORTS[0]}); a"
+        " connection on any port is also found by its protocol header",
+    )
+    decode.add_argument(
+        "--format",
+        choices=("auto", "pcap", "pcapng", "hex", "raw"),
+        default="auto",
+        help="the input format (default: recognised from the content)",
+    )
+    decode.add_argument(
+        "--direction",
+        choices=("c2s", "s2c"),
+        help="which way a raw stream went (default: guessed from the methods in it)",
+    )
+    decode.add_argument(
+        "--max-frame-size",
+        type=int,
+        default=DEFAULT_MAX_FRAME_SIZE,
+        metavar="BYTES",
+        help="largest frame accepted before a connection's tune-ok sets frame_max"
+        f" (default {DEFAULT_MAX_FRAME_SIZE})",
+    )
+    decode.add_argument(
+        "--resync",
+        action="store_true",
+        help="after a malformed frame, skip to the next plausible frame instead of"
+        " giving up on that direction",
+    )
+    decode.add_argument(
+        "--absolute-time",
+        action="store_true",
+        help="show capture timestamps as UTC date and time instead of seconds since the"
+        " first packet",
+    )
+    decode.add_argument(
+        "--preview",
+        type=int,
+        default=64,
+        metavar="BYTES",
+        help="body bytes shown in text output (default 64; 0 for none)",
+    )
+
+
+def _decode(args: argparse.Namespace) -> int:
+    show_progress = (
+        not args.json and sys.stderr.isatty() and (args.summary or not sys.stdout.isatty())
+    )
+    reader = CaptureReader(
+        ports=args.port or DEFAULT_PORTS,
+        messages=args.messages,
+        max_frame_size=args.max_frame_size,
+        resync_on_error=args.resync,
+        input_format=args.format,
+        direction=args.direction,
+        progress=_Progress(sys.stderr) if show_progress else None,
+    )
+    name = "standard input" if args.file == "-" else args.file
+    source: str | IO[bytes] = sys.stdin.buffer if args.file == "-" else args.file
+    out = sys.stdout
+    if hasattr(out, "reconfigure"):  # a terminal or pipe that cannot show some character
+        out.reconfigure(errors="backslashreplace")
+    errors: list[Notice] = []
+    try:
+        records = _watch(reader.read(source), errors)
+        if args.json:
+            json_writer = JSONWriter(out)
+            for record in records:
+                json_writer.write(record)
+        elif args.summary:
+            summary = _Summary()
+            for record in records:
+                summary.add(record)
+            summary.write(out, name, reader.stats, Style(out))
+        else:
+            stats = reader.stats
+            writer = TextWriter(
+                out,
+                epoch=lambda: stats.first_time,
+                absolute=args.absolute_time,
+                preview=args.preview,
+            )
+            for record in records:
+                writer.write(record)
+    except CaptureError as exc:
+        out.flush()
+        _clear_progress(show_progress)
+        print(f"amqpcodec: error: {name}: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    out.flush()
+    _clear_progress(show_progress)
+    for warning in reader.stats.warnings:
+        print(f"amqpcodec: warning: {name}: {warning}", file=sys.stderr)
+    if not errors:
+        return EXIT_OK
+    for notice in errors[:10]:
+        where = f"connection {notice.connection}, {notice.direction.value}"
+        print(f"amqpcodec: error: {name}: {where}: {notice.message}", file=sys.stderr)
+    if len(errors) > 10:
+        print(f"amqpcodec: error: {name}: and {len(errors) - 10} more", file=sys.stderr)
+    return EXIT_MALFORMED
+
+
+def _watch(records: Iterator[Record], errors: list[Notice]) -> Iterator[Record]:
+    for record in records:
+        if isinstance(record, Notice) and record.kind is NoticeKind.ERROR:
+            errors.append(record)
+        yield record
+
+
+class _Progress:
+    """``decoding: 45% (90.0 of 200.0 MB)`` on one line of a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if total is None or total < _PROGRESS_FROM:
+            return
+        mb = 1024 * 1024
+        percent = 100 * done // total
+        self.stream.write(f"\rdecoding: {percent:3d}% ({done / mb:.1f} of {total / mb:.1f} MB)")
+        self.stream.flush()
+        self.shown = True
+
+
+def _clear_progress(shown: bool) -> None:
+    if shown:
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------------------
+# Summary
+
+
+class _Summary:
+    """Counts by frame kind or method and by direction, in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[Direction, int]] = {}
+        self.frames: dict[Direction, int] = {}
+        self.bytes: dict[Direction, int] = {}
+        self.messages = 0
+        self.notices: dict[NoticeKind, list[int]] = {}
+        self.per_connection: dict[int, dict[Direction, int]] = {}
+
+    def add(self, record: Record) -> None:
+        direction = record.direction
+        if isinstance(record, Notice):
+            counts = self.notices.setdefault(record.kind, [0, 0])
+            counts[0] += 1
+            counts[1] += record.size
+            return
+        if isinstance(record, FrameRecord):
+            key = _row_name(record)
+            self.frames[direction] = self.frames.get(direction, 0) + 1
+            self.bytes[direction] = self.bytes.get(direction, 0) + record.size
+            per = self.per_connection.setdefault(record.connection.index, {})
+            per[direction] = per.get(direction, 0) + 1
+        else:
+            key = f"Message {type(record.message.method).__qualname__}"
+            self.messages += 1
+            per = self.per_connection.setdefault(record.connection.index, {})
+        row = self.rows.setdefault(key, {})
+        row[direction] = row.get(direction, 0) + 1
+
+    def write(self, out: TextIO, name: str, stats: CaptureStats, style: Style) -> None:
+        packets = ""
+        if stats.format in ("pcap", "pcapng"):
+            packets = f", {stats.packets} packets ({stats.ignored_packets} not AMQP)"
+        frames = sum(self.frames.values())
+        out.write(f"{name}: {stats.format}{packets}\n")
+        out.write(
+            f"connections: {len(stats.connections)}, frames: {frames}"
+            + (f", messages: {self.messages}" if self.messages else "")
+            + "\n"
+        )
+        for info in stats.connections:
+            out.write(
+                f"  {_connection_line(info, self.per_connection.get(info.index, {}), style)}\n"
+            )
+        directions = [d for d in Direction if any(d in row for row in self.rows.values())]
+        if directions:
+            width = max(len(key) for key in self.rows)
+            heads = "".join(f"{style.arrow(d):>8}" for d in directions)
+            out.write(f"\n  {'':<{width}}{heads}\n")
+            for key, row in self.rows.items():
+                cells = "".join(f"{row.get(d, 0):>8}" for d in directions)
+                out.write(f"  {key:<{width}}{cells}\n")
+            totals = "".join(f"{self.bytes.get(d, 0):>8}" for d in directions)
+            out.write(f"  {'frame bytes':<{width}}{totals}\n")
+        if self.notices:
+            out.write("\n")
+            for kind, (count, size) in self.notices.items():
+                label, unit = _NOTICE_LABELS[kind]
+                extra = f" ({size} bytes {unit})" if unit else ""
+                out.write(f"  {label}: {count}{extra}\n")
+
+
+_NOTICE_LABELS: Final = {
+    NoticeKind.GAP: ("gaps in the capture", "missing"),
+    NoticeKind.SKIPPED: ("resynchronisations", "skipped"),
+    NoticeKind.TRUNCATED: ("streams ending inside a frame", "left over"),
+    NoticeKind.ERROR: ("errors", ""),
+}
+
+
+def _connection_line(info: ConnectionInfo, frames: dict[Direction, int], style: Style) -> str:
+    counts = ", ".join(f"{style.arrow(d)} {n}" for d, n in frames.items())
+    return f"{info}: {counts or 'no frames'}"
+
+
+def _row_name(record: FrameRecord) -> str:
+    frame = record.frame
+    if isinstance(frame, MethodFrame):
+        return type(frame.method).__qualname__
+    if isinstance(frame, HeaderFrame):
+        return "Content header"
+    if isinstance(frame, BodyFrame):
+        return "Content body"
+    if isinstance(frame, HeartbeatFrame):
+        return "Heartbeat"
+    return "Protocol header"

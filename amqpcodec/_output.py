@@ -1,0 +1,368 @@
+"""How records are shown: one line of text, or one JSON object, per record.
+
+``amqpcodec decode`` and ``amqpcodec proxy`` print with these writers so that both
+tools show a frame the same way. A writer takes :mod:`amqpcodec.capture` records
+(``FrameRecord``, ``MessageRecord``, ``Notice``); a tool that is not reading a capture
+builds them itself (``FrameRecord(time, ConnectionInfo(index), direction, frame,
+offset, size)``).
+
+``JSON_FIELDS`` describes every key of the JSON form; ``decode --help`` prints it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TextIO
+
+from ._base import Method, Properties
+from ._frames import BodyFrame, HeaderFrame, HeartbeatFrame, MethodFrame, ProtocolHeader
+from .capture import Direction, FrameRecord, MessageRecord, Notice, NoticeKind, Record
+
+__all__ = [
+    "JSON_FIELDS",
+    "JSONWriter",
+    "Style",
+    "TextWriter",
+    "json_record",
+    "jsonable",
+]
+
+TEXT_LIMIT: Final = 100  # characters of a string value shown in text output
+
+
+class Style:
+    """Arrows and ellipses in Unicode when the output can show them, else in ASCII."""
+
+    def __init__(self, stream: TextIO) -> None:
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        try:
+            "→…".encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            self.unicode = False
+        else:
+            self.unicode = True
+        self.more = "…" if self.unicode else "..."
+
+    def arrow(self, direction: Direction) -> str:
+        return direction.arrow if self.unicode else direction.ascii_arrow
+
+
+# ---------------------------------------------------------------------------------------
+# Text
+
+
+class TextWriter:
+    """Writes one line per record to ``out``.
+
+    - ``epoch``: relative times count from the value it returns (the capture's first
+      packet); by default from the first record written.
+    - ``absolute``: show UTC date and time instead.
+    - ``preview``: body bytes shown (0 for none).
+    - ``flush``: flush ``out`` after every record (a pipe, a live capture).
+    """
+
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        epoch: Callable[[], float | None] | None = None,
+        absolute: bool = False,
+        preview: int = 64,
+        flush: bool = False,
+    ) -> None:
+        self.out = out
+        self.style = Style(out)
+        self.epoch = epoch
+        self.absolute = absolute
+        self.preview = preview
+        self.flush = flush
+        self._first: float | None = None
+        self._seen: set[int] = set()
+
+    def write(self, record: Record) -> None:
+        self.out.write(self.format(record))
+        if self.flush:
+            self.out.flush()
+
+    def format(self, record: Record) -> str:
+        """The line(s) for ``record``, each ending in a newline."""
+        lines = ""
+        connection = record.connection
+        if connection.index not in self._seen:
+            self._seen.add(connection.index)
+            if connection.client is not None:
+                lines += (
+                    f"# connection #{connection.index}: client {connection.client},"
+                    f" server {connection.server}\n"
+                )
+        style = self.style
+        stamp = self._time(record.time)
+        arrow = style.arrow(record.direction)
+        if isinstance(record, FrameRecord):
+            channel = "" if isinstance(record.frame, ProtocolHeader) else f"ch{record.channel}"
+            text = frame_text(record, style, self.preview)
+        elif isinstance(record, MessageRecord):
+            channel = f"ch{record.channel}"
+            text = message_text(record, style, self.preview)
+        else:
+            channel = ""
+            text = notice_text(record)
+        return lines + f"{stamp} #{connection.index} {arrow} {channel:<5} {text}\n"
+
+    def _time(self, value: float | None) -> str:
+        if value is None:
+            return " " * 9 + "-"
+        if self.absolute:
+            moment = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+            return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+        epoch = self.epoch() if self.epoch is not None else None
+        if epoch is None:
+            if self._first is None:
+                self._first = value
+            epoch = self._first
+        return f"{value - epoch:10.6f}"
+
+
+def frame_text(record: FrameRecord, style: Style, preview: int) -> str:
+    frame = record.frame
+    if isinstance(frame, MethodFrame):
+        return method_text(frame.method, style)
+    if isinstance(frame, HeaderFrame):
+        props = properties_text(frame.properties, style)
+        return f"Content header: body_size={frame.body_size}" + (f", {props}" if props else "")
+    if isinstance(frame, BodyFrame):
+        return "Content body: " + body_text(frame.payload, style, preview)
+    if isinstance(frame, HeartbeatFrame):
+        return "Heartbeat"
+    assert isinstance(frame, ProtocolHeader)
+    name = f"AMQP {frame.major}-{frame.minor}-{frame.revision}"
+    if frame.protocol_id:
+        name += f" (protocol id {frame.protocol_id})"
+    return f"Protocol header {name}"
+
+
+def message_text(record: MessageRecord, style: Style, preview: int) -> str:
+    message = record.message
+    text = method_text(message.method, style)
+    props = properties_text(message.properties, style)
+    if props:
+        text += f" | {props}"
+    return f"{text} | body: {body_text(message.body, style, preview)}"
+
+
+def notice_text(notice: Notice) -> str:
+    if notice.kind is NoticeKind.ERROR:
+        return f"!! {notice.message}"
+    return f"** {notice.message}"
+
+
+def method_text(method: Method, style: Style) -> str:
+    arguments = ", ".join(
+        f"{name}={value_text(getattr(method, name), style)}"
+        for name in method.FIELDS
+        if name not in method.RESERVED or getattr(method, name)
+    )
+    return f"{type(method).__qualname__}({arguments})"
+
+
+def properties_text(properties: Properties, style: Style) -> str:
+    parts = []
+    for name, kind in zip(properties.FIELDS, properties.FIELD_TYPES, strict=True):
+        value = getattr(properties, name)
+        if value is None:
+            continue
+        text = value_text(value, style)
+        if kind == "timestamp" and isinstance(value, int):
+            text += f" ({_utc(value)})"
+        parts.append(f"{name}={text}")
+    return ", ".join(parts)
+
+
+def _utc(seconds: int) -> str:
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return "out of range"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def body_text(body: bytes | bytearray | memoryview, style: Style, preview: int) -> str:
+    size = len(body)
+    text = f"{size} byte{'' if size == 1 else 's'}"
+    if preview <= 0 or not size:
+        return text
+    shown = repr(bytes(body[:preview]))
+    return f"{text} {shown}{style.more if size > preview else ''}"
+
+
+def value_text(value: Any, style: Style) -> str:
+    if isinstance(value, str):
+        if len(value) > TEXT_LIMIT:
+            return repr(value[:TEXT_LIMIT]) + style.more
+        return repr(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if len(data) > TEXT_LIMIT:
+            return repr(data[:TEXT_LIMIT]) + style.more
+        return repr(data)
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{key!r}: {value_text(item, style)}" for key, item in value.items())
+        return "{" + items + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(value_text(item, style) for item in value) + "]"
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return repr(value)
+
+
+# ---------------------------------------------------------------------------------------
+# JSON
+
+JSON_FIELDS: Final = """\
+Every record is one JSON object on one line.
+  time        capture timestamp, seconds since the epoch (null for raw and hex input)
+  connection  connection number, counted from 0 in order of appearance
+  client      client address "host:port" (null when the input does not say)
+  server      server address "host:port" (null when the input does not say)
+  direction   "c2s", "s2c" or "unknown"
+  offset      where the frame (message: its method frame) starts in its direction's bytes
+  type        "protocol-header", "method", "header", "body", "heartbeat",
+              "message" (with --messages) or "notice"
+  size        bytes on the wire (frames and notices)
+  channel     the channel number (all but protocol-header and notice)
+method and message:
+  method      "class.method", e.g. "basic.publish"
+  class_id, method_id   numeric ids
+  arguments   {field name: value} with every field, reserved ones included
+header:   class_id, body_size, properties {name: value} (absent properties left out)
+body:     payload_size, payload_base64
+message:  properties, body_size, body_base64
+protocol-header: protocol_id, major, minor, revision
+notice:   kind ("gap", "skipped", "truncated", "error"), message (the explanation)
+Values: tables are objects, arrays lists, decimals strings (exact), timestamps
+ISO 8601 strings, byte strings a string when they are UTF-8 else {"base64": "..."},
+non-finite floats the strings "nan", "inf", "-inf"."""
+
+
+class JSONWriter:
+    """Writes one JSON object per record and line to ``out`` (``JSON_FIELDS``)."""
+
+    def __init__(self, out: TextIO, *, flush: bool = False) -> None:
+        self.out = out
+        self.flush = flush
+
+    def write(self, record: Record) -> None:
+        self.out.write(json.dumps(json_record(record), ensure_ascii=False) + "\n")
+        if self.flush:
+            self.out.flush()
+
+
+def json_record(record: Record) -> dict[str, Any]:
+    """The JSON object for ``record`` (``JSON_FIELDS``)."""
+    connection = record.connection
+    data: dict[str, Any] = {
+        "time": record.time,
+        "connection": connection.index,
+        "client": str(connection.client) if connection.client else None,
+        "server": str(connection.server) if connection.server else None,
+        "direction": record.direction.value,
+        "offset": record.offset,
+    }
+    if isinstance(record, FrameRecord):
+        data["size"] = record.size
+        data.update(_json_frame(record))
+    elif isinstance(record, MessageRecord):
+        message = record.message
+        data["type"] = "message"
+        data["channel"] = message.channel
+        data.update(_json_method(message.method))
+        data["properties"] = _json_properties(message.properties)
+        data["body_size"] = len(message.body)
+        data["body_base64"] = base64.b64encode(message.body).decode("ascii")
+    else:
+        data["type"] = "notice"
+        data["kind"] = record.kind.value
+        data["size"] = record.size
+        data["message"] = record.message
+    return data
+
+
+def _json_frame(record: FrameRecord) -> dict[str, Any]:
+    frame = record.frame
+    if isinstance(frame, MethodFrame):
+        return {"type": "method", "channel": frame.channel, **_json_method(frame.method)}
+    if isinstance(frame, HeaderFrame):
+        return {
+            "type": "header",
+            "channel": frame.channel,
+            "class_id": frame.class_id,
+            "body_size": frame.body_size,
+            "properties": _json_properties(frame.properties),
+        }
+    if isinstance(frame, BodyFrame):
+        payload = bytes(frame.payload)
+        return {
+            "type": "body",
+            "channel": frame.channel,
+            "payload_size": len(payload),
+            "payload_base64": base64.b64encode(payload).decode("ascii"),
+        }
+    if isinstance(frame, HeartbeatFrame):
+        return {"type": "heartbeat", "channel": 0}
+    assert isinstance(frame, ProtocolHeader)
+    return {
+        "type": "protocol-header",
+        "protocol_id": frame.protocol_id,
+        "major": frame.major,
+        "minor": frame.minor,
+        "revision": frame.revision,
+    }
+
+
+def _json_method(method: Method) -> dict[str, Any]:
+    return {
+        "method": method.NAME,
+        "class_id": method.CLASS_ID,
+        "method_id": method.METHOD_ID,
+        "arguments": {name: jsonable(getattr(method, name)) for name in method.FIELDS},
+    }
+
+
+def _json_properties(properties: Properties) -> dict[str, Any]:
+    return {
+        name: jsonable(getattr(properties, name))
+        for name in properties.FIELDS
+        if getattr(properties, name) is not None
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON value for an AMQP value: tables become objects, arrays lists; Decimal a
+    string (exact); timestamps ISO 8601; bytes a string when they are UTF-8, else
+    ``{"base64": ...}``; non-finite floats strings."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(data).decode("ascii")}
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    return repr(value)
