@@ -49,9 +49,9 @@ from amqpcodec.capture import (  # noqa: E402
     Notice,
     NoticeKind,
     Record,
-    _Reassembler,
     read_capture,
 )
+from amqpcodec.capture._reassembly import Reassembler  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 CAPTURES = DATA / "captures"
@@ -539,7 +539,7 @@ def chunks_of(out: list[tuple[bytes | None, int, Any]]) -> list[bytes | int]:
 
 
 def test_reassembly_in_order_and_out_of_order() -> None:
-    r = _Reassembler()
+    r = Reassembler()
     r.syn(99)
     assert chunks_of(r.segment(100, b"abc", 1.0)) == [b"abc"]
     assert chunks_of(r.segment(106, b"ghi", 2.0)) == []
@@ -549,7 +549,7 @@ def test_reassembly_in_order_and_out_of_order() -> None:
 
 
 def test_reassembly_drops_retransmissions_and_trims_overlaps() -> None:
-    r = _Reassembler()
+    r = Reassembler()
     r.syn(0)
     assert chunks_of(r.segment(1, b"0123456789", 1)) == [b"0123456789"]
     assert chunks_of(r.segment(1, b"0123456789", 2)) == []  # retransmission
@@ -563,7 +563,7 @@ def test_reassembly_drops_retransmissions_and_trims_overlaps() -> None:
 
 
 def test_reassembly_first_copy_wins() -> None:
-    r = _Reassembler()
+    r = Reassembler()
     r.syn(0)
     r.segment(5, b"XXXX", 1)
     assert chunks_of(r.segment(1, b"abcdefgh", 2)) == [b"abcdefgh"]  # overlaps the held one
@@ -571,7 +571,7 @@ def test_reassembly_first_copy_wins() -> None:
 
 
 def test_reassembly_gap_when_the_peer_acknowledged_missing_bytes() -> None:
-    r = _Reassembler()
+    r = Reassembler()
     r.syn(0)
     r.segment(1, b"aaaa", 1)
     assert chunks_of(r.segment(9, b"cccc", 2)) == []  # bytes 4..8 not captured
@@ -581,14 +581,14 @@ def test_reassembly_gap_when_the_peer_acknowledged_missing_bytes() -> None:
 
 
 def test_reassembly_gap_when_too_much_is_held() -> None:
-    r = _Reassembler(limit=10)
+    r = Reassembler(limit=10)
     r.syn(0)
     assert chunks_of(r.segment(11, b"x" * 6, 1)) == []
     assert chunks_of(r.segment(17, b"y" * 6, 2)) == [10, b"x" * 6, b"y" * 6]
 
 
 def test_reassembly_flush_reports_holes_and_lost_tail() -> None:
-    r = _Reassembler()
+    r = Reassembler()
     r.syn(0)
     r.segment(1, b"ab", 1)
     r.segment(5, b"ef", 2)
@@ -599,13 +599,13 @@ def test_reassembly_flush_reports_holes_and_lost_tail() -> None:
 
 
 def test_reassembly_fin_is_not_a_gap() -> None:
-    r = _Reassembler()
+    r = Reassembler()
     r.syn(0)
     r.segment(1, b"abc", 1)
     r.finish(4)
     assert chunks_of(r.ack(5)) == []  # acknowledges the FIN
     assert chunks_of(r.flush()) == []
-    lone = _Reassembler()
+    lone = Reassembler()
     lone.syn(0)
     lone.segment(1, b"abc", 1)
     lone.ack(5)  # one past the data: a FIN the capture missed, not a lost byte
@@ -613,7 +613,7 @@ def test_reassembly_fin_is_not_a_gap() -> None:
 
 
 def test_reassembly_across_sequence_wraparound() -> None:
-    r = _Reassembler()
+    r = Reassembler()
     r.syn(2**32 - 3)
     assert chunks_of(r.segment(2**32 - 2, b"ab", 1)) == [b"ab"]
     assert chunks_of(r.segment(2, b"ef", 2)) == []
@@ -622,7 +622,7 @@ def test_reassembly_across_sequence_wraparound() -> None:
 
 
 def test_reassembly_without_syn_starts_at_first_segment() -> None:
-    r = _Reassembler()
+    r = Reassembler()
     assert chunks_of(r.segment(5000, b"xyz", 1)) == [b"xyz"]
     assert chunks_of(r.segment(4990, b"old", 2)) == []  # before the capture began
     assert not r.syn_seen
@@ -1303,9 +1303,9 @@ def test_non_tcp_fragments_and_undecodable_packets_are_ignored() -> None:
 
 
 def test_flow_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from amqpcodec import capture
+    from amqpcodec.capture._tcp import TCPTracker
 
-    monkeypatch.setattr(capture._TCPTracker, "_MEMORY", 2)
+    monkeypatch.setattr(TCPTracker, "_MEMORY", 2)
     packets: list[tuple[float, bytes]] = []
     for port in range(5):
         other = Conversation(client=("10.0.0.1", 41000 + port), server=("10.0.0.2", 80))
@@ -1380,14 +1380,14 @@ def test_server_speaks_first_in_a_cut_capture() -> None:
 
 
 def test_protocol_header_split_while_hunting() -> None:
-    from amqpcodec.capture import _FrameStream
+    from amqpcodec.capture._stream import FrameStream
 
-    stream = _FrameStream(4096, True, "test", False)
+    stream = FrameStream(4096, True, "test", False)
     out: list[object] = []
     stream.feed(b"zzAM", out)
     assert out == []
     stream.feed(b"QP\x00\x00\x09\x01", out)
-    assert [type(item).__name__ for item in out] == ["_Note", "tuple"]
+    assert [type(item).__name__ for item in out] == ["Note", "tuple"]
     assert out[1] == (ProtocolHeader(), 2, 8)
     assert frames_of([]) == []
     header = FrameRecord(None, ConnectionInfo(0), C2S, ProtocolHeader(), 0, 8)

@@ -1,0 +1,205 @@
+"""Packets out of pcap and pcapng files: (timestamp, link-layer type, bytes) each.
+
+dpkt (the ``capture`` extra) parses the containers; nothing is read whole.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ._input import Input
+from ._records import CaptureError, CaptureStats
+
+__all__ = [
+    "LINK_ETHERNET",
+    "LINK_LINUX_SLL",
+    "LINK_LINUX_SLL2",
+    "LINK_LOOP",
+    "LINK_NAMES",
+    "LINK_NULL",
+    "PCAPNG_MAGIC",
+    "PCAP_MAGICS",
+    "dpkt_module",
+    "pcap_packets",
+    "pcapng_packets",
+]
+
+# tcpdump.org link-layer header types (the values stored in files)
+LINK_NULL: Final = 0
+LINK_ETHERNET: Final = 1
+_LINK_RAW: Final = 101
+LINK_LOOP: Final = 108
+LINK_LINUX_SLL: Final = 113
+_LINK_IPV4: Final = 228
+_LINK_IPV6: Final = 229
+LINK_LINUX_SLL2: Final = 276
+_LINK_RAW_OLD: Final = (12, 14)  # DLT_RAW as some platforms wrote it
+LINK_NAMES: Final = {
+    LINK_NULL: "BSD loopback",
+    LINK_ETHERNET: "Ethernet",
+    _LINK_RAW: "raw IP",
+    LINK_LOOP: "OpenBSD loopback",
+    LINK_LINUX_SLL: "Linux cooked (SLL)",
+    _LINK_IPV4: "raw IPv4",
+    _LINK_IPV6: "raw IPv6",
+    LINK_LINUX_SLL2: "Linux cooked v2 (SLL2)",
+    12: "raw IP",
+    14: "raw IP",
+}
+
+PCAP_MAGICS: Final = frozenset(
+    {b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x4d\x3c\xb2\xa1"}
+)
+PCAPNG_MAGIC: Final = b"\x0a\x0d\x0d\x0a"
+
+
+def dpkt_module() -> Any:
+    try:
+        import dpkt
+    except ImportError:
+        raise CaptureError(
+            "reading pcap and pcapng files needs dpkt: pip install 'amqpcodec[capture]'"
+        ) from None
+    return dpkt
+
+
+def pcap_packets(source: Input, stats: CaptureStats) -> Iterator[tuple[float, int, bytes]]:
+    dpkt = dpkt_module()
+    try:
+        reader = dpkt.pcap.Reader(source)
+    except (ValueError, dpkt.Error) as exc:
+        raise CaptureError(f"not a readable pcap file: {exc}") from None
+    linktype = reader.datalink()
+    if linktype not in LINK_NAMES:
+        raise CaptureError(_unsupported_link(linktype))
+    packets = iter(reader)
+    while True:
+        try:
+            ts, data = next(packets)
+        except StopIteration:
+            break
+        except (dpkt.Error, struct.error):
+            source.cut = True
+            break
+        stats.packets += 1
+        yield float(ts), linktype, data
+    if source.cut:
+        stats.warnings.append("the capture file ends in the middle of a packet record")
+
+
+def _unsupported_link(linktype: int) -> str:
+    names = ", ".join(sorted(set(LINK_NAMES.values())))
+    return f"link-layer type {linktype} is not supported (supported: {names})"
+
+
+# pcapng block types and options [pcapng draft §4]
+_PCAPNG_SHB: Final = 0x0A0D0D0A
+_PCAPNG_IDB: Final = 1
+_PCAPNG_PB: Final = 2
+_PCAPNG_SPB: Final = 3
+_PCAPNG_EPB: Final = 6
+_OPT_TSRESOL: Final = 9
+_OPT_TSOFFSET: Final = 14
+
+
+@dataclass(slots=True)
+class _Interface:
+    linktype: int
+    snaplen: int
+    divisor: float = 1e6
+    offset: int = 0
+
+
+def pcapng_packets(source: Input, stats: CaptureStats) -> Iterator[tuple[float, int, bytes]]:
+    """Packets of a pcapng file, read block by block with dpkt's block classes.
+
+    dpkt's own pcapng.Reader uses the first interface's link type and time resolution
+    for every packet and ignores later sections; a capture of several interfaces
+    (Wireshark with more than one selected) needs each packet's own interface.
+    """
+    dpkt = dpkt_module()
+    ng = dpkt.pcapng
+    order = "<"
+    interfaces: list[_Interface] = []
+    warned: set[int] = set()
+    started = False
+    while True:
+        header = source.read(8)
+        if len(header) < 8:
+            if header:
+                stats.warnings.append("the capture file ends in the middle of a pcapng block")
+            return
+        if header[:4] == PCAPNG_MAGIC:  # a section header block starts a new section
+            bom = source.read(4)
+            if bom == b"\x4d\x3c\x2b\x1a":
+                order = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                order = ">"
+            else:
+                raise CaptureError("not a readable pcapng file: bad byte-order magic")
+            (length,) = struct.unpack(order + "I", header[4:])
+            if length < 28 or length % 4:
+                raise CaptureError(f"the pcapng file is damaged: a section header of {length}")
+            source.read(length - 12)
+            interfaces = []
+            started = True
+            continue
+        if not started:
+            raise CaptureError("not a readable pcapng file: no section header block")
+        block_type, length = struct.unpack(order + "II", header)
+        if length < 12 or length % 4:
+            raise CaptureError(f"the pcapng file is damaged: a block of {length} bytes")
+        body = source.read(length - 8)
+        if len(body) < length - 8:
+            stats.warnings.append("the capture file ends in the middle of a pcapng block")
+            return
+        block = header + body
+        little = order == "<"
+        stamp: int | None = None
+        try:
+            if block_type == _PCAPNG_IDB:
+                idb = (ng.InterfaceDescriptionBlockLE if little else ng.InterfaceDescriptionBlock)(
+                    block
+                )
+                iface = _Interface(idb.linktype, idb.snaplen)
+                for opt in idb.opts:
+                    if opt.code == _OPT_TSRESOL and opt.data:
+                        value = opt.data[0]
+                        iface.divisor = float((2 if value & 0x80 else 10) ** (value & 0x7F))
+                    elif opt.code == _OPT_TSOFFSET and len(opt.data) == 8:
+                        iface.offset = struct.unpack(order + "q", opt.data)[0]
+                interfaces.append(iface)
+                continue
+            if block_type in (_PCAPNG_EPB, _PCAPNG_PB):
+                if block_type == _PCAPNG_EPB:
+                    cls = ng.EnhancedPacketBlockLE if little else ng.EnhancedPacketBlock
+                else:
+                    cls = ng.PacketBlockLE if little else ng.PacketBlock
+                packet = cls(block)
+                index, stamp, data = (
+                    packet.iface_id,
+                    packet.ts_high << 32 | packet.ts_low,
+                    packet.pkt_data,
+                )
+            elif block_type == _PCAPNG_SPB:
+                (original,) = struct.unpack_from(order + "I", block, 8)
+                index, data = 0, block[12 : 12 + min(original, length - 16)]
+            else:
+                continue  # name resolution, statistics, decryption secrets, custom blocks
+        except (dpkt.Error, struct.error):
+            raise CaptureError(f"the pcapng file is damaged: block type {block_type}") from None
+        if index >= len(interfaces):
+            raise CaptureError(f"the pcapng file is damaged: a packet on interface {index}")
+        iface = interfaces[index]
+        stats.packets += 1
+        if iface.linktype not in LINK_NAMES:
+            stats.ignored_packets += 1
+            if iface.linktype not in warned:
+                warned.add(iface.linktype)
+                stats.warnings.append(_unsupported_link(iface.linktype) + "; its packets skipped")
+            continue
+        ts = iface.offset + stamp / iface.divisor if stamp is not None else 0.0
+        yield ts, iface.linktype, bytes(data)

@@ -1,0 +1,268 @@
+"""One direction's bytes in, frames and notices out, hunting for frames where it
+cannot know where one starts.
+
+A frame stream decodes frames strictly with :func:`amqpcodec.decode_frame`. One that
+cannot know where a frame starts (the capture began after the connection's SYN, or
+bytes are missing) *hunts*: it resynchronises on the next position where a plausible
+frame header is followed by the frame-end octet at its declared end and the frame
+decodes, and reports how many bytes it skipped. Only this capture-reading mode hunts;
+once in step, decoding is as strict as everywhere else, and a malformed frame ends that
+direction (or, with ``resync_on_error``, is reported and hunted past).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .. import spec
+from .._errors import AMQPError, DecodeError
+from .._frames import decode_frame
+from ._records import NoticeKind
+
+__all__ = [
+    "AFTER_GAP",
+    "AMQP",
+    "INPUT_START",
+    "MID_CONNECTION",
+    "FrameStream",
+    "Note",
+    "looks_like_frames",
+]
+
+AMQP: Final = b"AMQP"
+_FRAME_HEADER = struct.Struct(">BHI")
+_FRAME_TYPES: Final = frozenset(
+    {spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY, spec.FRAME_HEARTBEAT}
+)
+# Where a hunt may find a frame: a frame type octet or the "A" of a protocol header.
+_CANDIDATE = re.compile(rb"[\x01\x02\x03\x08A]")
+
+# Why a stream hunts, as its notices say it.
+INPUT_START: Final = "the input may start inside a frame"
+MID_CONNECTION: Final = "the capture starts mid-connection"
+AFTER_GAP: Final = "after bytes missing from the capture"
+_AFTER_ERROR: Final = "after a malformed frame"
+
+
+class _State(enum.Enum):
+    SYNC = 1
+    HUNT = 2
+    FAILED = 3
+
+
+class FrameStream:
+    """Bytes of one direction in, frames and notices out (module docstring)."""
+
+    __slots__ = (
+        "at_start",
+        "base",
+        "buf",
+        "ignored",
+        "limit",
+        "reason",
+        "resync_on_error",
+        "skipped",
+        "state",
+    )
+
+    def __init__(self, limit: int, hunting: bool, reason: str, resync_on_error: bool) -> None:
+        self.buf = bytearray()
+        self.base = 0  # stream offset of buf[0]
+        self.limit = limit
+        self.state = _State.HUNT if hunting else _State.SYNC
+        self.reason = reason  # why we are hunting, for the notice
+        self.at_start = True  # a protocol header may come next
+        self.skipped = 0  # bytes passed over in the current hunt
+        self.ignored = 0  # bytes not decoded after an error
+        self.resync_on_error = resync_on_error
+
+    def feed(self, data: bytes, out: list[Any]) -> None:
+        if self.state is _State.FAILED:
+            self.ignored += len(data)
+            return
+        self.buf += data
+        while (self.state is _State.SYNC or self._hunt(out, False)) and self._decode(out):
+            pass  # _decode found a malformed frame and wants to hunt past it
+
+    def gap(self, size: int, out: list[Any]) -> None:
+        if self.state is _State.FAILED:
+            return
+        start = self.base + len(self.buf)
+        out.append(Note(NoticeKind.GAP, start, size, f"{size} bytes missing from the capture"))
+        self.skipped += len(self.buf)
+        self.buf.clear()
+        self.base = start + size
+        self.reason = AFTER_GAP
+        self.state = _State.HUNT
+
+    def finish(self, out: list[Any]) -> None:
+        # A hunt may be waiting for the end of a plausible frame that will never come.
+        while self.state is _State.HUNT and self.buf and self._hunt(out, True):
+            if not self._decode(out):
+                break
+        buffered = len(self.buf)
+        if self.state is _State.FAILED:
+            if self.ignored:
+                out.append(
+                    Note(
+                        NoticeKind.SKIPPED,
+                        self.base,
+                        self.ignored,
+                        f"{self.ignored} bytes after the error were not decoded",
+                    )
+                )
+        elif self.state is _State.HUNT:
+            skipped = self.skipped + buffered
+            if skipped:
+                out.append(
+                    Note(
+                        NoticeKind.SKIPPED,
+                        self.base + buffered,
+                        skipped,
+                        f"{skipped} bytes ({self.reason}) to the end of the stream held no frame",
+                    )
+                )
+        elif buffered:
+            out.append(
+                Note(
+                    NoticeKind.TRUNCATED,
+                    self.base,
+                    buffered,
+                    f"the stream ends inside a frame ({buffered} bytes of it)",
+                )
+            )
+        self.buf.clear()
+
+    def _hunt(self, out: list[Any], final: bool) -> bool:
+        """Look for the next plausible frame; True once in step with the stream.
+
+        A candidate whose declared end is not in yet is waited for, unless ``final``
+        (the stream is over)."""
+        buf = self.buf
+        size = len(buf)
+        limit = self.limit
+        pos = 0
+        while True:
+            match = _CANDIDATE.search(buf, pos)
+            if match is None:
+                self._drop(size)
+                return False
+            pos = match.start()
+            if buf[pos] == 0x41:  # "A": a protocol header?
+                start = buf[pos : pos + 4]
+                if start == AMQP[: len(start)]:
+                    if size - pos >= 8:
+                        break
+                    if not final:
+                        self._drop(pos)  # wait for the rest of it
+                        return False
+                pos += 1
+                continue
+            if size - pos < 7:
+                if final:
+                    pos += 1
+                    continue
+                self._drop(pos)
+                return False
+            payload_size = _FRAME_HEADER.unpack_from(buf, pos)[2]
+            if limit and payload_size + 8 > limit:
+                pos += 1
+                continue
+            end = pos + 7 + payload_size
+            if end >= size:
+                if final:
+                    pos += 1
+                    continue
+                self._drop(pos)  # plausible so far: wait for its end
+                return False
+            if buf[end] == spec.FRAME_END:
+                try:
+                    decode_frame(buf, pos, max_frame_size=limit)
+                except DecodeError:
+                    pass
+                else:
+                    break
+            pos += 1
+        self._drop(pos)
+        skipped, self.skipped = self.skipped, 0
+        if skipped or self.reason != INPUT_START:
+            where = self.base
+            text = f"skipped {skipped} bytes to the next frame, at offset {where} ({self.reason})"
+            if not skipped:
+                text = f"first frame at offset {where} ({self.reason})"
+            out.append(Note(NoticeKind.SKIPPED, where, skipped, text))
+        self.state = _State.SYNC
+        self.at_start = True
+        return True
+
+    def _drop(self, count: int) -> None:
+        if count:
+            del self.buf[:count]
+            self.base += count
+            self.skipped += count
+
+    def _decode(self, out: list[Any]) -> bool:
+        """Decode the whole frames in the buffer; True when a malformed one was skipped
+        and the stream is hunting again (``resync_on_error``)."""
+        buf = self.buf
+        size = len(buf)
+        off = 0
+        base = self.base
+        limit = self.limit
+        try:
+            while size - off >= 7 or (self.at_start and off < size):
+                if buf[off] == 0x41 and not self.at_start:
+                    raise DecodeError(
+                        "a protocol header in the middle of the stream", spec.FRAME_ERROR, off
+                    )
+                result = decode_frame(buf, off, max_frame_size=limit)
+                if result is None:
+                    break
+                frame, end = result
+                out.append((frame, base + off, end - off))
+                off = end
+                self.at_start = False
+        except DecodeError as exc:
+            exc.offset += base
+            text = f"malformed frame at offset {base + off}: {exc}"
+            out.append(Note(NoticeKind.ERROR, base + off, 0, text, exc))
+            if self.resync_on_error:
+                del buf[: off + 1]
+                self.base = base + off + 1
+                self.skipped = 1
+                self.state = _State.HUNT
+                self.reason = _AFTER_ERROR
+                return True
+            self.state = _State.FAILED
+            self.ignored = size - off
+            self.base = base + off
+            buf.clear()
+            return False
+        if off:
+            del buf[:off]
+            self.base = base + off
+        return False
+
+
+@dataclass(slots=True)
+class Note:
+    kind: NoticeKind
+    offset: int
+    size: int
+    message: str
+    error: AMQPError | None = None
+
+
+def looks_like_frames(head: bytes, limit: int) -> bool:
+    if head[:4] == AMQP:
+        return True
+    if len(head) < 7 or head[0] not in _FRAME_TYPES:
+        return False
+    size: int = _FRAME_HEADER.unpack_from(head)[2]
+    if limit and size + 8 > limit:
+        return False
+    return 7 + size >= len(head) or head[7 + size] == spec.FRAME_END

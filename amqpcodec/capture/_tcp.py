@@ -1,0 +1,220 @@
+"""TCP connections: finding the AMQP ones among the packets and feeding their two
+directions.
+
+Packets are grouped into TCP connections by their address pair; a connection is AMQP
+when one of its ports is an AMQP port or when its first payload is the ``AMQP``
+protocol header. Each direction has a reassembler (``_reassembly``) whose in-order
+bytes and gaps go to that direction's frame stream.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+from ._direction import Half
+from ._pcap import (
+    LINK_ETHERNET,
+    LINK_LINUX_SLL,
+    LINK_LINUX_SLL2,
+    LINK_LOOP,
+    LINK_NULL,
+    dpkt_module,
+)
+from ._reassembly import SEQ_MASK
+from ._records import ConnectionInfo, Direction, Endpoint, Record
+from ._stream import AMQP
+
+if TYPE_CHECKING:
+    from ._reader import CaptureReader
+
+__all__ = ["Conn", "TCPTracker"]
+
+
+class Conn:
+    """One AMQP connection: its two directions."""
+
+    __slots__ = ("c2s", "client", "info", "isn", "reset", "s2c")
+
+    def __init__(self, reader: CaptureReader, info: ConnectionInfo, client: Any) -> None:
+        self.info = info
+        self.client = client  # (address bytes, port)
+        self.c2s = Half(reader, info, Direction.CLIENT_TO_SERVER, self)
+        self.s2c = Half(reader, info, Direction.SERVER_TO_CLIENT, self)
+        self.isn: int | None = None  # the client's SYN sequence number
+        self.reset = False
+
+    def frame_max(self, value: int, default: int) -> None:
+        """connection.tune-ok fixed the frame size limit of both directions."""
+        limit = value or default
+        self.c2s.set_limit(limit)
+        self.s2c.set_limit(limit)
+
+    @property
+    def done(self) -> bool:
+        if self.reset:
+            return True
+        c2s, s2c = self.c2s.tcp, self.s2c.tcp
+        return c2s.fin is not None and s2c.fin is not None and not c2s.pending + s2c.pending
+
+    def packet(self, from_client: bool, tcp: Any, ts: float, dpkt: Any) -> list[Record]:
+        half, other = (self.c2s, self.s2c) if from_client else (self.s2c, self.c2s)
+        flags = tcp.flags
+        seq = tcp.seq
+        records: list[Record] = []
+        if flags & dpkt.tcp.TH_SYN:
+            half.tcp.syn(seq)
+            if from_client and not flags & dpkt.tcp.TH_ACK:
+                self.isn = seq
+            seq = (seq + 1) & SEQ_MASK
+        payload = tcp.data
+        if payload:
+            half.chunks(half.tcp.segment(seq, bytes(payload), ts), records)
+        if flags & dpkt.tcp.TH_FIN:
+            half.tcp.finish((seq + len(payload)) & SEQ_MASK)
+        if flags & dpkt.tcp.TH_ACK:
+            other.chunks(other.tcp.ack(tcp.ack), records)
+        if flags & dpkt.tcp.TH_RST:
+            self.reset = True
+        return records
+
+    def close(self) -> list[Record]:
+        records: list[Record] = []
+        for half in (self.c2s, self.s2c):
+            half.chunks(half.tcp.flush(), records)
+            records += half.finish(None)
+        return records
+
+
+class TCPTracker:
+    """Finds the AMQP connections among the packets and feeds their directions."""
+
+    _MEMORY: Final = 65536  # flows remembered as closed / not AMQP / only a SYN so far
+
+    def __init__(self, reader: CaptureReader) -> None:
+        self.reader = reader
+        self.dpkt = dpkt_module()
+        self.conns: dict[Any, Conn] = {}
+        self.closed: OrderedDict[Any, None] = OrderedDict()
+        self.other: OrderedDict[Any, None] = OrderedDict()
+        self.syns: OrderedDict[Any, dict[Any, int]] = OrderedDict()
+
+    def _network(self, linktype: int, data: bytes) -> Any:
+        dpkt = self.dpkt
+        if linktype == LINK_ETHERNET:
+            return dpkt.ethernet.Ethernet(data).data
+        if linktype == LINK_LINUX_SLL:
+            return dpkt.sll.SLL(data).data
+        if linktype == LINK_LINUX_SLL2:
+            return dpkt.sll2.SLL2(data).data
+        if linktype in (LINK_NULL, LINK_LOOP):
+            return dpkt.loopback.Loopback(data).data
+        if not data:
+            return None
+        if data[0] >> 4 == 4:
+            return dpkt.ip.IP(data)
+        if data[0] >> 4 == 6:
+            return dpkt.ip6.IP6(data)
+        return None
+
+    def packet(self, ts: float, linktype: int, data: bytes) -> list[Record]:
+        dpkt = self.dpkt
+        stats = self.reader.stats
+        try:
+            ip = self._network(linktype, data)
+        except (dpkt.Error, struct.error, ValueError, IndexError):
+            ip = None
+        if isinstance(ip, dpkt.ip.IP):
+            if ip.mf or ip.offset:
+                ip = None  # a fragment: TCP over loopback and LANs is not fragmented
+        elif not isinstance(ip, dpkt.ip6.IP6):
+            ip = None
+        tcp = ip.data if ip is not None else None
+        if not isinstance(tcp, dpkt.tcp.TCP):
+            stats.ignored_packets += 1
+            return []
+        src, dst = (ip.src, tcp.sport), (ip.dst, tcp.dport)
+        key = (src, dst) if src < dst else (dst, src)
+        flags = tcp.flags
+        pure_syn = flags & dpkt.tcp.TH_SYN and not flags & dpkt.tcp.TH_ACK
+        records: list[Record] = []
+        conn = self.conns.get(key)
+        if conn is not None and pure_syn and conn.isn != tcp.seq and src == conn.client:
+            records += self._close(key, conn)  # the address pair is reused
+            conn = None
+        if conn is None:
+            if key in self.closed and not pure_syn:
+                stats.ignored_packets += 1
+                return records
+            conn = self._new(key, src, dst, ip, tcp, ts)
+            if conn is None:
+                stats.ignored_packets += 1
+                return records
+        records += conn.packet(src == conn.client, tcp, ts, dpkt)
+        if conn.done:
+            records += self._close(key, conn)
+        return records
+
+    def _new(self, key: Any, src: Any, dst: Any, ip: Any, tcp: Any, ts: float) -> Conn | None:
+        dpkt = self.dpkt
+        ports = self.reader.ports
+        flags = tcp.flags
+        syn = flags & dpkt.tcp.TH_SYN
+        if key in self.other and not (syn and not flags & dpkt.tcp.TH_ACK):
+            return None
+        self.other.pop(key, None)
+        client: Any = None
+        if tcp.dport in ports and tcp.sport not in ports:
+            client = src
+        elif tcp.sport in ports and tcp.dport not in ports:
+            client = dst
+        elif tcp.dport in ports:  # both: the SYN's sender is the client
+            client = dst if syn and flags & dpkt.tcp.TH_ACK else src
+        elif tcp.data:
+            if bytes(tcp.data[:4]) != AMQP:
+                _remember(self.other, key, None, self._MEMORY)
+                self.syns.pop(key, None)
+                return None
+            client = src  # the protocol header opens a connection from the client
+        if client is None or (not tcp.data and not syn):
+            if syn:  # keep the handshake until the first payload says what this is
+                _remember(self.syns, key, {}, self._MEMORY)
+                self.syns[key][src] = tcp.seq
+            return None
+        server = dst if client == src else src
+        family = socket.AF_INET6 if len(ip.src) == 16 else socket.AF_INET
+        info = ConnectionInfo(
+            len(self.reader.stats.connections),
+            Endpoint(socket.inet_ntop(family, client[0]), client[1]),
+            Endpoint(socket.inet_ntop(family, server[0]), server[1]),
+        )
+        self.reader.stats.connections.append(info)
+        conn = Conn(self.reader, info, client)
+        for side, seq in self.syns.pop(key, {}).items():
+            (conn.c2s if side == client else conn.s2c).tcp.syn(seq)
+            if side == client:
+                conn.isn = seq
+        self.conns[key] = conn
+        return conn
+
+    def _close(self, key: Any, conn: Conn) -> list[Record]:
+        del self.conns[key]
+        _remember(self.closed, key, None, self._MEMORY)
+        return conn.close()
+
+    def finish(self) -> Iterator[Record]:
+        for key, conn in sorted(self.conns.items(), key=lambda item: item[1].info.index):
+            yield from self._close(key, conn)
+
+
+def _remember(memory: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:
+    """Put ``key`` in a bounded memory, forgetting the oldest entry when it is full."""
+    if key in memory:
+        memory.move_to_end(key)
+        return
+    memory[key] = value
+    if len(memory) > size:
+        memory.popitem(last=False)
