@@ -85,6 +85,8 @@ _HEADER_BYTES: Final = ProtocolHeader().encode()
 _ACCEPTED_HEADERS: Final = frozenset({_HEADER_BYTES, b"AMQP\x01\x01\x00\x09"})
 _MAX_CHANNEL: Final = 65535
 _MECHANISMS: Final = ("PLAIN", "AMQPLAIN", "EXTERNAL")
+# RabbitMQ takes frames up to frame_max + 8 bytes [rabbit_reader ?FRAME_SIZE_FUDGE].
+RABBITMQ_FRAME_TOLERANCE: Final = 8
 
 # Channel.Open/Open-Ok/Close/Close-Ok are the table's business; every other method that
 # names responses is a synchronous request whose reply is matched in code.
@@ -164,6 +166,9 @@ class _Settings:
     heartbeat: int = 60
     min_frame_size: int = spec.FRAME_MIN_SIZE
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    # How many bytes over frame_max a received frame may be: None is the role's default,
+    # 8 for a server (RabbitMQ's tolerance, which amqpstorm relies on), 0 for a client.
+    frame_max_tolerance: int | None = None
     # Client.
     username: str = "guest"
     password: str = "guest"
@@ -181,7 +186,14 @@ class _Settings:
 
 
 _COMMON_SETTINGS: Final = frozenset(
-    {"channel_max", "frame_max", "heartbeat", "min_frame_size", "max_body_size"}
+    {
+        "channel_max",
+        "frame_max",
+        "heartbeat",
+        "min_frame_size",
+        "max_body_size",
+        "frame_max_tolerance",
+    }
 )
 _ROLE_SETTINGS: Final = {
     Role.CLIENT: _COMMON_SETTINGS
@@ -255,6 +267,10 @@ def _check_settings(role: Role, settings: dict[str, Any]) -> _Settings:
     elif isinstance(s.frame_max, int) and 0 < s.frame_max < s.min_frame_size:
         # connection.tune frame-max: minimum
         problems.append(f"frame_max {s.frame_max} is below min_frame_size {s.min_frame_size}")
+    if s.frame_max_tolerance is None:
+        s.frame_max_tolerance = RABBITMQ_FRAME_TOLERANCE if role is Role.SERVER else 0
+    elif not isinstance(s.frame_max_tolerance, int) or s.frame_max_tolerance < 0:
+        problems.append(f"frame_max_tolerance must be an int >= 0, not {s.frame_max_tolerance!r}")
     if role is Role.CLIENT and s.mechanism not in _MECHANISMS:
         problems.append(f"mechanism must be one of {', '.join(_MECHANISMS)}")
     if problems:
@@ -274,9 +290,14 @@ class _Channel:
     paused: bool = False
     """The peer sent Channel.Flow(active=False): we must not send it content."""
     confirming: bool = False
+    # Only Basic.Publish is numbered, and each direction on its own [rmq-docs:confirms]:
+    # ``publish_tag`` counts the publishes we sent, ``received_tag`` those we received.
     publish_tag: int = 0
+    received_tag: int = 0
     unconfirmed: set[int] = field(default_factory=set)
+    """Tags of our publishes not yet acked or nacked (a client's; a server sends none)."""
     unconfirmed_order: deque[int] = field(default_factory=deque)
+    """The same tags in order, for ``multiple`` acks; confirmed tags leave from the front."""
 
 
 class Connection:
@@ -297,7 +318,8 @@ class Connection:
         self._plain_in = _PLAIN_BY[role.peer]
         self._settings = s = _check_settings(role, settings)
         self._state = CS.AWAIT_HEADER
-        self._decoder = FrameDecoder(max_frame_size=s.min_frame_size)
+        self._tolerance: int = s.frame_max_tolerance  # type: ignore[assignment]
+        self._decoder = FrameDecoder(max_frame_size=s.min_frame_size + self._tolerance)
         self._assembler = ContentAssembler(s.max_body_size)
         self._out: list[Buffer] = []
         self._channels: dict[int, _Channel] = {}
@@ -318,9 +340,11 @@ class Connection:
         self._untuned = True
         self._walk_head = bytearray()
         self._walk_left = 0
-        # Heartbeat clock: activity flags are turned into times by tick(now).
+        # Heartbeat clock: activity flags are turned into times by tick(now). "Sent" means
+        # handed out by data_to_send(_parts), not queued: bytes count once they can leave.
         self._sent_since_tick = False
         self._received_since_tick = False
+        self._last_tick: float | None = None
         self._last_sent: float | None = None
         self._last_received: float | None = None
         properties = _peer_properties(role, s.client_properties or s.server_properties)
@@ -407,6 +431,7 @@ class Connection:
         if not out:
             return b""
         self._out = []
+        self._sent_since_tick = True
         return b"".join(out)
 
     def data_to_send_parts(self) -> list[Buffer]:
@@ -414,12 +439,13 @@ class Connection:
         appear as given to send_message (or memoryview slices of them), so keep bodies
         unchanged until written. For ``socket.sendmsg`` or ``writer.writelines``."""
         out = self._out
-        self._out = []
+        if out:
+            self._out = []
+            self._sent_since_tick = True
         return out
 
     def _queue(self, data: Buffer) -> None:
         self._out.append(data)
-        self._sent_since_tick = True
 
     # -----------------------------------------------------------------------------------
     # Sending
@@ -446,8 +472,9 @@ class Connection:
         """Queue a method with content, split into body frames at the negotiated frame_max.
 
         Returns the publish sequence number (the delivery tag the broker will confirm)
-        for a Basic.Publish on a channel in confirm mode, else None. The body is not
-        copied: keep it unchanged until the data is sent.
+        for a Basic.Publish on a channel in confirm mode, else None: deliveries, returns
+        and get-oks are never numbered. The body is not copied: keep it unchanged until
+        the data is sent.
         """
         mcls = method.__class__
         ch = self._channels.get(channel)
@@ -462,10 +489,9 @@ class Connection:
             self._check_message(channel, ch, method)  # raises, or passes a valid get-ok
         parts = encode_message_parts(channel, method, properties, body, self._frame_max)
         self._out += parts
-        self._sent_since_tick = True
         if mcls is _GET_OK:
             ch.peer_requests.popleft()  # type: ignore[union-attr]
-        elif ch.confirming:  # type: ignore[union-attr]
+        elif mcls is _PUBLISH and ch.confirming:  # type: ignore[union-attr]
             assert ch is not None
             ch.publish_tag = tag = ch.publish_tag + 1
             ch.unconfirmed.add(tag)
@@ -813,8 +839,8 @@ class Connection:
                 if message is not None:
                     method = message.method
                     tag = None
-                    if ch.confirming and method.__class__ is spec.Basic.Publish:
-                        ch.publish_tag = tag = ch.publish_tag + 1
+                    if ch.confirming and method.__class__ is _PUBLISH:
+                        ch.received_tag = tag = ch.received_tag + 1
                     # MessageReceived(channel, method, properties, body, tag), sans __init__
                     event = _new(MessageReceived)
                     event.channel = message.channel
@@ -1102,7 +1128,7 @@ class Connection:
     def _tuned(self, channel_max: int, frame_max: int, heartbeat: int) -> None:
         self._channel_max = channel_max
         self._frame_max = frame_max
-        self._decoder.max_frame_size = frame_max
+        self._decoder.max_frame_size = frame_max + self._tolerance if frame_max else 0
         self._untuned = False
         # The client starts heartbeating once tuned, the server once Tune-Ok arrives
         # [PDF §4.2.7; Errata #13].
@@ -1344,22 +1370,35 @@ class Connection:
     # Heartbeats
 
     def tick(self, now: float) -> list[Event]:
-        """Call now and then (every second is plenty) with a monotonic clock.
+        """Call with a monotonic clock at least every ``heartbeat / 2`` seconds (or at
+        :attr:`next_tick_at`), after reading what the socket holds and before writing.
 
-        Queues a heartbeat when nothing was queued to send for one interval, and reports
-        HeartbeatTimeout (then ConnectionClosed, lost) when nothing at all was received
-        for two [PDF §4.2.7]. Activity is noticed per tick, so the times are as precise
-        as the calls. Does nothing when the negotiated heartbeat is 0.
+        Queues a heartbeat when nothing was handed out by ``data_to_send`` for half an
+        interval, as RabbitMQ does, so the peer never hears nothing for a whole interval.
+        Reports HeartbeatTimeout (then ConnectionClosed, lost) when nothing at all was
+        received for two [PDF §4.2.7]. Activity is noticed per tick: bytes handed out
+        since the last tick count as sent at that earlier tick (the worst case), bytes
+        received count as received now. After a pause in ticking longer than an interval
+        (the loop was busy, and the peer's bytes may sit unread) the peer gets another
+        half interval before a timeout. Does nothing when the negotiated heartbeat is 0.
         """
         interval = self._heartbeat
         if not interval or self._state is CS.CLOSED or self._state is CS.ERROR:
             return []
+        previous = self._last_tick
+        self._last_tick = now
         if self._received_since_tick or self._last_received is None:
             self._last_received = now
             self._received_since_tick = False
-        if self._sent_since_tick or self._last_sent is None:
+        elif previous is not None and now - previous > interval:
+            # We were not watching: what the peer sent may not have been read yet.
+            self._last_received = max(self._last_received, now - 1.5 * interval)
+        if self._last_sent is None:
             self._last_sent = now
-            self._sent_since_tick = False
+        elif self._sent_since_tick:
+            # Handed out at some point since the previous tick: assume the earliest.
+            self._last_sent = previous if previous is not None else now
+        self._sent_since_tick = False
         silent_for = now - self._last_received
         if silent_for >= 2 * interval:
             self._state = CS.CLOSED
@@ -1368,11 +1407,24 @@ class Connection:
                 HeartbeatTimeout(silent_for),
                 ConnectionClosed(0, f"no heartbeat or data from the peer for {silent_for:g}s"),
             ]
-        if now - self._last_sent >= interval:
+        if now - self._last_sent >= interval / 2:
             self._queue(_HEARTBEAT_BYTES)
-            self._sent_since_tick = False
+            # Counted as sent now: the caller writes right after the tick.
             self._last_sent = now
         return []
+
+    @property
+    def next_tick_at(self) -> float | None:
+        """The monotonic time at which :meth:`tick` next has something to do (send a
+        heartbeat, or declare the peer gone), or None when heartbeats are off or the
+        connection is over. Before the first tick it is 0.0: tick now to start the
+        clock. Sleep until then instead of polling."""
+        interval = self._heartbeat
+        if not interval or self._state is CS.CLOSED or self._state is CS.ERROR:
+            return None
+        if self._last_sent is None or self._last_received is None:
+            return 0.0
+        return min(self._last_sent + interval / 2, self._last_received + 2 * interval)
 
     # -----------------------------------------------------------------------------------
 
@@ -1451,6 +1503,7 @@ _CHANNEL_HANDLERS: Final[dict[type[Method], Callable[..., None]]] = {
 
 _OPEN_ROW: Final = CHANNEL_TRANSITIONS[H.OPEN]
 _GET_OK: Final = spec.Basic.GetOk
+_PUBLISH: Final = spec.Basic.Publish
 # The content methods each role sends; and the methods each role sends on an open channel
 # that need nothing but the state checks (no handler, no request or reply to match).
 _CONTENT_BY: Final = {

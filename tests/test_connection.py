@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -961,6 +962,58 @@ def test_publisher_confirms() -> None:
     assert client.send_message(1, B.Publish(), None, b"") == 7
 
 
+def test_confirm_tags_number_only_publishes_in_each_direction() -> None:
+    # Deliveries and returns sent by the server on a confirm channel are not publishes:
+    # they must not move the numbering of the publishes it receives.
+    pair = opened_pair()
+    pair.open_channel()
+    client, server = pair.client, pair.server
+    client.send_method(1, spec.Confirm.Select())
+    pair.pump()
+    server.send_method(1, spec.Confirm.SelectOk())
+    pair.pump()
+    client_tags, server_tags = [], []
+    for i in range(3):
+        client_tags.append(client.send_message(1, B.Publish("", "q"), None, b"%d" % i))
+        _, server_events = pair.pump()
+        server_tags += [e.confirm_tag for e in server_events if isinstance(e, MessageReceived)]
+        assert server.send_message(1, B.Deliver("c", i + 1), None, b"d") is None
+        assert server.send_message(1, B.Return(312, "NO_ROUTE", "", "q"), None, b"r") is None
+        client_events, _ = pair.pump()
+        assert [e.confirm_tag for e in client_events] == [None, None]
+    assert client_tags == server_tags == [1, 2, 3]
+    for tag in server_tags:
+        server.send_method(1, B.Ack(tag))
+    client_events, _ = pair.pump()
+    assert client_events == [Confirmed(1, (1,)), Confirmed(1, (2,)), Confirmed(1, (3,))]
+
+
+def test_deliveries_on_a_confirm_channel_leave_nothing_growing() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    client, server = pair.client, pair.server
+    client.send_method(1, spec.Confirm.Select())
+    pair.pump()
+    server.send_method(1, spec.Confirm.SelectOk())
+    pair.pump()
+    for i in range(10_000):
+        server.send_message(1, B.Deliver("c", i + 1), None, b"")
+    client.receive_data(server.data_to_send())
+    for conn in (client, server):
+        ch = conn._channels[1]
+        assert (ch.publish_tag, ch.received_tag) == (0, 0)
+        assert not ch.unconfirmed and not ch.unconfirmed_order and not ch.peer_requests
+    # Publishes the broker confirms out of order leave nothing behind either.
+    tags = [client.send_message(1, B.Publish(), None, b"") for _ in range(1000)]
+    pair.pump()
+    for tag in reversed(tags):
+        server.send_method(1, B.Ack(tag))
+    client_events, _ = pair.pump()
+    assert len(client_events) == 1000
+    ch = client._channels[1]
+    assert not ch.unconfirmed and not ch.unconfirmed_order
+
+
 def test_confirm_select_nowait_expects_no_reply() -> None:
     pair = opened_pair()
     pair.open_channel()
@@ -1028,20 +1081,104 @@ def test_connection_blocked_and_unblocked() -> None:
 # Heartbeats, with a fake clock
 
 
-def test_heartbeats_are_sent_when_nothing_else_was() -> None:
+def test_heartbeats_are_sent_at_half_the_interval_when_nothing_else_was() -> None:
     pair = opened_pair({"heartbeat": 10}, heartbeat=10)
     client = pair.client
+    assert client.next_tick_at == 0.0  # tick now to start the clock
     assert client.tick(100.0) == []  # the first tick starts the clock
     assert client.data_to_send() == b""
-    assert client.tick(109.9) == []
+    assert client.next_tick_at == 105.0
+    assert client.tick(104.9) == []
     assert client.data_to_send() == b""
-    assert client.tick(110.0) == []
+    assert client.tick(105.0) == []
     assert client.data_to_send() == HeartbeatFrame().encode()
-    pair.open_channel()  # sending counts as activity
-    assert client.tick(120.0) == []
-    assert client.data_to_send() == b""  # the channel.open went out at the 120 tick
-    assert client.tick(129.0) == [] and client.data_to_send() == b""
-    assert client.tick(130.5) == [] and client.data_to_send() == HeartbeatFrame().encode()
+    assert client.next_tick_at == 110.0
+    assert client.tick(108.0) == [] and client.data_to_send() == b""
+    pair.open_channel()  # handing bytes out counts as sending, from the tick before
+    assert client.tick(109.0) == [] and client.data_to_send() == b""
+    assert client.next_tick_at == 113.0
+    assert client.tick(110.0) == [] and client.data_to_send() == b""  # sent after 108
+    assert client.tick(112.9) == [] and client.data_to_send() == b""
+    assert client.tick(113.0) == [] and client.data_to_send() == HeartbeatFrame().encode()
+
+
+def test_queued_but_unsent_bytes_do_not_count_as_sent() -> None:
+    pair = opened_pair({"heartbeat": 10}, heartbeat=10)
+    client = pair.client
+    client.tick(0.0)
+    client.open_channel()  # queued, never handed out
+    assert client.tick(5.0) == []
+    assert client.data_to_send().endswith(HeartbeatFrame().encode())
+
+
+@pytest.mark.parametrize("interval", [1, 2, 5, 60])
+@pytest.mark.parametrize("role", [CLIENT, SERVER])
+def test_the_peer_never_waits_an_interval_at_the_recommended_cadence(
+    interval: int, role: Role
+) -> None:
+    # A simulated clock: one side ticks every interval/2 (the README's cadence) and its
+    # bytes are written right after each tick; sometimes it also sends between ticks.
+    # amqp091-go closes after 1.5 intervals of silence, the spec after 2.
+    pair = opened_pair({"heartbeat": interval}, heartbeat=interval)
+    pair.open_channel()
+    conn = pair.conn(role)
+    step = interval / 2
+    writes: list[float] = []
+    now = 1000.0
+    conn.tick(now)
+    conn.data_to_send()
+    writes.append(now)
+    for i in range(1, 400):
+        tick_at = 1000.0 + i * step
+        if i % 7 == 3:  # a method sent just after the previous tick
+            send_at = tick_at - step + step * 0.01
+            if role is CLIENT:
+                conn.send_method(1, B.Ack(i))
+            else:
+                conn.send_message(1, B.Deliver("c", i), None, b"")
+            assert conn.data_to_send()
+            writes.append(send_at)
+        conn.receive_data(HeartbeatFrame().encode())  # the peer is alive
+        assert conn.tick(tick_at) == []
+        if conn.data_to_send():
+            writes.append(tick_at)
+    gaps = [b - a for a, b in itertools.pairwise(writes)]
+    assert max(gaps) <= interval
+
+
+def test_next_tick_at_follows_the_deadlines() -> None:
+    pair = opened_pair({"heartbeat": 4}, heartbeat=4)
+    client = pair.client
+    assert pair.server.next_tick_at == 0.0
+    client.tick(10.0)
+    assert client.next_tick_at == 12.0
+    now = 10.0
+    for _ in range(10):  # a loop that only ticks when told, peer silent
+        now = client.next_tick_at
+        events = client.tick(now)
+        client.data_to_send()
+        if events:
+            break
+    assert [type(e) for e in events] == [HeartbeatTimeout, ConnectionClosed]
+    assert now == 18.0  # two intervals after the clock started
+    assert client.next_tick_at is None
+    off = opened_pair({"heartbeat": 0}, heartbeat=0)
+    assert off.client.next_tick_at is None
+
+
+def test_no_timeout_for_a_peer_whose_bytes_sit_unread_after_a_stall() -> None:
+    pair = opened_pair({"heartbeat": 5}, heartbeat=5)
+    client = pair.client
+    client.tick(0.0)
+    # The loop was busy for 30 s: the peer's heartbeats are in the socket, unread.
+    assert client.tick(30.0) == []
+    assert client.next_tick_at == 32.5
+    client.receive_data(HeartbeatFrame().encode())  # read them: all is well
+    assert client.tick(31.0) == []
+    # Without anything read, the peer is gone half an interval after a stall.
+    assert client.tick(60.0) == []
+    assert client.tick(62.0) == []
+    assert [type(e) for e in client.tick(62.5)] == [HeartbeatTimeout, ConnectionClosed]
 
 
 def test_heartbeat_timeout_after_two_silent_intervals() -> None:
@@ -1049,10 +1186,14 @@ def test_heartbeat_timeout_after_two_silent_intervals() -> None:
     client, server = pair.client, pair.server
     client.tick(0.0)
     server.tick(0.0)
+    assert client.tick(2.5) == []
+    assert client.tick(5.0) == []
+    assert client.tick(7.5) == []
     assert client.tick(9.0) == []
     client.receive_data(HeartbeatFrame().encode())  # any frame counts
     assert client.tick(12.0) == []
-    assert client.tick(21.0) == []
+    for now in (14.5, 17.0, 19.5, 21.0):
+        assert client.tick(now) == []
     events = client.tick(22.0)
     assert events == [
         HeartbeatTimeout(10.0),
@@ -1060,7 +1201,8 @@ def test_heartbeat_timeout_after_two_silent_intervals() -> None:
     ]
     assert events[1].lost and client.state is ConnectionState.CLOSED
     assert client.tick(100.0) == []
-    assert server.tick(9.0) == []  # heard nothing since 0, but 9 < 10
+    for now in (2.5, 5.0, 7.5, 9.0):
+        assert server.tick(now) == []  # heard nothing since 0, but 9 < 10
     assert [type(e) for e in server.tick(10.0)] == [HeartbeatTimeout, ConnectionClosed]
 
 
@@ -1069,10 +1211,10 @@ def test_heartbeats_keep_going_while_closing() -> None:
     pair.client.tick(0.0)
     pair.client.close()
     pair.client.data_to_send()
-    pair.client.tick(5.0)  # the close went out since the last tick
+    pair.client.tick(2.0)  # the close went out since the last tick
     assert pair.client.data_to_send() == b""
     pair.client.receive_data(HeartbeatFrame().encode())
-    assert pair.client.tick(10.0) == []
+    assert pair.client.tick(4.5) == []
     assert pair.client.data_to_send() == HeartbeatFrame().encode()
 
 
@@ -1396,3 +1538,53 @@ def test_events_before_a_violation_travel_on_the_error() -> None:
     error = expect_remote(pair.client, good + bad, 501)
     assert [type(e) for e in error.events] == [MessageReceived]
     assert error.events[0].body == b"hello"
+
+
+# ---------------------------------------------------------------------------------------
+# Frames over frame_max: RabbitMQ's tolerance
+
+
+def _oversized_body(channel: int, frame_max: int, over: int, method: Any = None) -> bytes:
+    """A publish (or ``method``) whose one body frame is ``over`` bytes over frame_max."""
+    body = b"b" * (frame_max - 8 + over)
+    return content_bytes(channel, method or B.Publish("", "q"), body)
+
+
+@pytest.mark.parametrize("over", [1, 8])
+def test_the_server_takes_frames_up_to_8_bytes_over_frame_max(over: int) -> None:
+    # amqpstorm splits bodies into frames of frame_max + 8 bytes; RabbitMQ takes them.
+    server = server_opened()
+    assert server.frame_max == 131072
+    server.receive_data(method_bytes(1, Ch.Open()))
+    server.data_to_send()
+    (message,) = server.receive_data(_oversized_body(1, 131072, over))
+    assert isinstance(message, MessageReceived) and len(message.body) == 131064 + over
+    expect_remote(server, _oversized_body(1, 131072, 9), 501)
+
+
+def test_the_server_can_be_strict() -> None:
+    server = server_opened(frame_max_tolerance=0)
+    server.receive_data(method_bytes(1, Ch.Open()))
+    expect_remote(server, _oversized_body(1, 131072, 1), 501)
+
+
+def test_the_client_is_strict_unless_told() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    deliver = B.Deliver("c", 1)
+    expect_remote(pair.client, _oversized_body(1, 131072, 1, deliver), 501)
+    pair = opened_pair({"frame_max_tolerance": 8})
+    pair.open_channel()
+    (message,) = pair.client.receive_data(_oversized_body(1, 131072, 8, deliver))
+    assert len(message.body) == 131072
+
+
+def test_the_tolerance_applies_before_tuning_too() -> None:
+    server = Connection(SERVER)
+    start_ok = C.StartOk({"pad": "x" * 4050}, "PLAIN", b"\0guest\0guest", "en_US")
+    frame = method_bytes(0, start_ok)
+    assert 4096 < len(frame) <= 4104
+    server.receive_data(ProtocolHeader().encode() + frame)
+    assert server.state is ConnectionState.AWAIT_TUNE_OK
+    strict = Connection(SERVER, frame_max_tolerance=0)
+    expect_remote(strict, ProtocolHeader().encode() + frame, 501)
