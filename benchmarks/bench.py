@@ -1,12 +1,19 @@
 """amqpcodec side by side with pamqp, pika and py-amqp: one process, one run.
 
-    .venv/bin/python benchmarks/bench.py
+    .venv/bin/python benchmarks/bench.py [--rounds N] [--sample-ms MS] [--only NAME]
 
-Each row times one operation with timeit (best of several repeats, the number of loops
-calibrated to about 0.2 s) and prints microseconds per operation for amqpcodec and for
-each peer that offers the operation, and the ratio peer/amqpcodec (above 1: amqpcodec is
-faster). Before anything is timed, every peer's output is checked once to be equivalent
+Each row does one operation with amqpcodec and with each peer that offers it, the
+libraries interleaved round by round and timed in CPU time (``timing.py`` says how), and
+prints microseconds per operation (the median over the rounds) and the ratio
+peer/amqpcodec (above 1: amqpcodec is faster) as the median and the range over the
+rounds. Before anything is timed, every peer's output is checked once to be equivalent
 to amqpcodec's (same frames, same values), so the rows compare the same work.
+
+Adding a row: write a ``bench_*`` function that checks the outputs agree, then calls
+``row(operation, ours, {peer name: callable | timing.Command(argv) | "why not offered"})``
+and, for a bar, appends ``Bar(text, operation prefix, numerator, denominator, goal)`` to
+``BARS``; list the function in ``BENCHES``. ``--only NAME`` runs only the functions
+whose name contains NAME.
 
 How each peer is driven (its own code paths, nothing re-implemented):
 
@@ -24,28 +31,29 @@ How each peer is driven (its own code paths, nothing re-implemented):
   ``amqp.serialization.dumps``/``loads`` with format ``F`` for tables.
 
 Streams are fed in 64 KiB reads to every decoder. Not a test: nothing here fails on a
-number. The bars are the speed bars of DESIGN.md and issue 8, printed met / NOT met.
+number. The bars are the speed bars of DESIGN.md and the README, printed met / NOT met.
 
 Also timed: the hand-specialised ``ceiling.py`` (the fastest straight-line code for the
 publish and deliver workloads, checked equal to amqpcodec's output) as a column next to
 the generated code; ``Connection.send_message`` + ``data_to_send`` against bare
 ``encode_message``, and ``Connection.receive_data`` against a bare ``FrameDecoder`` (and
-one followed by a ``ContentAssembler``); ``python -c "import amqpcodec"`` against
-``import json`` in fresh interpreters; the peak extra memory (tracemalloc) of sending and
+one followed by a ``ContentAssembler``); ``python -X importtime -c "import amqpcodec"``
+against ``import json`` in fresh interpreters; the peak extra memory (tracemalloc) of sending and
 of receiving a 64 MiB message through a Connection.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import gc
 import io
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
-import timeit
 import tracemalloc
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -75,6 +83,7 @@ import pika.channel
 import pika.data
 import pika.frame
 import pika.spec
+from timing import BARS, OURS, ROWS, SETTINGS, Bar, format_bars, format_table, row
 
 import amqpcodec
 from amqpcodec import (
@@ -94,8 +103,6 @@ from amqpcodec import (
 from amqpcodec._wire import decode_table, encode_table
 from amqpcodec.events import ChannelOpened, ConnectionOpened, MessageReceived
 
-MIN_TIME = 0.1  # seconds per timed repeat (timeit's autorange)
-REPEAT = 5
 READ_SIZE = 65536
 FRAME_MAX = 131072
 
@@ -120,68 +127,6 @@ TABLE: dict[str, Any] = {
     "void": None,
     "decimal": Decimal("3.14"),
 }
-
-
-# ---------------------------------------------------------------------------------------
-# Timing and output
-
-
-def per_op(fn: Callable[[], object]) -> float:
-    """Best time of one call of ``fn``, in microseconds."""
-    timer = timeit.Timer(fn)
-    number, elapsed = timer.autorange()  # enough loops to take MIN_TIME
-    repeat = REPEAT if elapsed / number < 0.05 else 3
-    best = min([elapsed, *timer.repeat(repeat - 1, number)])
-    return best / number * 1e6
-
-
-ROWS: list[tuple[str, float, str, float | None, str]] = []
-
-
-def row(
-    operation: str,
-    ours: Callable[[], object] | float,
-    peers: dict[str, Callable[[], object] | str],
-) -> None:
-    """Time every peer and record one table row per peer (or one for none).
-
-    ``ours`` is timed again after each peer and the best of all its runs is kept, so
-    that amqpcodec and each peer are sampled over the same stretch of time: a load
-    spike from elsewhere on the machine then skews a ratio less."""
-    fn_ours: Callable[[], object] | None = None
-    if callable(ours):
-        fn_ours, best = ours, per_op(ours)
-    else:
-        best = ours
-    timed: list[tuple[str, float | None, str]] = []
-    for name, fn in peers.items():
-        if isinstance(fn, str):
-            timed.append((name, None, fn))
-            continue
-        peer_us = per_op(fn)
-        if fn_ours:
-            best = min(best, per_op(fn_ours))
-            peer_us = min(peer_us, per_op(fn))
-        timed.append((name, peer_us, ""))
-    if not peers:
-        ROWS.append((operation, best, "", None, ""))
-    for name, theirs, note in timed:
-        ROWS.append((operation, best, name, theirs, note))
-
-
-def print_table() -> None:
-    print("| operation | amqpcodec µs | peer | peer µs | peer / amqpcodec |")
-    print("| --- | ---: | --- | ---: | ---: |")
-    last = ""
-    for operation, ours, name, theirs, note in ROWS:
-        first = operation != last
-        last = operation
-        cells = [operation if first else "", f"{ours:,.1f}" if first else ""]
-        if theirs is None:
-            cells += [name, note or "-", "-"]
-        else:
-            cells += [name, f"{theirs:,.1f}", f"{theirs / ours:.2f}x"]
-        print("| " + " | ".join(cells) + " |")
 
 
 # ---------------------------------------------------------------------------------------
@@ -305,6 +250,7 @@ def bench_publish() -> None:
         ours,
         {"pika": with_pika, "pamqp": with_pamqp, "py-amqp": with_pyamqp, CEILING: with_ceiling},
     )
+    BARS.append(Bar("encode a publish vs pika", "encode a publish", "pika", OURS, 3.0))
 
 
 def bench_grammar() -> None:
@@ -603,6 +549,9 @@ def bench_decode() -> None:
             CEILING: lambda: ceiling.deliver_frames(chunks),
         },
     )
+    BARS.append(
+        Bar("decode a Basic.Deliver stream into frames vs pika", "decode 10,000", "pika", OURS, 3.0)
+    )
 
     def message_view(m: Message) -> tuple[Any, ...]:
         return (m.channel, frame_view(MethodFrame(m.channel, m.method))[3], m.body)
@@ -626,6 +575,15 @@ def bench_decode() -> None:
             "pamqp": "no content assembly",
             "py-amqp": lambda: pyamqp_messages(stream, frame_count),
         },
+    )
+    BARS.append(
+        Bar(
+            "decode it into messages vs pika (frames + assembler)",
+            f"decode {MESSAGES:,} deliveries (1 KiB bodies) into messages",
+            "pika",
+            OURS,
+            2.5,
+        )
     )
 
 
@@ -660,6 +618,7 @@ def bench_table() -> None:
         ours,
         {"pika": with_pika, "pamqp": with_pamqp, "py-amqp": with_pyamqp},
     )
+    BARS.append(Bar("field-table round trip vs pika", "field table", "pika", OURS, 2.5))
 
 
 # ---------------------------------------------------------------------------------------
@@ -703,19 +662,13 @@ def bench_split() -> None:
     )
     same(decoded_view(b"".join(pyamqp_parts())), decoded_view(expected), "split/py-amqp")
 
-    global COPY_US
-    COPY_US = per_op(one_copy)
-    row(
-        "one copy of the 1 MiB body, bytes(bytearray(body)) (the yardstick)",
-        COPY_US,
-        {"bytes(memoryview(body)), a single memcpy": lambda: bytes(memoryview(body))},
-    )
     row(
         "1 MiB body at frame_max 131072 → bytes",
         to_bytes,
         {
             "pika": lambda: b"".join(pika_send(CHANNEL, pika_method, pika_props, body)),
             "py-amqp": lambda: b"".join(pyamqp_parts()),
+            COPY: one_copy,
         },
     )
     row(
@@ -724,11 +677,23 @@ def bench_split() -> None:
         {
             "pika": lambda: pika_send(CHANNEL, pika_method, pika_props, body),
             "py-amqp": pyamqp_parts,
+            COPY: one_copy,
         },
     )
+    for form, goal in (("bytes", 1.5), ("list of parts", 0.1)):
+        BARS.append(
+            Bar(
+                f"split a 1 MiB body into {form}, cost / one copy",
+                f"1 MiB body at frame_max 131072 → {form}",
+                OURS,
+                COPY,
+                goal,
+                higher=False,
+            )
+        )
 
 
-COPY_US = 0.0
+COPY = "one copy, bytes(bytearray(body)) (the yardstick)"
 CEILING = "ceiling (benchmarks/ceiling.py)"
 GRAMMAR = "amqpcodec.grammar (construct)"
 
@@ -774,10 +739,16 @@ def bench_connection() -> None:
         return encode_message(CHANNEL, method, props, BODY_1K, FRAME_MAX)
 
     same(send(), bare(), "connection/send")
-    row(
-        "publish through Connection.send_message + data_to_send",
-        send,
-        {"bare encode_message (bar: ≤ 1.3x)": bare},
+    row("publish through Connection.send_message + data_to_send", send, {BARE_ENCODE: bare})
+    BARS.append(
+        Bar(
+            "Connection: send_message over encode_message, cost ratio",
+            "publish through Connection",
+            OURS,
+            BARE_ENCODE,
+            1.3,
+            higher=False,
+        )
     )
 
     chunks = reads(deliver_stream())
@@ -799,47 +770,97 @@ def bench_connection() -> None:
         f"receive {MESSAGES:,} deliveries through Connection.receive_data",
         receive,
         {
-            "bare FrameDecoder (bar: ≤ 1.3x)": lambda: ours_frames(chunks),
-            "FrameDecoder + ContentAssembler": lambda: ours_messages(chunks),
+            BARE_DECODE: lambda: ours_frames(chunks),
+            BARE_ASSEMBLE: lambda: ours_messages(chunks),
         },
     )
+    for peer in (BARE_DECODE, BARE_ASSEMBLE):
+        BARS.append(
+            Bar(
+                f"Connection: receive_data over {peer}, cost ratio",
+                f"receive {MESSAGES:,} deliveries through Connection",
+                OURS,
+                peer,
+                1.3,
+                higher=False,
+            )
+        )
+
+
+BARE_ENCODE = "bare encode_message"
+BARE_DECODE = "bare FrameDecoder"
+BARE_ASSEMBLE = "FrameDecoder + ContentAssembler"
 
 
 # ---------------------------------------------------------------------------------------
-# 7. Import time and memory (not timeit rows: printed under the table)
+# 7. Import time and memory (not rows of the table: printed under the bars)
 
 EXTRA: list[tuple[str, str, bool]] = []  # (what, measured, bar met)
 
 
+def importtime_us(statement: str, env: dict[str, str]) -> list[tuple[int, int, str]]:
+    """``python -X importtime -c statement``: (self µs, cumulative µs, module) per line,
+    the module name indented two spaces per level of nesting, as Python prints it."""
+    stderr = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stderr
+    lines = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        self_us, cumulative, name = line[len("import time:") :].split("|")
+        lines.append((int(self_us), int(cumulative), name[1:]))
+    return lines
+
+
+def import_cost(module: str, env: dict[str, str]) -> int:
+    """Cumulative µs of ``import module`` at the top level (0: already imported at start)."""
+    lines = importtime_us(f"import {module}", env)
+    return next((cumulative for _, cumulative, name in lines if name == module), 0)
+
+
+IMPORT_RUNS = 9
+
+
 def bench_import() -> None:
-    """Import time in a fresh interpreter, best of 7. An installed package has its
-    bytecode compiled (pip does it; the standard library's json has it too), so the bar
-    is judged with bytecode cached in a temporary PYTHONPYCACHEPREFIX, warmed once; the
-    time without bytecode (PYTHONDONTWRITEBYTECODE, a source checkout) is shown too."""
-
-    def best(code: str, env: dict[str, str]) -> float:
-        subprocess.run([sys.executable, "-c", code], check=True, env=env)  # warm up
-        times = []
-        for _ in range(7):
-            started = timeit.default_timer()
-            subprocess.run([sys.executable, "-c", code], check=True, env=env)
-            times.append(timeit.default_timer() - started)
-        return min(times)
-
+    """``python -X importtime -c "import amqpcodec"`` against ``import json``: the
+    cumulative time of the top-level import, median and range of IMPORT_RUNS fresh
+    interpreters each, alternating. Bytecode is cached (as in an installed package; pip
+    compiles it, and the standard library's json has it) in a temporary
+    PYTHONPYCACHEPREFIX warmed once; the time without any bytecode is shown too. The
+    modules with the largest own (self) time under ``import amqpcodec`` are listed: the
+    candidates for importing lazily."""
     root = str(Path(__file__).resolve().parent.parent)
-    code = f"import sys; sys.path.insert(0, {root!r}); import amqpcodec"
     plain = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    plain["PYTHONPATH"] = root
+    ours: list[int] = []
+    json: list[int] = []
     with tempfile.TemporaryDirectory() as cache:
-        cached = best(code, {**plain, "PYTHONPYCACHEPREFIX": cache})
-    uncached = best(code, {**plain, "PYTHONDONTWRITEBYTECODE": "1"})
-    json = best("import json", plain)
-    bar = 2 * json + 0.030
+        cached = {**plain, "PYTHONPYCACHEPREFIX": cache}
+        import_cost("amqpcodec", cached)  # warm the cache
+        for _ in range(IMPORT_RUNS):
+            ours.append(import_cost("amqpcodec", cached))
+            json.append(import_cost("json", cached))
+        heaviest = sorted(importtime_us("import amqpcodec", cached), reverse=True)[:6]
+    with tempfile.TemporaryDirectory() as empty:
+        cold = {**plain, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
+        uncached = statistics.median(import_cost("amqpcodec", cold) for _ in range(3))
+    ms = 1000.0
+    bar = 2 * statistics.median(json) + 30 * ms
     EXTRA.append(
         (
-            '`python -c "import amqpcodec"` vs `python -c "import json"` (best of 7)',
-            f"{cached * 1000:.1f} ms vs {json * 1000:.1f} ms (bar ≤ 2 x json + 30 ms"
-            f" = {bar * 1000:.1f} ms; without cached bytecode: {uncached * 1000:.1f} ms)",
-            cached <= bar,
+            f'`python -X importtime -c "import amqpcodec"` vs `import json`'
+            f" (median of {IMPORT_RUNS}, bar ≤ 2 x json + 30 ms)",
+            f"{statistics.median(ours) / ms:.1f} ms (range {min(ours) / ms:.1f}-"
+            f"{max(ours) / ms:.1f}) vs {statistics.median(json) / ms:.1f} ms (range"
+            f" {min(json) / ms:.1f}-{max(json) / ms:.1f}), bar {bar / ms:.1f} ms;"
+            f" without cached bytecode {uncached / ms:.1f} ms; largest self times: "
+            + ", ".join(f"{name.strip()} {self_us / ms:.1f} ms" for self_us, _, name in heaviest),
+            statistics.median(ours) <= bar,
         )
     )
 
@@ -894,57 +915,6 @@ def bench_memory() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def ratio(operation_prefix: str, peer: str) -> float | None:
-    for operation, ours, name, theirs, _ in ROWS:
-        if operation.startswith(operation_prefix) and name == peer and theirs:
-            return theirs / ours
-    return None
-
-
-def print_bars() -> None:
-    def line(text: str, value: float | None, goal: float, higher: bool = True) -> None:
-        if value is None:
-            print(f"- {text}: not measured")
-            return
-        met = value >= goal if higher else value <= goal
-        print(f"- {text}: {value:.2f}x (bar {goal}x) {'met' if met else 'NOT met'}")
-
-    print()
-    print("Bars (DESIGN.md, issue 8):")
-    line("encode a publish vs pika", ratio("encode a publish", "pika"), 3.0)
-    line("decode a Basic.Deliver stream into frames vs pika", ratio("decode 10,000", "pika"), 3.0)
-    line(
-        "decode it into messages vs pika (frames + assembler)",
-        ratio(f"decode {MESSAGES:,} deliveries (1 KiB bodies) into messages", "pika"),
-        2.5,
-    )
-    line("field-table round trip vs pika", ratio("field table", "pika"), 2.5)
-    for form, bar in (("bytes", 1.5), ("list of parts", 0.1)):
-        ours = next((r[1] for r in ROWS if r[0].endswith(f"131072 → {form}")), None)
-        line(
-            f"split a 1 MiB body into {form}, cost / one copy",
-            ours / COPY_US if ours and COPY_US else None,
-            bar,
-            higher=False,
-        )
-    for prefix, peer, what in (
-        ("publish through Connection", "bare encode_message", "send_message over encode_message"),
-        ("receive", "bare FrameDecoder", "receive_data over FrameDecoder"),
-        ("receive", "FrameDecoder + ContentAssembler", "receive_data over FrameDecoder+assembler"),
-    ):
-        value = next(
-            (
-                r[3] and r[1] / r[3]
-                for r in ROWS
-                if r[0].startswith(prefix) and r[2].startswith(peer)
-            ),
-            None,
-        )
-        line(f"Connection: {what}, cost ratio", value, 1.3, higher=False)
-    for what, measured, met in EXTRA:
-        print(f"- {what}: {measured} {'met' if met else 'NOT met'}")
-
-
 def versions() -> Iterable[str]:
     yield f"Python {platform.python_version()} ({platform.python_implementation()})"
     yield f"machine: {platform.platform()}, {platform.machine()}, {platform.processor() or '?'}"
@@ -953,23 +923,73 @@ def versions() -> Iterable[str]:
         f"amqpcodec {amqpcodec.__version__}, pika {pika.__version__},"
         f" pamqp {pamqp.__version__}, py-amqp {amqp.__version__}"
     )
-    yield f"timeit: best of {REPEAT} (3 for slow rows), about {MIN_TIME} s per repeat"
+    yield (
+        f"CPU time per operation (time.process_time_ns), libraries interleaved in"
+        f" {SETTINGS.rounds} rounds of about {SETTINGS.sample_s * 1000:.0f} ms per sample;"
+        f" ratios are the median and range over the rounds"
+    )
 
 
-def main() -> None:
-    for text in versions():
-        print(text)
-    print()
-    bench_publish()
-    bench_decode()
-    bench_table()
-    bench_split()
-    bench_grammar()
-    bench_connection()
-    bench_import()
-    bench_memory()
-    print_table()
-    print_bars()
+BENCHES: list[Callable[[], None]] = [
+    bench_publish,
+    bench_decode,
+    bench_table,
+    bench_split,
+    bench_grammar,
+    bench_connection,
+    bench_import,
+    bench_memory,
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=SETTINGS.rounds, help="rounds per row")
+    parser.add_argument(
+        "--sample-ms", type=float, default=SETTINGS.sample_s * 1000, help="CPU ms per sample"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only the bench_* functions whose name contains NAME (repeatable)",
+    )
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="also put the output in README.md, between its bench.py output markers",
+    )
+    args = parser.parse_args(argv)
+    SETTINGS.rounds = args.rounds
+    SETTINGS.sample_s = args.sample_ms / 1000
+    header = list(versions())
+    print("\n".join(header), end="\n\n")
+    for bench in BENCHES:
+        if not args.only or any(name in bench.__name__ for name in args.only):
+            bench()
+    report = [
+        *format_table(),
+        "",
+        "Bars (DESIGN.md; judged on the median ratio):",
+        "",
+        *format_bars(EXTRA),
+    ]
+    print("\n".join(report))
+    if args.write_readme:
+        write_readme(["```", *header, "```", "", *report])
+    del ROWS[:]
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- begin bench.py output -->", "<!-- end bench.py output -->"
+
+
+def write_readme(lines: list[str]) -> None:
+    """Replace what stands between the README's two markers with ``lines``."""
+    text = README.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    README.write_text(text[:start] + "\n" + "\n".join(lines) + "\n" + text[end:], "utf-8")
 
 
 if __name__ == "__main__":
