@@ -321,6 +321,96 @@ HOSTILE: list[tuple[str, str, str]] = [
 ]
 
 
+HOSTILE += [
+    # Names that became Python's None/True/False, or replaced builtins and library names
+    # the generated code relies on.
+    *[
+        (f"class named {n}", hostile(class_name=n), f"{n.capitalize()} is a Python builtin")
+        for n in ("none", "true", "false")
+    ],
+    *[
+        (f"method named {n}", hostile(method_name=n), f"{n.capitalize()} is reserved")
+        for n in ("none", "true", "false", "method")
+    ],
+    *[
+        (f"class named {n}", hostile(class_name=n), "is a Python builtin")
+        for n in (
+            "type-error",
+            "attribute-error",
+            "index-error",
+            "value-error",
+            "unicode-encode-error",
+            "not-implemented-error",
+            "exception",
+        )
+    ],
+    ("class named encode-error", hostile(class_name="encode-error"), "EncodeError is already"),
+    ("class named decode-error", hostile(class_name="decode-error"), "DecodeError is already"),
+    (
+        "properties named like a builtin",
+        hostile(class_name="base-exception-group", properties='<field name="p" type="short"/>'),
+        "class[@name='base-exception-group']",
+    ),
+    ("field shadows expects_reply", hostile(field_name="expects-reply"), "expects-reply"),
+    (
+        "domain defined twice",
+        hostile(domains='<domain name="d" type="short"/><domain name="d" type="long"/>'),
+        "domain[@name='d']: domain defined twice",
+    ),
+    (
+        "native domain defined twice",
+        hostile(domains='<domain name="short" type="short"/>'),
+        "domain[@name='short']: domain defined twice",
+    ),
+    (
+        "unknown chassis",
+        hostile(methods='<method name="m" index="11"><chassis name="broker"/></method>'),
+        "chassis must be client or server",
+    ),
+    (
+        "response named twice",
+        hostile(
+            methods='<method name="ask" index="11"><response name="act"/>'
+            '<response name="act"/></method>'
+        ),
+        "a response is named twice",
+    ),
+    ("long name", hostile(field_name="a" * 65), "name is longer than 64 characters"),
+    (
+        "too many constants",
+        hostile(constants="".join(f'<constant name="c{i}" value="1"/>' for i in range(1024))),
+        "more than 1024 constants",
+    ),
+    (
+        "too many domains",
+        hostile(domains="".join(f'<domain name="d{i}" type="short"/>' for i in range(1024))),
+        "more than 1024 domains",
+    ),
+    (
+        "too many classes",
+        hostile(classes="".join(f'<class name="c{i}" index="{i + 200}"/>' for i in range(256))),
+        "more than 256 classes",
+    ),
+    (
+        "too many methods",
+        hostile(methods="".join(f'<method name="m{i}" index="{i + 20}"/>' for i in range(1024))),
+        "more than 1024 methods",
+    ),
+    (
+        "too many fields",
+        hostile(
+            classes="".join(
+                f'<class name="c{c}" index="{c + 200}"><method name="m" index="1">'
+                + "".join(f'<field name="f{i}" type="bit"/>' for i in range(100))
+                + "</method></class>"
+                for c in range(82)
+            )
+        ),
+        "8192 fields",
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("xml", "named"), [case[1:] for case in HOSTILE], ids=[c[0] for c in HOSTILE]
 )
@@ -334,6 +424,106 @@ def test_hostile_xml_raises_only_spec_error(tmp_path: Path, xml: str, named: str
     assert time.perf_counter() - started < 5
     with pytest.raises(SpecError):
         parse_spec(path, strict=True)
+
+
+# XML declarations naming encodings that Python's codec registry knows but that are not
+# text encodings expat can use: each made the parser raise its own error.
+ODD_ENCODINGS = (
+    "wTF-8",
+    "mbcs",
+    "hex",
+    "rot13",
+    "base64",
+    "UTF-7",
+    "utf-32",
+    "idna",
+    "punycode",
+    "utf-16",
+    "zlib",
+    "uu",
+    "undefined",
+    "cp65001",
+    "x" * 100,
+)
+
+
+@pytest.mark.parametrize("encoding", ODD_ENCODINGS)
+def test_odd_xml_encodings_raise_only_spec_error(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "odd.xml"
+    path.write_text(
+        hostile().replace('<?xml version="1.0"?>', f'<?xml version="1.0" encoding="{encoding}"?>'),
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecError, match="cannot read XML"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "us-ascii", "ISO-8859-1", "latin_1"])
+def test_plain_xml_encodings_load(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "plain.xml"
+    xml = hostile().replace('<?xml version="1.0"?>', f'<?xml version="1.0" encoding="{encoding}"?>')
+    path.write_bytes(xml.encode("ascii"))
+    assert load_spec(path).Thing.Act(value=1).value == 1
+
+
+def test_a_utf16_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "utf16.xml"
+    path.write_bytes(hostile().replace('<?xml version="1.0"?>', "").encode("utf-16"))
+    assert load_spec(path).Thing.Act(value=1).value == 1
+
+
+def test_method_named_like_a_builtin_still_raises_decode_errors(tmp_path: Path) -> None:
+    """Method classes live in their class's namespace: TypeError there replaces nothing."""
+    import amqpcodec
+
+    path = tmp_path / "builtin-method.xml"
+    path.write_text(hostile(method_name="type-error"), encoding="utf-8")
+    module = load_spec(path)
+    method = module.Thing.TypeError(value=7, other="o")
+    payload = method.encode()
+    assert module.Thing.TypeError.decode(payload, 4, len(payload)) == method
+    with pytest.raises(amqpcodec.DecodeError):
+        module.Thing.TypeError.decode(payload[:-1], 4, len(payload) - 1)
+
+
+def test_a_50_mb_class_name_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "huge-name.xml"
+    path.write_text(hostile(class_name="a" * 50_000_000), encoding="ascii")
+    with pytest.raises(SpecError, match="larger than 4194304 bytes") as info:
+        load_spec(path)
+    assert len(str(info.value)) < 300
+
+
+def test_a_long_name_is_refused_and_cut_short_in_the_message(tmp_path: Path) -> None:
+    from amqpcodec.compiler import SpecLimits
+
+    path = tmp_path / "long-name.xml"
+    path.write_text(hostile(class_name="a" * 5_000_000), encoding="ascii")
+    with pytest.raises(SpecError, match="longer than 64 characters") as info:
+        load_spec(path, limits=SpecLimits(max_bytes=8_000_000))
+    assert "(5000000 characters)" in str(info.value)
+    assert len(str(info.value)) < 300
+
+
+def test_1_3_million_constants_are_refused_before_parsing(tmp_path: Path) -> None:
+    path = tmp_path / "constants.xml"
+    constants = "".join(f'<constant name="c{i}" value="{i}"/>' for i in range(1_300_000))
+    path.write_text(hostile(constants=constants), encoding="ascii")
+    with pytest.raises(SpecError, match="larger than"):
+        load_spec(path)
+
+
+def test_limits_are_a_setting(tmp_path: Path) -> None:
+    from amqpcodec.compiler import SpecLimits
+
+    path = tmp_path / "constants.xml"
+    constants = "".join(f'<constant name="c{i}" value="{i}"/>' for i in range(2000))
+    path.write_text(hostile(constants=constants), encoding="ascii")
+    with pytest.raises(SpecError, match="more than 1024 constants"):
+        load_spec(path)
+    assert load_spec(path, limits=SpecLimits(max_constants=4096)).C1999 == 1999
+    with pytest.raises(SpecError, match="larger than 1000 bytes"):
+        load_spec(path, limits=SpecLimits(max_bytes=1000))
 
 
 def test_the_good_template_compiles(tmp_path: Path) -> None:

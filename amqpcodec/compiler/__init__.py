@@ -12,9 +12,9 @@ import types
 from pathlib import Path
 
 from .emit_python import emit_spec_module
-from .model import Spec, SpecError, parse_spec
+from .model import DEFAULT_LIMITS, Spec, SpecError, SpecLimits, parse_spec
 
-__all__ = ["SpecError", "generate_python", "load_spec", "parse_spec"]
+__all__ = ["SpecError", "SpecLimits", "generate_python", "load_spec", "parse_spec"]
 
 
 def generate_python(spec: Spec) -> str:
@@ -22,14 +22,23 @@ def generate_python(spec: Spec) -> str:
     return "\n".join(emit_spec_module(spec)) + "\n"
 
 
-def load_spec(path: str | Path, *, strict: bool = False, name: str = "") -> types.ModuleType:
+def load_spec(
+    path: str | Path,
+    *,
+    strict: bool = False,
+    name: str = "",
+    limits: SpecLimits = DEFAULT_LIMITS,
+) -> types.ModuleType:
     """Compile the spec XML at ``path`` into a new module shaped like ``amqpcodec.spec``.
 
     ``strict=True`` leaves out the extensions marked in the XML. Every name and number
     in the XML is validated before any code is generated, so a hostile file can only
-    raise :class:`SpecError`.
+    raise :class:`SpecError`. A file beyond ``limits`` (by default 4 MiB, names of 64
+    characters, 1024 constants, 1024 domains, 256 classes, 1024 methods, 8192 fields:
+    see :class:`SpecLimits`) is refused before any code is generated; the work and the
+    memory of loading grow with the file, which is read at most ``max_bytes`` far.
     """
-    spec = parse_spec(path, strict=strict)
+    spec = parse_spec(path, strict=strict, limits=limits)
     module_name = name or f"amqpcodec.spec_{Path(path).stem.replace('-', '_').replace('.', '_')}"
     module = types.ModuleType(module_name)
     module.__file__ = str(path)

@@ -13,14 +13,17 @@ output except names that passed :data:`_NAME` and numbers that were parsed as in
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "BitGroup",
     "Constant",
     "Field",
@@ -30,6 +33,7 @@ __all__ = [
     "ProtocolClass",
     "Spec",
     "SpecError",
+    "SpecLimits",
     "VarField",
     "parse_spec",
 ]
@@ -39,7 +43,41 @@ class SpecError(ValueError):
     """The XML is not a usable AMQP spec; the message names the offending element."""
 
 
+@dataclass(frozen=True)
+class SpecLimits:
+    """The most a spec file may hold; beyond any of them it is refused with SpecError.
+
+    The defaults are far above what the published 0-9-1 files need (137 KB, 11 classes,
+    about 70 methods and 250 fields) and keep the generated module small enough to
+    compile in well under a second. Pass another ``SpecLimits`` to ``load_spec`` for a
+    larger file.
+    """
+
+    max_bytes: int = 4 * 1024 * 1024
+    """Size of the XML file; checked before any of it is parsed."""
+    max_name_length: int = 64
+    """Characters in any name (class, method, field, constant, domain)."""
+    max_constants: int = 1024
+    max_domains: int = 1024
+    max_classes: int = 256
+    max_methods: int = 1024
+    """Methods across all classes."""
+    max_fields: int = 8192
+    """Method fields and content properties across all classes."""
+
+
+DEFAULT_LIMITS: Final = SpecLimits()
+
 _NAME = re.compile(r"[a-z][a-z0-9-]*\Z")
+# The encodings expat reads itself. Any other name in the XML declaration would make the
+# parser ask Python's codec registry, whose codecs (rot13, base64, idna, utf-32...) fail
+# in ways of their own: the file must be one of these, or have no declaration.
+_XML_ENCODINGS = frozenset(
+    {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1"}
+)
+_DECLARED_ENCODING = re.compile(
+    rb"(?:\xef\xbb\xbf)?<\?xml[^>]{0,200}?\bencoding\s*=\s*[\"']([^\"']{0,64})[\"']"
+)
 # Native argument types [PDF §4.2.5] and their struct codes (None: variable size).
 NATIVE_TYPES: dict[str, str | None] = {
     "bit": None,
@@ -54,7 +92,15 @@ NATIVE_TYPES: dict[str, str | None] = {
 }
 # Attribute names on generated method classes that a field must not shadow.
 _RESERVED_ATTRIBUTES = frozenset(
-    {"encode", "decode", "fields", "encode_arguments", "decode_arguments", "content"}
+    {
+        "encode",
+        "decode",
+        "fields",
+        "encode_arguments",
+        "decode_arguments",
+        "content",
+        "expects_reply",
+    }
 )
 # Names the generated methods use for parameters and locals (``decode`` keeps each field
 # in a local of the field's name) or take from builtins and the module: a field of that
@@ -62,11 +108,13 @@ _RESERVED_ATTRIBUTES = frozenset(
 _GENERATED_LOCALS = frozenset({"self", "cls", "buf", "off", "end", "n", "str", "bytes", "struct"})
 _BITS_LOCAL = re.compile(r"bits[0-9]+\Z")
 # Module-level names of the generated module that a class or constant must not replace.
+# (Builtins are refused too: the generated code catches TypeError, IndexError, ...)
 _MODULE_NAMES = frozenset(
     {
         "Any",
         "ClassVar",
         "DecodeError",
+        "EncodeError",
         "Final",
         "Mapping",
         "Method",
@@ -226,16 +274,33 @@ def camel_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
 
 
+def _shown(name: str | None) -> str:
+    """A name for an error message: a hostile file's 50 MB name is cut short."""
+    if name is not None and len(name) > 80:
+        return repr(name[:60])[:-1] + f"...' ({len(name)} characters)"
+    return repr(name)
+
+
 def _where(element: ET.Element, parents: tuple[str, ...] = ()) -> str:
-    path = "/".join((*parents, f"{element.tag}[@name={element.get('name')!r}]"))
+    path = "/".join((*parents, f"{element.tag}[@name={_shown(element.get('name'))}]"))
     return path
 
 
-def _name(element: ET.Element, parents: tuple[str, ...]) -> str:
+def _name(element: ET.Element, parents: tuple[str, ...], limits: SpecLimits) -> str:
     name = element.get("name")
     if name is None or not _NAME.match(name):
         raise SpecError(f"{_where(element, parents)}: name must match [a-z][a-z0-9-]*")
+    if len(name) > limits.max_name_length:
+        raise SpecError(
+            f"{_where(element, parents)}: name is longer than {limits.max_name_length} characters"
+        )
     return name
+
+
+def _count(elements: list[ET.Element], limit: int, what: str, where: str) -> list[ET.Element]:
+    if len(elements) > limit:
+        raise SpecError(f"{where}: more than {limit} {what} ({len(elements)})")
+    return elements
 
 
 def _int(element: ET.Element, attribute: str, parents: tuple[str, ...], high: int) -> int:
@@ -250,6 +315,19 @@ def _int(element: ET.Element, attribute: str, parents: tuple[str, ...], high: in
 
 def _flag(element: ET.Element, attribute: str) -> bool:
     return element.get(attribute, "0") in ("1", "true", "yes")
+
+
+def _chassis(
+    method: ET.Element, parents: tuple[str, ...], keep: Callable[[ET.Element], bool]
+) -> frozenset[str]:
+    """The sides that receive a method: ``client``, ``server``, nothing else."""
+    sides = set()
+    for el in method.findall("chassis"):
+        if keep(el):
+            if el.get("name") not in ("client", "server"):
+                raise SpecError(f"{_where(el, parents)}: chassis must be client or server")
+            sides.add(str(el.get("name")))
+    return frozenset(sides)
 
 
 def _layout(fields: tuple[Field, ...]) -> tuple[Segment, ...]:
@@ -285,12 +363,16 @@ def _layout(fields: tuple[Field, ...]) -> tuple[Segment, ...]:
 
 
 def _fields(
-    parent: ET.Element, domains: dict[str, str], parents: tuple[str, ...], strict: bool = False
+    parent: ET.Element,
+    domains: dict[str, str],
+    parents: tuple[str, ...],
+    strict: bool,
+    limits: SpecLimits,
 ) -> tuple[Field, ...]:
     fields: list[Field] = []
     seen: set[str] = set()
     for el in parent.findall("field"):
-        name = _name(el, parents)
+        name = _name(el, parents, limits)
         if strict and el.get("extension") is not None:
             # The strict profile keeps the wire layout: an extension field inside an
             # official method is the reserved field the official XML has there.
@@ -322,24 +404,52 @@ def _fields(
     return tuple(fields)
 
 
-def parse_spec(source: str | Path, *, strict: bool = False) -> Spec:
+def parse_spec(
+    source: str | Path, *, strict: bool = False, limits: SpecLimits = DEFAULT_LIMITS
+) -> Spec:
     """Parse an AMQP spec XML file (ours or a published one) into the IR.
 
     ``strict=True`` leaves out everything marked ``extension="..."`` (the RabbitMQ
-    additions), giving the plain 0-9-1 profile of our file.
+    additions), giving the plain 0-9-1 profile of our file. A file beyond ``limits``
+    is refused; the file is read at most ``limits.max_bytes + 1`` bytes far.
     """
     path = Path(source)
     try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
+        with path.open("rb") as file:
+            raw = file.read(limits.max_bytes + 1)
+    except OSError as exc:
         raise SpecError(f"{path}: cannot read XML: {exc}") from None
-    return parse_element(root, strict=strict, source=path.name)
+    if len(raw) > limits.max_bytes:
+        raise SpecError(f"{path}: the file is larger than {limits.max_bytes} bytes")
+    declared = _DECLARED_ENCODING.match(raw)
+    if declared is not None:
+        encoding = declared.group(1).decode("ascii", "replace").strip().lower()
+        if encoding.replace("_", "-") not in _XML_ENCODINGS:
+            raise SpecError(
+                f"{path}: cannot read XML: encoding {encoding!r} is not supported"
+                " (UTF-8, US-ASCII or ISO-8859-1)"
+            )
+    try:
+        parser = ET.XMLParser()
+        parser.feed(raw)
+        root = parser.close()
+    # A codec the declaration check let through can still fail its own way: whatever
+    # the parser raises is the file's fault.
+    except (ET.ParseError, LookupError, ValueError, UnicodeError, TypeError) as exc:
+        raise SpecError(f"{path}: cannot read XML: {exc}") from None
+    return parse_element(root, strict=strict, source=path.name, limits=limits)
 
 
-def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -> Spec:
+def parse_element(
+    root: ET.Element,
+    *,
+    strict: bool = False,
+    source: str = "",
+    limits: SpecLimits = DEFAULT_LIMITS,
+) -> Spec:
     """Parse an already-read ``<amqp>`` element; see :func:`parse_spec`."""
     if root.tag != "amqp":
-        raise SpecError(f"root element is <{root.tag}>, expected <amqp>")
+        raise SpecError(f"root element is <{_shown(root.tag)[1:-1]}>, expected <amqp>")
 
     def keep(el: ET.Element) -> bool:
         return not (strict and el.get("extension") is not None)
@@ -348,17 +458,23 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
     module_names: set[str] = set(_MODULE_NAMES)
 
     def claim(py_name: str, el: ET.Element, parents: tuple[str, ...]) -> None:
-        """Reserve a module-level name of the generated code; a second claim is an error."""
+        """Reserve a module-level name of the generated code; a second claim is an error.
+
+        Builtins and keywords are refused: ``none`` would be the class ``None`` and
+        ``type-error`` a class ``TypeError`` that the generated code's except clauses
+        would catch instead of the builtin."""
+        if keyword.iskeyword(py_name) or hasattr(builtins, py_name):
+            raise SpecError(f"{_where(el, parents)}: {py_name} is a Python builtin or keyword")
         if py_name in module_names:
             raise SpecError(f"{_where(el, parents)}: {py_name} is already defined")
         module_names.add(py_name)
 
     constants: list[Constant] = []
     seen_constants: set[str] = set()
-    for el in root.findall("constant"):
+    for el in _count(root.findall("constant"), limits.max_constants, "constants", "amqp"):
         if not keep(el):
             continue
-        name = _name(el, top)
+        name = _name(el, top, limits)
         if name in seen_constants:
             raise SpecError(f"{_where(el, top)}: duplicate constant")
         seen_constants.add(name)
@@ -377,8 +493,12 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
         )
 
     domains: dict[str, str] = {t: t for t in NATIVE_TYPES}
-    for el in root.findall("domain"):
-        name = _name(el, top)
+    seen_domains: set[str] = set()
+    for el in _count(root.findall("domain"), limits.max_domains, "domains", "amqp"):
+        name = _name(el, top, limits)
+        if name in seen_domains:
+            raise SpecError(f"{_where(el, top)}: domain defined twice")
+        seen_domains.add(name)
         native = el.get("type")
         if native not in NATIVE_TYPES:
             raise SpecError(f"{_where(el, top)}: type={native!r} is not a native AMQP type")
@@ -388,26 +508,43 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
 
     classes: list[ProtocolClass] = []
     class_ids: set[int] = set()
-    for cel in root.findall("class"):
+    method_count = field_count = 0
+    for cel in _count(root.findall("class"), limits.max_classes, "classes", "amqp"):
         if not keep(cel):
             continue
-        cname = _name(cel, top)
+        cname = _name(cel, top, limits)
         cindex = _int(cel, "index", top, _MAX_ID)
         cparents = (*top, f"class[@name={cname!r}]")
         if cindex in class_ids or any(c.name == cname for c in classes):
             raise SpecError(f"{_where(cel, top)}: duplicate class name or index")
         class_ids.add(cindex)
         claim(camel_name(cname), cel, top)
-        properties = _fields(cel, domains, cparents, strict)
+        field_count += len(_count(cel.findall("field"), limits.max_fields, "fields", "amqp"))
+        method_count += len(_count(cel.findall("method"), limits.max_methods, "methods", "amqp"))
+        if field_count > limits.max_fields or method_count > limits.max_methods:
+            raise SpecError(
+                f"{_where(cel, top)}: the spec has more than {limits.max_methods} methods"
+                f" or {limits.max_fields} fields"
+            )
+        properties = _fields(cel, domains, cparents, strict, limits)
         if properties:
             claim(camel_name(cname) + "Properties", cel, top)
         raw_methods: list[tuple[ET.Element, str, int, tuple[str, ...]]] = []
         for mel in cel.findall("method"):
             if not keep(mel):
                 continue
-            mname = _name(mel, cparents)
+            mname = _name(mel, cparents, limits)
+            if keyword.iskeyword(camel_name(mname)) or camel_name(mname) == "Method":
+                # "none" would be a class None; "method" would replace the base class
+                # that the methods after it in the class body name.
+                raise SpecError(f"{_where(mel, cparents)}: {camel_name(mname)} is reserved")
             mindex = _int(mel, "index", cparents, _MAX_ID)
-            responses = tuple(_name(r, cparents) for r in mel.findall("response"))
+            field_count += len(mel.findall("field"))
+            if field_count > limits.max_fields:
+                raise SpecError(f"{_where(mel, cparents)}: more than {limits.max_fields} fields")
+            responses = tuple(_name(r, cparents, limits) for r in mel.findall("response"))
+            if len(set(responses)) != len(responses):
+                raise SpecError(f"{_where(mel, cparents)}: a response is named twice")
             raw_methods.append((mel, mname, mindex, responses))
         names = {m[1] for m in raw_methods}
         py_names = {camel_name(m[1]) for m in raw_methods}
@@ -419,7 +556,7 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
             for response in responses:
                 if response not in names:
                     raise SpecError(f"{_where(mel, cparents)}: unknown response {response!r}")
-            fields = _fields(mel, domains, mparents, strict)
+            fields = _fields(mel, domains, mparents, strict, limits)
             methods.append(
                 Method(
                     name=mname,
@@ -430,9 +567,7 @@ def parse_element(root: ET.Element, *, strict: bool = False, source: str = "") -
                     synchronous=_flag(mel, "synchronous"),
                     content=_flag(mel, "content"),
                     responses=responses,
-                    chassis=frozenset(
-                        _name(ch, mparents) for ch in mel.findall("chassis") if keep(ch)
-                    ),
+                    chassis=_chassis(mel, mparents, keep),
                     fields=fields,
                     extension=mel.get("extension") is not None,
                     deprecated=_flag(mel, "deprecated"),
