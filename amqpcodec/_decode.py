@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from typing import IO, Final, TextIO
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         # The reader of our output went away (`| head`); say nothing more.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_MALFORMED
+        return EXIT_OK
 
 
 def _port(text: str) -> int:
@@ -132,6 +133,13 @@ def add_arguments(decode: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="body bytes shown in text output (default 64; 0 for none)",
     )
+    decode.add_argument(
+        "-l",
+        "--line-buffered",
+        action="store_true",
+        help="flush the output after every record (the default when reading a pipe or"
+        " standard input)",
+    )
 
 
 def _decode(args: argparse.Namespace) -> int:
@@ -155,8 +163,9 @@ def _decode(args: argparse.Namespace) -> int:
     errors: list[Notice] = []
     try:
         records = _watch(reader.read(source), errors)
+        flush = args.line_buffered or _is_pipe(source)
         if args.json:
-            json_writer = JSONWriter(out)
+            json_writer = JSONWriter(out, flush=flush)
             for record in records:
                 json_writer.write(record)
         elif args.summary:
@@ -171,6 +180,7 @@ def _decode(args: argparse.Namespace) -> int:
                 epoch=lambda: stats.first_time,
                 absolute=args.absolute_time,
                 preview=args.preview,
+                flush=flush,
             )
             for record in records:
                 writer.write(record)
@@ -191,6 +201,17 @@ def _decode(args: argparse.Namespace) -> int:
     if len(errors) > 10:
         print(f"amqpcodec: error: {name}: and {len(errors) - 10} more", file=sys.stderr)
     return EXIT_MALFORMED
+
+
+def _is_pipe(source: str | IO[bytes]) -> bool:
+    """Whether the input is a pipe or standard input, which may be a live capture
+    (``tcpdump -U -w - | amqpcodec decode -``): then each record is flushed."""
+    if not isinstance(source, str):
+        return True
+    try:
+        return stat.S_ISFIFO(os.stat(source).st_mode)
+    except OSError:
+        return False
 
 
 def _watch(records: Iterator[Record], errors: list[Notice]) -> Iterator[Record]:
@@ -237,6 +258,8 @@ class _Summary:
         self.messages = 0
         self.notices: dict[NoticeKind, list[int]] = {}
         self.per_connection: dict[int, dict[Direction, int]] = {}
+        self.per_method: dict[int, dict[str, dict[Direction, int]]] = {}
+        self.per_bytes: dict[int, dict[Direction, int]] = {}
 
     def add(self, record: Record) -> None:
         direction = record.direction
@@ -251,12 +274,15 @@ class _Summary:
             self.bytes[direction] = self.bytes.get(direction, 0) + record.size
             per = self.per_connection.setdefault(record.connection.index, {})
             per[direction] = per.get(direction, 0) + 1
+            sizes = self.per_bytes.setdefault(record.connection.index, {})
+            sizes[direction] = sizes.get(direction, 0) + record.size
         else:
             key = f"Message {type(record.message.method).__qualname__}"
             self.messages += 1
             per = self.per_connection.setdefault(record.connection.index, {})
-        row = self.rows.setdefault(key, {})
-        row[direction] = row.get(direction, 0) + 1
+        for rows in (self.rows, self.per_method.setdefault(record.connection.index, {})):
+            row = rows.setdefault(key, {})
+            row[direction] = row.get(direction, 0) + 1
 
     def write(self, out: TextIO, name: str, stats: CaptureStats, style: Style) -> None:
         packets = ""
@@ -275,20 +301,41 @@ class _Summary:
             )
         directions = [d for d in Direction if any(d in row for row in self.rows.values())]
         if directions:
-            width = max(len(key) for key in self.rows)
-            heads = "".join(f"{style.arrow(d):>8}" for d in directions)
-            out.write(f"\n  {'':<{width}}{heads}\n")
-            for key, row in self.rows.items():
-                cells = "".join(f"{row.get(d, 0):>8}" for d in directions)
-                out.write(f"  {key:<{width}}{cells}\n")
-            totals = "".join(f"{self.bytes.get(d, 0):>8}" for d in directions)
-            out.write(f"  {'frame bytes':<{width}}{totals}\n")
+            self._table(out, self.rows, self.bytes, directions, style)
+        if len(self.per_method) > 1:
+            for index, rows in self.per_method.items():
+                out.write(f"\nconnection #{index}:")
+                self._table(out, rows, self.per_bytes.get(index, {}), directions, style)
         if self.notices:
             out.write("\n")
             for kind, (count, size) in self.notices.items():
                 label, unit = _NOTICE_LABELS[kind]
                 extra = f" ({size} bytes {unit})" if unit else ""
                 out.write(f"  {label}: {count}{extra}\n")
+
+    @staticmethod
+    def _table(
+        out: TextIO,
+        rows: dict[str, dict[Direction, int]],
+        sizes: dict[Direction, int],
+        directions: list[Direction],
+        style: Style,
+    ) -> None:
+        # Columns as wide as their widest figure, at least two spaces apart, so that
+        # numbers of any size never run together.
+        width = max(len(key) for key in [*rows, "frame bytes"])
+        heads = [style.arrow(d).strip() for d in directions]
+        cells = max(
+            [len(head) for head in heads]
+            + [len(str(n)) for row in rows.values() for n in row.values()]
+            + [len(str(n)) for n in sizes.values()]
+        )
+        out.write(f"\n  {'':<{width}}" + "".join(f"  {head:>{cells}}" for head in heads) + "\n")
+        for key, row in rows.items():
+            figures = "".join(f"  {row.get(d, 0):>{cells}}" for d in directions)
+            out.write(f"  {key:<{width}}{figures}\n")
+        totals = "".join(f"  {sizes.get(d, 0):>{cells}}" for d in directions)
+        out.write(f"  {'frame bytes':<{width}}{totals}\n")
 
 
 _NOTICE_LABELS: Final = {

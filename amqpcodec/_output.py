@@ -202,16 +202,21 @@ def body_text(body: bytes | bytearray | memoryview, style: Style, preview: int) 
 
 def value_text(value: Any, style: Style) -> str:
     if isinstance(value, str):
-        if len(value) > TEXT_LIMIT:
-            return repr(value[:TEXT_LIMIT]) + style.more
-        return repr(value)
+        raw = _undecodable(value)
+        if raw is None:
+            if len(value) > TEXT_LIMIT:
+                return repr(value[:TEXT_LIMIT]) + style.more
+            return repr(value)
+        value = raw  # the bytes were not UTF-8: show them as they arrived
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
         if len(data) > TEXT_LIMIT:
             return repr(data[:TEXT_LIMIT]) + style.more
         return repr(data)
     if isinstance(value, Mapping):
-        items = ", ".join(f"{key!r}: {value_text(item, style)}" for key, item in value.items())
+        items = ", ".join(
+            f"{value_text(key, style)}: {value_text(item, style)}" for key, item in value.items()
+        )
         return "{" + items + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(value_text(item, style) for item in value) + "]"
@@ -343,16 +348,39 @@ def _json_properties(properties: Properties) -> dict[str, Any]:
     }
 
 
+def _json_key(key: Any) -> str:
+    """A table key as a JSON object key: bytes that are not UTF-8 as ``\\xNN`` escapes
+    (an object key cannot be ``{"base64": ...}``)."""
+    text = str(key)
+    raw = _undecodable(text)
+    return text if raw is None else raw.decode("utf-8", "backslashreplace")
+
+
+def _undecodable(text: str) -> bytes | None:
+    """The bytes of a string that the decoder kept with ``surrogateescape`` because
+    they are not UTF-8; None for a proper string."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape")
+    return None
+
+
 def jsonable(value: Any) -> Any:
     """A JSON value for an AMQP value: tables become objects, arrays lists; Decimal a
-    string (exact); timestamps ISO 8601; bytes a string when they are UTF-8, else
-    ``{"base64": ...}``; non-finite floats strings."""
-    if value is None or isinstance(value, (bool, int, str)):
+    string (exact); timestamps ISO 8601; strings and bytes a string when they are
+    UTF-8, else ``{"base64": ...}``; non-finite floats strings."""
+    if isinstance(value, str):
+        raw = _undecodable(value)
+        return value if raw is None else {"base64": base64.b64encode(raw).decode("ascii")}
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if isinstance(value, Mapping):
-        return {str(key): jsonable(item) for key, item in value.items()}
+        return {_json_key(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(item) for item in value]
     if isinstance(value, (bytes, bytearray, memoryview)):

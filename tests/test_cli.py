@@ -17,7 +17,7 @@ dpkt = pytest.importorskip("dpkt")
 
 from amqpcodec import __main__ as cli  # noqa: E402
 from amqpcodec import _decode, _output  # noqa: E402
-from amqpcodec.capture import read_capture  # noqa: E402
+from amqpcodec.capture import Direction, read_capture  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "tests" / "data" / "captures"
@@ -195,11 +195,12 @@ def test_summary(capsys: pytest.CaptureFixture[str]) -> None:
     rows = {line.split()[0]: line.split()[1:] for line in lines[4:]}
     assert rows["Channel.Close"] == ["1", "1"]
     assert rows["Queue.Declare"] == ["2", "0"]
-    assert "  Content header           1       1" in lines
+    assert "  Content header        1    1" in lines
+    assert "connection #0:" not in out  # one connection: no per-connection tables
     _, out, _ = run(capsys, "--summary", "--messages", CAPTURES / "pika_large_body.pcap")
     assert "connections: 1, frames: 19, messages: 4" in out  # frames outside messages
-    assert "\n  Message Basic.Publish       2       0\n" in out
-    assert "\n  Message Basic.GetOk         0       2\n" in out
+    assert "\n  Message Basic.Publish    2    0\n" in out
+    assert "\n  Message Basic.GetOk      0    2\n" in out
     _, out, _ = run(capsys, "--summary", CAPTURES / "midstream.pcap")
     assert out.endswith("\n  resynchronisations: 2 (0 bytes skipped)\n")
 
@@ -358,6 +359,35 @@ def test_help_names_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> Non
     assert "Exit status: 0 decoded, 1 a stream is malformed, 2 the input is unreadable." in out
 
 
+def test_summary_columns_never_run_together() -> None:
+    from amqpcodec._output import Style
+
+    summary = _decode._Summary()
+    summary.rows = {"Basic.Deliver": {Direction("c2s"): 12345678, Direction("s2c"): 87654321}}
+    summary.bytes = {Direction("c2s"): 123456789012, Direction("s2c"): 1}
+    out = io.StringIO()
+    summary._table(out, summary.rows, summary.bytes, list(summary.bytes), Style(out))
+    lines = out.getvalue().splitlines()
+    assert lines[2].split() == ["Basic.Deliver", "12345678", "87654321"]
+    assert lines[3].split() == ["frame", "bytes", "123456789012", "1"]
+    assert len({len(line) for line in lines[1:]}) == 1  # aligned
+
+
+def test_summary_counts_methods_per_connection(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run(capsys, "--summary", CAPTURES / "two_connections.pcap")
+    assert status == 0
+    first = out[out.index("\nconnection #0:") : out.index("\nconnection #1:")]
+    second = out[out.index("\nconnection #1:") :]
+    for part in (first, second):
+        rows = {line.split()[0]: line.split()[1:] for line in part.splitlines()[2:]}
+        assert rows["Basic.Publish"] == ["1", "0"] and rows["Basic.GetOk"] == ["0", "1"]
+    overall = {
+        line.split()[0]: line.split()[1:]
+        for line in out[: out.index("\nconnection #0:")].splitlines()[5:]
+    }
+    assert overall["Basic.Publish"] == ["2", "0"]
+
+
 def test_closed_pipe_is_quiet() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "amqpcodec", "decode", "--json", CAPTURES / "pika_large_body.pcap"],
@@ -370,7 +400,7 @@ def test_closed_pipe_is_quiet() -> None:
     process.stdout.close()
     status = process.wait(timeout=60)
     assert process.stderr.read() == b""
-    assert status == 1
+    assert status == 0  # `| head` is not an error
 
 
 # ---------------------------------------------------------------------------------------
