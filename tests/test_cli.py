@@ -473,3 +473,93 @@ def test_progress_needs_a_known_large_size() -> None:
     assert stream.getvalue() == "" and not progress.shown
     progress(50 * 2**20, 100 * 2**20)
     assert stream.getvalue() == "\rdecoding:  50% (50.0 of 100.0 MB)"
+
+
+# ---------------------------------------------------------------------------------------
+# Live output: a pipe or standard input is flushed per record
+
+
+def test_records_from_standard_input_arrive_before_it_ends() -> None:
+    import select
+
+    data = (CAPTURES / "pika_large_body.pcap").read_bytes()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "amqpcodec", "decode", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(data[:6000])  # past the sniffed head, a few packets
+        process.stdin.flush()
+        # Standard input is still open: the first records must be out already.
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "nothing printed while the input was still open"
+        assert process.stdout.readline().startswith(b"# connection #0: client 127.0.0.1:")
+        assert b"Protocol header AMQP 0-9-1" in process.stdout.readline()
+        process.stdin.write(data[6000:])
+    finally:
+        process.stdin.close()
+        rest = process.stdout.read()
+        process.stdout.close()
+        assert process.wait(timeout=60) == 0
+        assert process.stderr is not None
+        process.stderr.close()
+    assert b"Connection.CloseOk" in rest
+
+
+class _CountingOut(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+@pytest.mark.parametrize("option", ["-l", "--line-buffered", None])
+@pytest.mark.parametrize("json_output", [False, True])
+def test_line_buffered(
+    option: str | None, json_output: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _CountingOut()
+    monkeypatch.setattr(sys, "stdout", out)
+    args = ["decode", *([option] if option else []), *(["--json"] if json_output else [])]
+    assert cli.main([*args, str(CAPTURES / "pika_handshake_close.pcap")]) == 0
+    records = len(list(read_capture(CAPTURES / "pika_handshake_close.pcap")))
+    if option:
+        assert out.flushes >= records
+    else:
+        assert out.flushes <= 2  # a regular file: written in blocks, flushed at the end
+
+
+def test_a_named_pipe_is_flushed_per_record(tmp_path: Path) -> None:
+    assert _decode._is_pipe(sys.stdin.buffer)
+    fifo = tmp_path / "live"
+    os.mkfifo(fifo)
+    assert _decode._is_pipe(str(fifo))
+    assert not _decode._is_pipe(str(SAMPLE))
+    assert not _decode._is_pipe(str(tmp_path / "missing"))
+
+
+def test_strings_that_are_not_utf8_show_their_bytes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from amqpcodec import MethodFrame, spec
+
+    key = b"\xff\xferk".decode("utf-8", "surrogateescape")  # as the decoder keeps it
+    path = tmp_path / "binary.bin"
+    frame = MethodFrame(1, spec.Basic.Publish(routing_key=key, exchange="x"))
+    table = spec.Queue.Declare(queue="q", arguments={"k\udcff": key})
+    path.write_bytes(frame.encode() + MethodFrame(1, table).encode())
+    _, out, _ = run(capsys, path)
+    assert "routing_key=b'\\xff\\xferk'" in out and "exchange='x'" in out
+    assert "arguments={b'k\\xff': b'\\xff\\xferk'}" in out
+    assert "\\udc" not in out
+    _, out, _ = run(capsys, "--json", path)
+    first, second = map(json.loads, out.splitlines())
+    assert first["arguments"]["routing_key"] == {"base64": "//5yaw=="}
+    assert first["arguments"]["exchange"] == "x"
+    assert second["arguments"]["arguments"] == {"k\\xff": {"base64": "//5yaw=="}}
+    assert "\\ud" not in out
