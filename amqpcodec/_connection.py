@@ -85,6 +85,8 @@ _HEADER_BYTES: Final = ProtocolHeader().encode()
 _ACCEPTED_HEADERS: Final = frozenset({_HEADER_BYTES, b"AMQP\x01\x01\x00\x09"})
 _MAX_CHANNEL: Final = 65535
 _MECHANISMS: Final = ("PLAIN", "AMQPLAIN", "EXTERNAL")
+DEFAULT_MAX_TOTAL_BODY_SIZE: Final = 1024 * 1024 * 1024
+"""The default bound on the body bytes held for unfinished messages across channels."""
 # RabbitMQ takes frames up to frame_max + 8 bytes [rabbit_reader ?FRAME_SIZE_FUDGE].
 RABBITMQ_FRAME_TOLERANCE: Final = 8
 
@@ -166,6 +168,7 @@ class _Settings:
     heartbeat: int = 60
     min_frame_size: int = spec.FRAME_MIN_SIZE
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    max_total_body_size: int = DEFAULT_MAX_TOTAL_BODY_SIZE
     # How many bytes over frame_max a received frame may be: None is the role's default,
     # 8 for a server (RabbitMQ's tolerance, which amqpstorm relies on), 0 for a client.
     frame_max_tolerance: int | None = None
@@ -192,6 +195,7 @@ _COMMON_SETTINGS: Final = frozenset(
         "heartbeat",
         "min_frame_size",
         "max_body_size",
+        "max_total_body_size",
         "frame_max_tolerance",
     }
 )
@@ -267,6 +271,10 @@ def _check_settings(role: Role, settings: dict[str, Any]) -> _Settings:
     elif isinstance(s.frame_max, int) and 0 < s.frame_max < s.min_frame_size:
         # connection.tune frame-max: minimum
         problems.append(f"frame_max {s.frame_max} is below min_frame_size {s.min_frame_size}")
+    for name in ("max_body_size", "max_total_body_size"):
+        value = getattr(s, name)
+        if not isinstance(value, int) or value < 0:
+            problems.append(f"{name} must be an int >= 0, not {value!r}")
     if s.frame_max_tolerance is None:
         s.frame_max_tolerance = RABBITMQ_FRAME_TOLERANCE if role is Role.SERVER else 0
     elif not isinstance(s.frame_max_tolerance, int) or s.frame_max_tolerance < 0:
@@ -321,6 +329,9 @@ class Connection:
         self._tolerance: int = s.frame_max_tolerance  # type: ignore[assignment]
         self._decoder = FrameDecoder(max_frame_size=s.min_frame_size + self._tolerance)
         self._assembler = ContentAssembler(s.max_body_size)
+        # The declared body sizes of the messages being assembled, across channels.
+        self._held = 0
+        self._max_held = s.max_total_body_size
         self._out: list[Buffer] = []
         self._channels: dict[int, _Channel] = {}
         self._ch0 = _Channel(H.OPEN)  # sync bookkeeping for connection.update-secret
@@ -671,7 +682,7 @@ class Connection:
         if mcls is Ch.Close:
             ch.close_sent = method
             ch.request = None
-            self._assembler.discard(channel)
+            self._discard_content(channel)
         elif mcls is spec.Confirm.Select:
             # RabbitMQ numbers the publishes that follow the select, whether or not
             # select-ok has arrived yet [rmq-docs:confirms].
@@ -835,8 +846,18 @@ class Connection:
                 if ch is None or ch.state is not _H_OPEN or self._state is not _CS_OPEN:
                     self._receive_content(frame, events)
                     continue
-                message = assemble_body(frame) if cls is BodyFrame else assemble_header(frame)
+                if cls is BodyFrame:
+                    message = assemble_body(frame)
+                else:
+                    message = assemble_header(frame)
+                    if message is None:  # the body follows: hold it within the budget
+                        held = self._held + frame.body_size
+                        if held > self._max_held:
+                            self._refuse_content(frame.channel, frame.body_size)
+                            continue
+                        self._held = held
                 if message is not None:
+                    self._held -= len(message.body)
                     method = message.method
                     tag = None
                     if ch.confirming and method.__class__ is _PUBLISH:
@@ -1051,6 +1072,25 @@ class Connection:
             message = f"unexpected {method.NAME} on channel {channel} in state {state.name}"
             code = spec.COMMAND_INVALID
         return RemoteProtocolError(message, code, method.CLASS_ID, method.METHOD_ID)
+
+    def _discard_content(self, channel: int) -> None:
+        """Drop the message being assembled on ``channel`` and give back its budget."""
+        partial = self._assembler._partial.pop(channel, None)
+        if partial is not None and partial.header is not None:
+            self._held -= partial.header.body_size
+
+    def _refuse_content(self, channel: int, body_size: int) -> None:
+        """The messages being assembled would hold more than ``max_total_body_size``:
+        close the channel with 406, as RabbitMQ does for a message it will not hold
+        (``max_message_size`` [rchannel check_msg_size]); the rest of it is discarded."""
+        method = self._assembler._partial.pop(channel).method  # its size was not counted
+        text = _reply_text(
+            spec.PRECONDITION_FAILED,
+            f"message body of {body_size} bytes on channel {channel} would take the bodies"
+            f" held across channels over max_total_body_size {self._max_held}",
+        )
+        close = Ch.Close(spec.PRECONDITION_FAILED, text, method.CLASS_ID, method.METHOD_ID)
+        self._send_channel_method(channel, close)
 
     def _receive_content(self, frame: HeaderFrame | BodyFrame, events: list[Event]) -> None:
         """A content frame that receive_data's fast path did not take: errors, discards."""
@@ -1312,7 +1352,7 @@ class Connection:
 
     def _channel_closed(self, channel: int, close: Any, by: Role, events: list[Event]) -> None:
         del self._channels[channel]
-        self._assembler.discard(channel)
+        self._discard_content(channel)
         events.append(
             ChannelClosed(
                 channel, close.reply_code, close.reply_text, close.class_id, close.method_id, by

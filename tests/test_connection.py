@@ -1588,3 +1588,60 @@ def test_the_tolerance_applies_before_tuning_too() -> None:
     assert server.state is ConnectionState.AWAIT_TUNE_OK
     strict = Connection(SERVER, frame_max_tolerance=0)
     expect_remote(strict, ProtocolHeader().encode() + frame, 501)
+
+
+# ---------------------------------------------------------------------------------------
+# The body bytes held across channels
+
+
+def test_bodies_held_across_channels_are_bounded() -> None:
+    # 200 channels each start a message of 1 MiB and never finish it: with a budget of
+    # 100 MiB, the 101st is refused with the channel error RabbitMQ gives for a message
+    # it will not hold, and the budget comes back as messages finish or channels close.
+    mib = 1024 * 1024
+    server = server_opened(max_total_body_size=100 * mib)
+    for channel in range(1, 201):
+        server.receive_data(method_bytes(channel, Ch.Open()))
+    server.data_to_send()
+    start = b""
+    for channel in range(1, 201):
+        header = HeaderFrame(channel, mib, spec.BasicProperties())
+        start += method_bytes(channel, B.Publish("", "q")) + header.encode()
+        start += BodyFrame(channel, b"x" * 1000).encode()
+    assert server.receive_data(start) == []
+    closes = sent_methods(server.data_to_send())
+    assert [type(m) for m in closes] == [Ch.Close] * 100
+    assert {(m.reply_code, m.class_id, m.method_id) for m in closes} == {(406, 60, 40)}
+    assert closes[0].reply_text.startswith("PRECONDITION_FAILED - ")
+    assert server._held == 100 * mib
+    assert sum(len(p.chunks) for p in server._assembler._partial.values()) == 100
+    # The refused channels discard the rest of their content.
+    assert server.receive_data(BodyFrame(150, b"y" * 1000).encode()) == []
+    # Finishing a message and closing a channel give their share back.
+    rest = b"z" * (mib - 1000)
+    step = server.frame_max - 8
+    frames = [BodyFrame(1, rest[i : i + step]) for i in range(0, len(rest), step)]
+    (message,) = server.receive_data(b"".join(f.encode() for f in frames))
+    assert isinstance(message, MessageReceived) and len(message.body) == mib
+    server.close_channel(2)
+    assert server._held == 98 * mib
+    events = server.receive_data(method_bytes(150, Ch.CloseOk()))
+    assert events == [ChannelClosed(150, 406, closes[49].reply_text, 60, 40, SERVER)]
+    # With room again, a new message on a new channel is taken.
+    server.receive_data(method_bytes(150, Ch.Open()))
+    header = HeaderFrame(150, 2 * mib, spec.BasicProperties())
+    assert server.receive_data(method_bytes(150, B.Publish()) + header.encode()) == []
+    assert server._held == 100 * mib
+
+
+def test_the_body_budget_is_a_setting_with_a_default() -> None:
+    assert Connection(SERVER)._max_held == amqpcodec._connection.DEFAULT_MAX_TOTAL_BODY_SIZE
+    with pytest.raises(LocalProtocolError, match="max_total_body_size"):
+        Connection(CLIENT, max_total_body_size=-1)
+    pair = opened_pair({"max_total_body_size": 10})
+    pair.open_channel()
+    pair.server.send_message(1, B.Deliver("c", 1), None, b"x" * 11)
+    pair.server.send_message(1, B.Deliver("c", 2), None, b"x" * 10)
+    client_events, server_events = pair.pump()
+    assert [type(e) for e in client_events] == [ChannelClosed]
+    assert server_events[0].closed_by is CLIENT and server_events[0].reply_code == 406
