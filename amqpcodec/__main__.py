@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="amqpcodec", description="AMQP 0-9-1 wire-protocol tools."
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"amqpcodec {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from . import _decode

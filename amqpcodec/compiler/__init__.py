@@ -14,7 +14,20 @@ from pathlib import Path
 from .emit_python import emit_spec_module
 from .model import DEFAULT_LIMITS, Spec, SpecError, SpecLimits, parse_spec
 
-__all__ = ["SpecError", "SpecLimits", "generate_python", "load_spec", "parse_spec"]
+__all__ = ["SpecError", "SpecLimits", "bundled_spec", "generate_python", "load_spec", "parse_spec"]
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def bundled_spec() -> Path:
+    """The protocol XML ``amqpcodec.spec`` was generated from.
+
+    In a source checkout that is ``spec/amqp0-9-1.xml`` (the source of truth); an
+    installed wheel carries a copy of it inside this package."""
+    checkout = _PACKAGE.parent.parent / "spec" / "amqp0-9-1.xml"
+    if (_PACKAGE.parent.parent / "pyproject.toml").is_file() and checkout.is_file():
+        return checkout
+    return _PACKAGE / "amqp0-9-1.xml"
 
 
 def generate_python(spec: Spec) -> str:

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import generate_python, parse_spec
+from . import bundled_spec, generate_python, parse_spec
 
 PACKAGE = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = PACKAGE.parent / "spec" / "amqp0-9-1.xml"
+DEFAULT_SPEC = bundled_spec()
 
 
 def outputs(spec_path: Path) -> dict[Path, str]:
