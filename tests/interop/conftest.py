@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import matrix  # found through the path entry above
 
 RABBITMQ = ("127.0.0.1", 5672)
 
@@ -34,3 +37,24 @@ def rabbitmq() -> tuple[str, int]:
             pytest.fail("AMQPCODEC_REQUIRE_RABBITMQ=1 but nothing listens on 127.0.0.1:5672")
         pytest.skip("no RabbitMQ on 127.0.0.1:5672 (bash .ci/start-rabbitmq.sh starts one)")
     return RABBITMQ
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Record each client run in the interop matrix."""
+    report = yield
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "client" in params and "mode" in params and (report.when == "call" or not report.passed):
+        key = (params["client"], params["mode"], params.get("scenario", "basic"))
+        matrix.results[key] = "pass" if report.passed else "FAIL" if report.failed else "skip"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = matrix.tables()
+    if lines:
+        terminalreporter.section("interop matrix (client x mode)")
+        for line in lines:
+            terminalreporter.write_line(line)
