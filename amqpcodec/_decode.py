@@ -18,10 +18,11 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from typing import IO, Final, TextIO
+from typing import IO, TYPE_CHECKING, Final, TextIO
 
+from ._filter import RecordFilter
 from ._frames import BodyFrame, HeaderFrame, HeartbeatFrame, MethodFrame
-from ._output import JSON_FIELDS, JSONWriter, Style, TextWriter
+from ._output import BODY_MODES, JSON_FIELDS, TIME_FORMATS, JSONWriter, Style, TextWriter
 from .capture import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_PORTS,
@@ -31,10 +32,14 @@ from .capture import (
     ConnectionInfo,
     Direction,
     FrameRecord,
+    MessageRecord,
     Notice,
     NoticeKind,
     Record,
 )
+
+if TYPE_CHECKING:
+    from ._export import Exporter
 
 __all__ = ["add_arguments", "run"]
 
@@ -74,6 +79,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
 def add_arguments(decode: argparse.ArgumentParser) -> None:
     """The options of ``decode``."""
     decode.add_argument("file", metavar="FILE", help="the input file; - reads standard input")
@@ -102,11 +117,6 @@ def add_arguments(decode: argparse.ArgumentParser) -> None:
         help="the input format (default: recognised from the content)",
     )
     decode.add_argument(
-        "--direction",
-        choices=("c2s", "s2c"),
-        help="which way a raw stream went (default: guessed from the methods in it)",
-    )
-    decode.add_argument(
         "--max-frame-size",
         type=int,
         default=DEFAULT_MAX_FRAME_SIZE,
@@ -120,11 +130,86 @@ def add_arguments(decode: argparse.ArgumentParser) -> None:
         help="after a malformed frame, skip to the next plausible frame instead of"
         " giving up on that direction",
     )
-    decode.add_argument(
+    shown = decode.add_argument_group(
+        "what to show",
+        "Filters choose frames (or, with --messages, messages); they combine with 'and',"
+        " repeated values of one filter with 'or', and apply to text, --json, --messages"
+        " and --summary.",
+    )
+    shown.add_argument(
+        "--connection",
+        action="append",
+        type=_natural,
+        metavar="N",
+        help="only connection N (the #N of the output; repeatable)",
+    )
+    shown.add_argument(
+        "--channel",
+        action="append",
+        type=_natural,
+        metavar="N",
+        help="only frames on channel N (repeatable); notices stay",
+    )
+    shown.add_argument(
+        "--method",
+        action="append",
+        metavar="PATTERN",
+        help="only methods whose name matches the glob PATTERN, in either spelling:"
+        " basic.*, Basic.Publish, channel.close, queue.declare-ok (repeatable)",
+    )
+    shown.add_argument(
+        "--direction",
+        choices=("c2s", "s2c"),
+        help="only frames sent that way (client to server, server to client); for a raw"
+        " stream, the way it went (default: guessed from the methods in it)",
+    )
+    shown.add_argument(
+        "--since",
+        type=float,
+        metavar="SECONDS",
+        help="only records at or after SECONDS since the first packet",
+    )
+    shown.add_argument(
+        "--until",
+        type=float,
+        metavar="SECONDS",
+        help="only records at or before SECONDS since the first packet",
+    )
+    shown.add_argument(
+        "--time",
+        choices=TIME_FORMATS,
+        default="relative",
+        help="relative: seconds since the first packet (default); absolute: UTC date and"
+        " time; local: date and time in the local zone, with its offset; delta: seconds"
+        " since the previous record shown",
+    )
+    shown.add_argument(
         "--absolute-time",
+        action="store_const",
+        const="absolute",
+        dest="time",
+        help="the same as --time absolute",
+    )
+    shown.add_argument(
+        "--body",
+        choices=BODY_MODES,
+        default="auto",
+        help="how bodies are shown: auto (default: text when the content type or the bytes"
+        " say so, JSON pretty-printed when the content type is JSON, else hex), text, hex,"
+        " none (the size only; --json leaves the bytes out)",
+    )
+    shown.add_argument(
+        "--export",
+        metavar="DIR",
+        help="write each message body to DIR/c<connection>-ch<channel>-<kind>-<tag or"
+        " number>.body with its method and properties in a .json beside it (implies"
+        " --messages)",
+    )
+    shown.add_argument(
+        "--show-credentials",
         action="store_true",
-        help="show capture timestamps as UTC date and time instead of seconds since the"
-        " first packet",
+        help="show connection.start-ok's response (the password with PLAIN) and"
+        " connection.update-secret's secret instead of redacting them",
     )
     decode.add_argument(
         "--preview",
@@ -148,7 +233,7 @@ def _decode(args: argparse.Namespace) -> int:
     )
     reader = CaptureReader(
         ports=args.port or DEFAULT_PORTS,
-        messages=args.messages,
+        messages=args.messages or args.export is not None,
         max_frame_size=args.max_frame_size,
         resync_on_error=args.resync,
         input_format=args.format,
@@ -162,24 +247,40 @@ def _decode(args: argparse.Namespace) -> int:
         out.reconfigure(errors="backslashreplace")
     errors: list[Notice] = []
     try:
-        records = _watch(reader.read(source), errors)
+        chosen = _filter(args)
+        records: Iterator[Record] = _watch(reader.read(source), errors)
+        stats = reader.stats  # read() starts a new one
+        if chosen.active:
+            records = chosen.apply(records, lambda: stats.first_time)
         flush = args.line_buffered or _is_pipe(source)
+        exporter = None
+        if args.export is not None:
+            from ._export import Exporter
+
+            try:
+                exporter = Exporter(args.export)
+            except OSError as exc:
+                raise CaptureError(f"cannot write to {args.export!r}: {exc.strerror}") from None
+            records = _exporting(records, exporter)
         if args.json:
-            json_writer = JSONWriter(out, flush=flush)
+            json_writer = JSONWriter(
+                out, body=args.body, show_credentials=args.show_credentials, flush=flush
+            )
             for record in records:
                 json_writer.write(record)
         elif args.summary:
             summary = _Summary()
             for record in records:
                 summary.add(record)
-            summary.write(out, name, reader.stats, Style(out))
+            summary.write(out, name, stats, Style(out), chosen.connections)
         else:
-            stats = reader.stats
             writer = TextWriter(
                 out,
                 epoch=lambda: stats.first_time,
-                absolute=args.absolute_time,
+                time_format=args.time,
                 preview=args.preview,
+                body=args.body,
+                show_credentials=args.show_credentials,
                 flush=flush,
             )
             for record in records:
@@ -201,6 +302,27 @@ def _decode(args: argparse.Namespace) -> int:
     if len(errors) > 10:
         print(f"amqpcodec: error: {name}: and {len(errors) - 10} more", file=sys.stderr)
     return EXIT_MALFORMED
+
+
+def _filter(args: argparse.Namespace) -> RecordFilter:
+    return RecordFilter(
+        connections=frozenset(args.connection or ()),
+        channels=frozenset(args.channel or ()),
+        methods=tuple(args.method or ()),
+        direction=Direction(args.direction) if args.direction else None,
+        since=args.since,
+        until=args.until,
+    )
+
+
+def _exporting(records: Iterator[Record], exporter: Exporter) -> Iterator[Record]:
+    for record in records:
+        if isinstance(record, MessageRecord):
+            try:
+                exporter.write(record)
+            except OSError as exc:
+                raise CaptureError(f"cannot export a message: {exc}") from None
+        yield record
 
 
 def _is_pipe(source: str | IO[bytes]) -> bool:
@@ -284,18 +406,26 @@ class _Summary:
             row = rows.setdefault(key, {})
             row[direction] = row.get(direction, 0) + 1
 
-    def write(self, out: TextIO, name: str, stats: CaptureStats, style: Style) -> None:
+    def write(
+        self,
+        out: TextIO,
+        name: str,
+        stats: CaptureStats,
+        style: Style,
+        only: frozenset[int] = frozenset(),
+    ) -> None:
         packets = ""
         if stats.format in ("pcap", "pcapng"):
             packets = f", {stats.packets} packets ({stats.ignored_packets} not AMQP)"
         frames = sum(self.frames.values())
         out.write(f"{name}: {stats.format}{packets}\n")
         out.write(
-            f"connections: {len(stats.connections)}, frames: {frames}"
-            + (f", messages: {self.messages}" if self.messages else "")
-            + "\n"
+            f"connections: {len([c for c in stats.connections if not only or c.index in only])}"
+            f", frames: {frames}" + (f", messages: {self.messages}" if self.messages else "") + "\n"
         )
         for info in stats.connections:
+            if only and info.index not in only:
+                continue
             out.write(
                 f"  {_connection_line(info, self.per_connection.get(info.index, {}), style)}\n"
             )

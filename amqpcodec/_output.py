@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import io
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -56,14 +57,36 @@ class Style:
 # Text
 
 
-class TextWriter:
-    """Writes one line per record to ``out``.
+TIME_FORMATS: Final = ("relative", "absolute", "local", "delta")
+BODY_MODES: Final = ("auto", "text", "hex", "none")
 
-    - ``epoch``: relative times count from the value it returns (the capture's first
-      packet); by default from the first record written.
-    - ``absolute``: show UTC date and time instead.
+# Fields that carry credentials, shown only with show_credentials: the SASL response
+# (PLAIN holds the password) and the OAuth token of connection.update-secret.
+CREDENTIALS: Final[dict[tuple[int, int], tuple[str, ...]]] = {
+    (10, 11): ("response",),
+    (10, 70): ("new_secret",),
+}
+_JSON_BODY_LIMIT: Final = 64 * 1024  # larger JSON bodies are not pretty-printed
+
+
+class TextWriter:
+    """Writes one line per record to ``out`` (a pretty-printed JSON body adds lines).
+
+    - ``time_format``: ``relative`` seconds since ``epoch()`` (the capture's first
+      packet; by default the first record written), ``absolute`` UTC date and time,
+      ``local`` date and time in the local zone with its offset, ``delta`` seconds
+      since the previous record written.
     - ``preview``: body bytes shown (0 for none).
+    - ``body``: ``auto`` (text when the content type or the bytes say so, JSON
+      pretty-printed when the content type is JSON, else hex), ``text``, ``hex``,
+      ``none`` (the size only).
+    - ``show_credentials``: show connection.start-ok's response and
+      connection.update-secret's secret instead of ``<redacted N bytes>``.
     - ``flush``: flush ``out`` after every record (a pipe, a live capture).
+
+    The packet number (``[12]``, the capture's frame number as Wireshark counts) leads
+    the line when the record has one. Memory: the content type of each channel's
+    content in progress, one entry per (connection, direction, channel).
     """
 
     def __init__(
@@ -72,17 +95,28 @@ class TextWriter:
         *,
         epoch: Callable[[], float | None] | None = None,
         absolute: bool = False,
+        time_format: str = "relative",
         preview: int = 64,
+        body: str = "auto",
+        show_credentials: bool = False,
         flush: bool = False,
     ) -> None:
+        if time_format not in TIME_FORMATS:
+            raise ValueError(f"unknown time format {time_format!r}")
+        if body not in BODY_MODES:
+            raise ValueError(f"unknown body mode {body!r}")
         self.out = out
         self.style = Style(out)
         self.epoch = epoch
-        self.absolute = absolute
+        self.time_format = "absolute" if absolute else time_format
         self.preview = preview
+        self.body = body
+        self.show_credentials = show_credentials
         self.flush = flush
         self._first: float | None = None
+        self._previous: float | None = None
         self._seen: set[int] = set()
+        self._content_types: dict[tuple[int, Direction, int], str | None] = {}
 
     def write(self, record: Record) -> None:
         self.out.write(self.format(record))
@@ -103,23 +137,72 @@ class TextWriter:
         style = self.style
         stamp = self._time(record.time)
         arrow = style.arrow(record.direction)
+        extra: list[str] = []
         if isinstance(record, FrameRecord):
             channel = "" if isinstance(record.frame, ProtocolHeader) else f"ch{record.channel}"
-            text = frame_text(record, style, self.preview)
+            text = self._frame(record, extra)
         elif isinstance(record, MessageRecord):
             channel = f"ch{record.channel}"
-            text = message_text(record, style, self.preview)
+            message = record.message
+            text = method_text(message.method, style, self.show_credentials)
+            props = properties_text(message.properties, style)
+            if props:
+                text += f" | {props}"
+            shown = self._body(message.body, _content_type(message.properties), True, extra)
+            text += f" | body: {shown}"
         else:
             channel = ""
             text = notice_text(record)
-        return lines + f"{stamp} #{connection.index} {arrow} {channel:<5} {text}\n"
+        packet = getattr(record, "packet", None)
+        number = f"[{packet}] " if packet is not None else ""
+        line = f"{stamp} #{connection.index} {arrow} {channel:<5} {number}{text}\n"
+        return lines + line + "".join(f"      {item}\n" for item in extra)
+
+    def _frame(self, record: FrameRecord, extra: list[str]) -> str:
+        frame = record.frame
+        style = self.style
+        if isinstance(frame, MethodFrame):
+            return method_text(frame.method, style, self.show_credentials)
+        key = (record.connection.index, record.direction, getattr(frame, "channel", 0))
+        if isinstance(frame, HeaderFrame):
+            # Bounded by the channels in use: one entry per channel, replaced by the
+            # next content header on it.
+            self._content_types[key] = _content_type(frame.properties)
+            props = properties_text(frame.properties, style)
+            return f"Content header: body_size={frame.body_size}" + (f", {props}" if props else "")
+        if isinstance(frame, BodyFrame):
+            content_type = self._content_types.get(key)
+            return "Content body: " + self._body(frame.payload, content_type, False, extra)
+        if isinstance(frame, HeartbeatFrame):
+            return "Heartbeat"
+        assert isinstance(frame, ProtocolHeader)
+        name = f"AMQP {frame.major}-{frame.minor}-{frame.revision}"
+        if frame.protocol_id:
+            name += f" (protocol id {frame.protocol_id})"
+        return f"Protocol header {name}"
+
+    def _body(
+        self,
+        body: bytes | bytearray | memoryview,
+        content_type: str | None,
+        whole: bool,
+        extra: list[str],
+    ) -> str:
+        return body_text(body, self.style, self.preview, self.body, content_type, whole, extra)
 
     def _time(self, value: float | None) -> str:
         if value is None:
             return " " * 9 + "-"
-        if self.absolute:
+        if self.time_format == "absolute":
             moment = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
-            return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+            return moment.strftime("%Y-%m-%d %H:%M:%S.%fZ")
+        if self.time_format == "local":
+            moment = datetime.datetime.fromtimestamp(value).astimezone()
+            return moment.strftime("%Y-%m-%d %H:%M:%S.%f%z")
+        if self.time_format == "delta":
+            previous = self._previous if self._previous is not None else value
+            self._previous = value
+            return f"{value - previous:10.6f}"
         epoch = self.epoch() if self.epoch is not None else None
         if epoch is None:
             if self._first is None:
@@ -128,31 +211,16 @@ class TextWriter:
         return f"{value - epoch:10.6f}"
 
 
+def _content_type(properties: Properties) -> str | None:
+    value = getattr(properties, "content_type", None)
+    return value if isinstance(value, str) else None
+
+
 def frame_text(record: FrameRecord, style: Style, preview: int) -> str:
-    frame = record.frame
-    if isinstance(frame, MethodFrame):
-        return method_text(frame.method, style)
-    if isinstance(frame, HeaderFrame):
-        props = properties_text(frame.properties, style)
-        return f"Content header: body_size={frame.body_size}" + (f", {props}" if props else "")
-    if isinstance(frame, BodyFrame):
-        return "Content body: " + body_text(frame.payload, style, preview)
-    if isinstance(frame, HeartbeatFrame):
-        return "Heartbeat"
-    assert isinstance(frame, ProtocolHeader)
-    name = f"AMQP {frame.major}-{frame.minor}-{frame.revision}"
-    if frame.protocol_id:
-        name += f" (protocol id {frame.protocol_id})"
-    return f"Protocol header {name}"
-
-
-def message_text(record: MessageRecord, style: Style, preview: int) -> str:
-    message = record.message
-    text = method_text(message.method, style)
-    props = properties_text(message.properties, style)
-    if props:
-        text += f" | {props}"
-    return f"{text} | body: {body_text(message.body, style, preview)}"
+    """One frame as text, without the time and connection columns."""
+    writer = TextWriter(io.StringIO(), preview=preview)
+    writer.style = style
+    return writer._frame(record, [])
 
 
 def notice_text(notice: Notice) -> str:
@@ -161,13 +229,26 @@ def notice_text(notice: Notice) -> str:
     return f"** {notice.message}"
 
 
-def method_text(method: Method, style: Style) -> str:
+def method_text(method: Method, style: Style, show_credentials: bool = False) -> str:
+    hidden = () if show_credentials else CREDENTIALS.get((method.CLASS_ID, method.METHOD_ID), ())
     arguments = ", ".join(
-        f"{name}={value_text(getattr(method, name), style)}"
+        f"{name}={_field_text(getattr(method, name), style, name in hidden)}"
         for name in method.FIELDS
         if name not in method.RESERVED or getattr(method, name)
     )
     return f"{type(method).__qualname__}({arguments})"
+
+
+def _field_text(value: Any, style: Style, hidden: bool) -> str:
+    if hidden:
+        return f"<redacted {_size(value)} bytes>"
+    return value_text(value, style)
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogateescape"))
+    return len(value) if isinstance(value, (bytes, bytearray, memoryview)) else 0
 
 
 def properties_text(properties: Properties, style: Style) -> str:
@@ -191,13 +272,64 @@ def _utc(seconds: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def body_text(body: bytes | bytearray | memoryview, style: Style, preview: int) -> str:
+def body_text(
+    body: bytes | bytearray | memoryview,
+    style: Style,
+    preview: int,
+    mode: str = "auto",
+    content_type: str | None = None,
+    whole: bool = True,
+    extra: list[str] | None = None,
+) -> str:
+    """``18 bytes '{"hello": ...}'``: the size, then up to ``preview`` bytes as text
+    (a string literal), hex, or (``auto``) whichever the content type or the bytes call
+    for. In ``auto`` mode a whole JSON body goes pretty-printed into ``extra``."""
     size = len(body)
     text = f"{size} byte{'' if size == 1 else 's'}"
-    if preview <= 0 or not size:
+    if mode == "none" or preview <= 0 or not size:
         return text
-    shown = repr(bytes(body[:preview]))
-    return f"{text} {shown}{style.more if size > preview else ''}"
+    head = bytes(body[:preview])
+    more = style.more if size > preview else ""
+    kind = mode
+    if mode == "auto":
+        kind = _body_kind(body, content_type)
+        if kind == "json" and whole and extra is not None and size <= _JSON_BODY_LIMIT:
+            try:
+                value = json.loads(bytes(body))
+            except ValueError:
+                kind = "text"
+            else:
+                extra.extend(json.dumps(value, indent=2, ensure_ascii=False).splitlines())
+                return f"{text} (JSON)"
+        if kind == "json":
+            kind = "text"
+    if kind == "text":
+        shown = head.decode("utf-8", "backslashreplace")
+        return f"{text} {shown!r}{more}"
+    return f"{text} {head.hex(' ')}{more}"
+
+
+_TEXT_TYPES: Final = ("text/", "application/xml", "application/x-www-form-urlencoded")
+
+
+def _body_kind(body: bytes | bytearray | memoryview, content_type: str | None) -> str:
+    """``json``, ``text`` or ``hex`` for a body, by its content type, else its bytes."""
+    if content_type is not None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media == "application/json" or media.endswith("+json"):
+            return "json"
+        if media.startswith(_TEXT_TYPES) or media.endswith("+xml"):
+            return "text"
+    sample = bytes(body[:512])
+    try:
+        decoded = sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 3:  # not just a character cut at the sample's end
+            return "hex"
+        decoded = sample[: exc.start].decode("utf-8")
+    if all(ch.isprintable() or ch in "\t\r\n" for ch in decoded):
+        return "text"
+    return "hex"
 
 
 def value_text(value: Any, style: Style) -> str:
@@ -232,6 +364,8 @@ def value_text(value: Any, style: Style) -> str:
 
 JSON_FIELDS: Final = """\
 Every record is one JSON object on one line.
+  packet      the capture's packet (frame) number where the record ends, counted
+              from 1 as Wireshark does (null for raw and hex input)
   time        capture timestamp, seconds since the epoch (null for raw and hex input)
   connection  connection number, counted from 0 in order of appearance
   client      client address "host:port" (null when the input does not say)
@@ -251,28 +385,49 @@ body:     payload_size, payload_base64
 message:  properties, body_size, body_base64
 protocol-header: protocol_id, major, minor, revision
 notice:   kind ("gap", "skipped", "truncated", "error"), message (the explanation)
+Credentials (connection.start-ok response, connection.update-secret new_secret)
+are {"redacted": SIZE} unless --show-credentials; --body none leaves out
+payload_base64 and body_base64.
 Values: tables are objects, arrays lists, decimals strings (exact), timestamps
 ISO 8601 strings, byte strings a string when they are UTF-8 else {"base64": "..."},
 non-finite floats the strings "nan", "inf", "-inf"."""
 
 
 class JSONWriter:
-    """Writes one JSON object per record and line to ``out`` (``JSON_FIELDS``)."""
+    """Writes one JSON object per record and line to ``out`` (``JSON_FIELDS``);
+    ``body="none"`` leaves the body bytes out, ``show_credentials`` as for
+    :class:`TextWriter`."""
 
-    def __init__(self, out: TextIO, *, flush: bool = False) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        body: str = "auto",
+        show_credentials: bool = False,
+        flush: bool = False,
+    ) -> None:
+        if body not in BODY_MODES:
+            raise ValueError(f"unknown body mode {body!r}")
         self.out = out
+        self.body = body
+        self.show_credentials = show_credentials
         self.flush = flush
 
     def write(self, record: Record) -> None:
-        self.out.write(json.dumps(json_record(record), ensure_ascii=False) + "\n")
+        data = json_record(record, show_credentials=self.show_credentials)
+        if self.body == "none":
+            data.pop("body_base64", None)
+            data.pop("payload_base64", None)
+        self.out.write(json.dumps(data, ensure_ascii=False) + "\n")
         if self.flush:
             self.out.flush()
 
 
-def json_record(record: Record) -> dict[str, Any]:
+def json_record(record: Record, *, show_credentials: bool = False) -> dict[str, Any]:
     """The JSON object for ``record`` (``JSON_FIELDS``)."""
     connection = record.connection
     data: dict[str, Any] = {
+        "packet": getattr(record, "packet", None),
         "time": record.time,
         "connection": connection.index,
         "client": str(connection.client) if connection.client else None,
@@ -282,12 +437,12 @@ def json_record(record: Record) -> dict[str, Any]:
     }
     if isinstance(record, FrameRecord):
         data["size"] = record.size
-        data.update(_json_frame(record))
+        data.update(_json_frame(record, show_credentials))
     elif isinstance(record, MessageRecord):
         message = record.message
         data["type"] = "message"
         data["channel"] = message.channel
-        data.update(_json_method(message.method))
+        data.update(_json_method(message.method, show_credentials))
         data["properties"] = _json_properties(message.properties)
         data["body_size"] = len(message.body)
         data["body_base64"] = base64.b64encode(message.body).decode("ascii")
@@ -299,10 +454,11 @@ def json_record(record: Record) -> dict[str, Any]:
     return data
 
 
-def _json_frame(record: FrameRecord) -> dict[str, Any]:
+def _json_frame(record: FrameRecord, show_credentials: bool) -> dict[str, Any]:
     frame = record.frame
     if isinstance(frame, MethodFrame):
-        return {"type": "method", "channel": frame.channel, **_json_method(frame.method)}
+        method = _json_method(frame.method, show_credentials)
+        return {"type": "method", "channel": frame.channel, **method}
     if isinstance(frame, HeaderFrame):
         return {
             "type": "header",
@@ -331,12 +487,18 @@ def _json_frame(record: FrameRecord) -> dict[str, Any]:
     }
 
 
-def _json_method(method: Method) -> dict[str, Any]:
+def _json_method(method: Method, show_credentials: bool = False) -> dict[str, Any]:
+    hidden = () if show_credentials else CREDENTIALS.get((method.CLASS_ID, method.METHOD_ID), ())
     return {
         "method": method.NAME,
         "class_id": method.CLASS_ID,
         "method_id": method.METHOD_ID,
-        "arguments": {name: jsonable(getattr(method, name)) for name in method.FIELDS},
+        "arguments": {
+            name: {"redacted": _size(getattr(method, name))}
+            if name in hidden
+            else jsonable(getattr(method, name))
+            for name in method.FIELDS
+        },
     }
 
 

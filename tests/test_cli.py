@@ -87,7 +87,8 @@ def test_sample_reads_well(capsys: pytest.CaptureFixture[str]) -> None:
     assert "timestamp=1700000000 (2023-11-14T22:13:20Z)" in header
     assert "'bytes': b'\\x00\\x01\\x02binary\\xff'" in header
     body = lines[lines.index(publish) + 2]
-    assert body.endswith('C→S ch1   Content body: 18 bytes b\'{"hello": "world"}\'')
+    # --body auto: a JSON body frame as text (pretty-printed only as a whole message)
+    assert body.endswith('C→S ch1   Content body: 18 bytes \'{"hello": "world"}\'')
     assert lines[-1].endswith("#0 S→C ch0   Connection.CloseOk()")
 
 
@@ -111,10 +112,14 @@ def test_messages(capsys: pytest.CaptureFixture[str]) -> None:
     assert " S→C ch1   Basic.GetOk(delivery_tag=1," in messages[1]
     for line in messages:
         assert "| content_type='application/json', content_encoding='utf-8', headers={" in line
-        assert line.endswith('| body: 18 bytes b\'{"hello": "world"}\'')
+        # --body auto: a JSON message's body is pretty-printed under it
+        assert line.endswith("| body: 18 bytes (JSON)")
+        lines = out.splitlines()
+        at = lines.index(line)
+        assert lines[at + 1 : at + 4] == ["      {", '        "hello": "world"', "      }"]
     assert "Content body" not in out
     _, out, _ = run(capsys, "--messages", "--preview", "4", CAPTURES / "pika_large_body.pcap")
-    assert "| body: 100000 bytes b'\\x00\\x01\\x02\\x03'…\n" in out
+    assert "| body: 100000 bytes 00 01 02 03…\n" in out  # binary: hex
     assert "| body: 0 bytes\n" in out
 
 
@@ -145,6 +150,7 @@ def test_json_one_object_per_frame(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(objects) == len(records)
     first = objects[0]
     assert first == {
+        "packet": getattr(records[0], "packet", None),
         "time": records[0].time,
         "connection": 0,
         "client": "127.0.0.1:58592",
@@ -161,6 +167,9 @@ def test_json_one_object_per_frame(capsys: pytest.CaptureFixture[str]) -> None:
     methods = [r for r in records if type(r.frame).__name__ == "MethodFrame"]  # type: ignore[union-attr]
     assert [o["type"] for o in objects].count("method") == len(methods) == 19
     start_ok = next(o for o in objects if o.get("method") == "connection.start-ok")
+    assert start_ok["arguments"]["response"] == {"redacted": 12}  # PLAIN: the password
+    _, out, _ = run(capsys, "--json", "--show-credentials", "--method", "*.start-ok", SAMPLE)
+    (start_ok,) = map(json.loads, out.splitlines())
     assert start_ok["arguments"]["response"] == "\x00guest\x00guest"
     header = next(o for o in objects if o["type"] == "header")
     headers = header["properties"]["headers"]
@@ -422,6 +431,8 @@ def test_output_corners(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     _, out, _ = run(capsys, path)
     assert "Protocol header AMQP 0-9-1 (protocol id 1)" in out
     assert f"reply_text='{'x' * 100}'…" in out
+    assert "response=<redacted 150 bytes>" in out
+    _, out, _ = run(capsys, "--show-credentials", path)
     assert "response=b'" + "\\x01" * 100 + "'…" in out
     _, out, _ = run(capsys, "--json", path)
     assert json.loads(out.splitlines()[-1])["type"] == "heartbeat"
@@ -563,3 +574,30 @@ def test_strings_that_are_not_utf8_show_their_bytes(
     assert first["arguments"]["exchange"] == "x"
     assert second["arguments"]["arguments"] == {"k\\xff": {"base64": "//5yaw=="}}
     assert "\\ud" not in out
+
+
+def test_export_writes_each_body(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_dir = tmp_path / "bodies"
+    status, out, _ = run(capsys, "--export", out_dir, CAPTURES / "pika_large_body.pcap")
+    assert status == 0 and "| body: 100000 bytes" in out  # --export implies --messages
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == [
+        "c0-ch1-get-1.body",
+        "c0-ch1-get-1.json",
+        "c0-ch1-get-2.body",
+        "c0-ch1-get-2.json",
+        "c0-ch1-publish-1.body",
+        "c0-ch1-publish-1.json",
+        "c0-ch1-publish-2.body",
+        "c0-ch1-publish-2.json",
+    ]
+    assert len((out_dir / "c0-ch1-publish-1.body").read_bytes()) == 100_000
+    assert (out_dir / "c0-ch1-get-1.body").read_bytes() == (
+        out_dir / "c0-ch1-publish-1.body"
+    ).read_bytes()
+    assert (out_dir / "c0-ch1-publish-2.body").read_bytes() == b""
+    about = json.loads((out_dir / "c0-ch1-get-1.json").read_text())
+    assert about["method"] == "basic.get-ok" and about["arguments"]["delivery_tag"] == 1
+    (tmp_path / "file").write_text("")
+    status, _, err = run(capsys, "--export", tmp_path / "file", CAPTURES / "pika_large_body.pcap")
+    assert status == 2 and "cannot write to" in err
