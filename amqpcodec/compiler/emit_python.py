@@ -14,6 +14,7 @@ does not land on ``end``, and both become a :class:`DecodeError`.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Iterator
 
 from .model import BitGroup, Field, FixedRun, IntItem, Method, ProtocolClass, Spec
@@ -233,7 +234,16 @@ def _method_class(method: Method, cls: ProtocolClass) -> Iterator[str]:
     yield f"{i1}class {method.py_name}(Method):"
     yield f'{i2}"""{method.full_name} ({method.class_index}, {method.index}): {", ".join(flags)}.'
     yield ""
-    yield f'{i2}Received by the {receivers}."""'
+    if method.label:
+        yield from _wrapped(method.label, i2, i2)
+        yield ""
+    listing = list(_field_listing(method.fields, "Fields", i2))
+    if listing:
+        yield f"{i2}Received by the {receivers}."
+        yield from listing
+        yield f'{i2}"""'
+    else:
+        yield f'{i2}Received by the {receivers}."""'
     yield ""
     yield from _slots(method.fields, i2)
     yield f"{i2}CLASS_ID: ClassVar[int] = {method.class_index}"
@@ -434,13 +444,37 @@ def _flag_position(index: int) -> tuple[int, int]:
     return index // 15, 1 << (15 - index % 15)
 
 
+def _wrapped(text: str, first: str, rest: str) -> Iterator[str]:
+    yield from textwrap.wrap(
+        text, 100, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
+    )
+
+
+def _field_listing(fields: tuple[Field, ...], heading: str, indent: str) -> Iterator[str]:
+    """Docstring lines naming each field that has a label: its type and meaning."""
+    labelled = [f for f in fields if f.label]
+    if labelled:
+        yield ""
+        yield f"{indent}{heading}:"
+    for f in labelled:
+        inner = indent + _INDENT
+        yield from _wrapped(f"{f.py_name} ({f.type}): {f.label}", inner, inner + _INDENT)
+
+
 def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     i1, i2, i3 = _INDENT, _INDENT * 2, _INDENT * 3
     i4 = i3 + _INDENT
     name = f"{cls.py_name}Properties"
     fields = cls.properties
     yield f"class {name}(Properties):"
-    yield f'{i1}"""Content properties of class {cls.name} ({cls.index}); None means absent."""'
+    listing = list(_field_listing(fields, "Properties", i1))
+    summary = f"Content properties of class {cls.name} ({cls.index}); None means absent."
+    if listing:
+        yield f'{i1}"""{summary}'
+        yield from listing
+        yield f'{i1}"""'
+    else:
+        yield f'{i1}"""{summary}"""'
     yield ""
     yield from _slots(fields, i1)
     yield f"{i1}CLASS_ID: ClassVar[int] = {cls.index}"
@@ -722,7 +756,13 @@ def emit_spec_module(spec: Spec) -> Iterator[str]:
         yield ""
         yield ""
         yield f"class {cls.py_name}:"
-        yield f'{_INDENT}"""Methods of class {cls.name} ({cls.index})."""'
+        if cls.label:
+            yield f'{_INDENT}"""Methods of class {cls.name} ({cls.index}).'
+            yield ""
+            yield from _wrapped(cls.label, _INDENT, _INDENT)
+            yield f'{_INDENT}"""'
+        else:
+            yield f'{_INDENT}"""Methods of class {cls.name} ({cls.index})."""'
         yield ""
         yield f"{_INDENT}CLASS_ID: Final = {cls.index}"
         yield f"{_INDENT}NAME: Final = {_q(cls.name)}"

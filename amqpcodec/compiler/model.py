@@ -141,6 +141,7 @@ class Field:
     domain: str  # the XML domain, or the type when the field names a type directly
     reserved: bool
     extension: bool
+    label: str = ""  # one line saying what the field means (the XML's label attribute)
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ class Method:
     extension: bool
     deprecated: bool
     layout: tuple[Segment, ...]
+    label: str = ""  # one line saying what the method does
 
     @property
     def full_name(self) -> str:
@@ -219,6 +221,7 @@ class ProtocolClass:
     methods: tuple[Method, ...]
     properties: tuple[Field, ...]
     extension: bool
+    label: str = ""  # one line saying what the class is for
 
     def method(self, name: str) -> Method:
         for m in self.methods:
@@ -295,6 +298,23 @@ def _name(element: ET.Element, parents: tuple[str, ...], limits: SpecLimits) -> 
             f"{_where(element, parents)}: name is longer than {limits.max_name_length} characters"
         )
     return name
+
+
+# A label is one line of plain text that ends up inside a generated docstring: no quote,
+# backslash or control character can end the string or start an escape.
+_LABEL = re.compile(r"[^\x00-\x1f\x7f\"\\]{1,200}\Z")
+
+
+def _label(element: ET.Element, parents: tuple[str, ...]) -> str:
+    label = element.get("label")
+    if label is None:
+        return ""
+    if not _LABEL.match(label) or label != label.strip():
+        raise SpecError(
+            f"{_where(element, parents)}: label must be one line of at most 200 characters"
+            " without quotes, backslashes or surrounding spaces"
+        )
+    return label
 
 
 def _count(elements: list[ET.Element], limit: int, what: str, where: str) -> list[ET.Element]:
@@ -379,6 +399,7 @@ def _fields(
             name = f"reserved-{sum(f.reserved for f in fields) + 1}"
             el = ET.Element("field", {**el.attrib, "name": name, "reserved": "1"})
             del el.attrib["extension"]
+            el.attrib.pop("label", None)  # it described the extension, not a reserved field
         domain = el.get("domain") or el.get("type")
         if domain is None or domain not in domains:
             raise SpecError(f"{_where(el, parents)}: unknown domain or type {domain!r}")
@@ -399,6 +420,7 @@ def _fields(
                 domain=domain,
                 reserved=_flag(el, "reserved"),
                 extension=el.get("extension") is not None,
+                label=_label(el, parents),
             )
         )
     return tuple(fields)
@@ -572,6 +594,7 @@ def parse_element(
                     extension=mel.get("extension") is not None,
                     deprecated=_flag(mel, "deprecated"),
                     layout=_layout(fields),
+                    label=_label(mel, cparents),
                 )
             )
         for prop in properties:
@@ -585,6 +608,7 @@ def parse_element(
                 methods=tuple(methods),
                 properties=properties,
                 extension=cel.get("extension") is not None,
+                label=_label(cel, top),
             )
         )
 
