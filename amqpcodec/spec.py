@@ -191,7 +191,10 @@ def _skip_flag_words(what: str, buf: Any, off: int, end: int) -> int:
 
 
 class Connection:
-    """Methods of class connection (10)."""
+    """Methods of class connection (10).
+
+    Opening, tuning, securing and closing the connection.
+    """
 
     CLASS_ID: Final = 10
     NAME: Final = "connection"
@@ -199,7 +202,19 @@ class Connection:
     class Start(Method):
         """connection.start (10, 10): synchronous.
 
-        Received by the client."""
+        Server's greeting: protocol version, server properties, SASL mechanisms and locales.
+
+        Received by the client.
+
+        Fields:
+            version_major (octet): Protocol major version the server speaks (0).
+            version_minor (octet): Protocol minor version the server speaks (9).
+            server_properties (table): Facts about the server: product, version, platform,
+                capabilities.
+            mechanisms (longstr): Space-separated SASL mechanisms the server accepts (e.g. PLAIN
+                AMQPLAIN).
+            locales (longstr): Space-separated message locales the server offers (e.g. en_US).
+        """
 
         __slots__ = ("locales", "mechanisms", "server_properties", "version_major", "version_minor")
         CLASS_ID: ClassVar[int] = 10
@@ -293,7 +308,17 @@ class Connection:
     class StartOk(Method):
         """connection.start-ok (10, 11): synchronous.
 
-        Received by the server."""
+        Client's answer: client properties, chosen mechanism, SASL response, locale.
+
+        Received by the server.
+
+        Fields:
+            client_properties (table): Facts about the client: product, version, platform,
+                capabilities.
+            mechanism (shortstr): The SASL mechanism chosen from the server's list.
+            response (longstr): The SASL response; for PLAIN, NUL user NUL password.
+            locale (shortstr): The locale chosen from the server's list.
+        """
 
         __slots__ = ("client_properties", "locale", "mechanism", "response")
         CLASS_ID: ClassVar[int] = 10
@@ -373,7 +398,13 @@ class Connection:
     class Secure(Method):
         """connection.secure (10, 20): synchronous.
 
-        Received by the client."""
+        A further SASL challenge from the server.
+
+        Received by the client.
+
+        Fields:
+            challenge (longstr): SASL challenge data, opaque to the protocol.
+        """
 
         __slots__ = ("challenge",)
         CLASS_ID: ClassVar[int] = 10
@@ -419,7 +450,13 @@ class Connection:
     class SecureOk(Method):
         """connection.secure-ok (10, 21): synchronous.
 
-        Received by the server."""
+        The client's answer to a SASL challenge.
+
+        Received by the server.
+
+        Fields:
+            response (longstr): SASL response data, opaque to the protocol.
+        """
 
         __slots__ = ("response",)
         CLASS_ID: ClassVar[int] = 10
@@ -465,7 +502,18 @@ class Connection:
     class Tune(Method):
         """connection.tune (10, 30): synchronous.
 
-        Received by the client."""
+        Server's proposed channel_max, frame_max and heartbeat.
+
+        Received by the client.
+
+        Fields:
+            channel_max (short): Highest channel number the server allows; 0 means no limit below
+                65535.
+            frame_max (long): Largest frame in bytes (header and end octet included) the server
+                accepts; 0 means no limit.
+            heartbeat (short): Heartbeat interval in seconds the server proposes; 0 disables
+                heartbeats.
+        """
 
         __slots__ = ("channel_max", "frame_max", "heartbeat")
         CLASS_ID: ClassVar[int] = 10
@@ -510,7 +558,17 @@ class Connection:
     class TuneOk(Method):
         """connection.tune-ok (10, 31): synchronous.
 
-        Received by the server."""
+        Client's accepted channel_max, frame_max and heartbeat.
+
+        Received by the server.
+
+        Fields:
+            channel_max (short): Highest channel number the client will use; at most the server's.
+            frame_max (long): Largest frame in bytes both sides will send; at most the server's, at
+                least 4096.
+            heartbeat (short): Heartbeat interval in seconds for the connection; 0 disables
+                heartbeats.
+        """
 
         __slots__ = ("channel_max", "frame_max", "heartbeat")
         CLASS_ID: ClassVar[int] = 10
@@ -555,7 +613,15 @@ class Connection:
     class Open(Method):
         """connection.open (10, 40): synchronous.
 
-        Received by the server."""
+        Client asks to use a virtual host.
+
+        Received by the server.
+
+        Fields:
+            virtual_host (shortstr): Name of the virtual host to use (e.g. /).
+            reserved_1 (shortstr): Reserved: sent empty, kept as received.
+            reserved_2 (bit): Reserved: sent as 0, kept as received.
+        """
 
         __slots__ = ("reserved_1", "reserved_2", "virtual_host")
         CLASS_ID: ClassVar[int] = 10
@@ -625,7 +691,13 @@ class Connection:
     class OpenOk(Method):
         """connection.open-ok (10, 41): synchronous.
 
-        Received by the client."""
+        Server grants the virtual host; the connection is open.
+
+        Received by the client.
+
+        Fields:
+            reserved_1 (shortstr): Reserved: sent empty, kept as received.
+        """
 
         __slots__ = ("reserved_1",)
         CLASS_ID: ClassVar[int] = 10
@@ -669,7 +741,17 @@ class Connection:
     class Close(Method):
         """connection.close (10, 50): synchronous.
 
-        Received by the client and server."""
+        Either side closes the connection, giving a reply code and the method at fault.
+
+        Received by the client and server.
+
+        Fields:
+            reply_code (short): Why the connection closes: 200 for a normal close, else an error
+                code.
+            reply_text (shortstr): Human-readable reason.
+            class_id (short): Class of the method that caused the close; 0 if none.
+            method_id (short): Method (within class-id) that caused the close; 0 if none.
+        """
 
         __slots__ = ("class_id", "method_id", "reply_code", "reply_text")
         CLASS_ID: ClassVar[int] = 10
@@ -731,6 +813,8 @@ class Connection:
     class CloseOk(Method):
         """connection.close-ok (10, 51): synchronous.
 
+        Confirms a connection close; the socket may then be closed.
+
         Received by the client and server."""
 
         __slots__ = ()
@@ -763,7 +847,13 @@ class Connection:
     class Blocked(Method):
         """connection.blocked (10, 60): asynchronous, RabbitMQ extension.
 
-        Received by the client and server."""
+        Server stops reading publishes on this connection (resource alarm).
+
+        Received by the client and server.
+
+        Fields:
+            reason (shortstr): Why the server blocks (e.g. low on memory).
+        """
 
         __slots__ = ("reason",)
         CLASS_ID: ClassVar[int] = 10
@@ -807,6 +897,8 @@ class Connection:
     class Unblocked(Method):
         """connection.unblocked (10, 61): asynchronous, RabbitMQ extension.
 
+        Server reads publishes again.
+
         Received by the client and server."""
 
         __slots__ = ()
@@ -839,7 +931,14 @@ class Connection:
     class UpdateSecret(Method):
         """connection.update-secret (10, 70): synchronous, RabbitMQ extension.
 
-        Received by the server."""
+        Client replaces the credentials of an open connection (e.g. a renewed token).
+
+        Received by the server.
+
+        Fields:
+            new_secret (longstr): The new credential (e.g. an OAuth 2 token).
+            reason (shortstr): Why the secret changes, for logs.
+        """
 
         __slots__ = ("new_secret", "reason")
         CLASS_ID: ClassVar[int] = 10
@@ -899,6 +998,8 @@ class Connection:
     class UpdateSecretOk(Method):
         """connection.update-secret-ok (10, 71): synchronous, RabbitMQ extension.
 
+        Server accepted the new secret.
+
         Received by the client."""
 
         __slots__ = ()
@@ -930,7 +1031,10 @@ class Connection:
 
 
 class Channel:
-    """Methods of class channel (20)."""
+    """Methods of class channel (20).
+
+    Opening, flow control and closing of a channel.
+    """
 
     CLASS_ID: Final = 20
     NAME: Final = "channel"
@@ -938,7 +1042,13 @@ class Channel:
     class Open(Method):
         """channel.open (20, 10): synchronous.
 
-        Received by the server."""
+        Opens a channel with the number of the frame that carries it.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (shortstr): Reserved: sent empty, kept as received.
+        """
 
         __slots__ = ("reserved_1",)
         CLASS_ID: ClassVar[int] = 20
@@ -982,7 +1092,13 @@ class Channel:
     class OpenOk(Method):
         """channel.open-ok (20, 11): synchronous.
 
-        Received by the client."""
+        The channel is open.
+
+        Received by the client.
+
+        Fields:
+            reserved_1 (longstr): Reserved: sent empty, kept as received.
+        """
 
         __slots__ = ("reserved_1",)
         CLASS_ID: ClassVar[int] = 20
@@ -1028,7 +1144,13 @@ class Channel:
     class Flow(Method):
         """channel.flow (20, 20): synchronous.
 
-        Received by the client and server."""
+        Asks the peer to pause or resume sending content on the channel.
+
+        Received by the client and server.
+
+        Fields:
+            active (bit): True: the peer may send content; False: it must pause.
+        """
 
         __slots__ = ("active",)
         CLASS_ID: ClassVar[int] = 20
@@ -1070,7 +1192,13 @@ class Channel:
     class FlowOk(Method):
         """channel.flow-ok (20, 21): asynchronous.
 
-        Received by the client and server."""
+        Confirms the flow state now in effect.
+
+        Received by the client and server.
+
+        Fields:
+            active (bit): The flow state now in effect.
+        """
 
         __slots__ = ("active",)
         CLASS_ID: ClassVar[int] = 20
@@ -1112,7 +1240,16 @@ class Channel:
     class Close(Method):
         """channel.close (20, 40): synchronous.
 
-        Received by the client and server."""
+        Either side closes the channel, giving a reply code and the method at fault.
+
+        Received by the client and server.
+
+        Fields:
+            reply_code (short): Why the channel closes: 200 for a normal close, else an error code.
+            reply_text (shortstr): Human-readable reason.
+            class_id (short): Class of the method that caused the close; 0 if none.
+            method_id (short): Method (within class-id) that caused the close; 0 if none.
+        """
 
         __slots__ = ("class_id", "method_id", "reply_code", "reply_text")
         CLASS_ID: ClassVar[int] = 20
@@ -1174,6 +1311,8 @@ class Channel:
     class CloseOk(Method):
         """channel.close-ok (20, 41): synchronous.
 
+        Confirms a channel close; the channel number may be reused.
+
         Received by the client and server."""
 
         __slots__ = ()
@@ -1205,7 +1344,10 @@ class Channel:
 
 
 class Exchange:
-    """Methods of class exchange (40)."""
+    """Methods of class exchange (40).
+
+    Declaring, deleting and binding exchanges.
+    """
 
     CLASS_ID: Final = 40
     NAME: Final = "exchange"
@@ -1213,7 +1355,22 @@ class Exchange:
     class Declare(Method):
         """exchange.declare (40, 10): synchronous.
 
-        Received by the server."""
+        Creates an exchange, or checks that it exists with the same settings.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            exchange (shortstr): Name of the exchange.
+            type (shortstr): Exchange type: direct, fanout, topic, headers or one a plugin adds.
+            passive (bit): True: only check that the exchange exists (404 if not); create nothing.
+            durable (bit): True: the exchange survives a broker restart.
+            auto_delete (bit): True: the exchange is deleted when its last binding is removed.
+            internal (bit): True: clients cannot publish to it, only other exchanges route to it.
+            no_wait (bit): True: the receiver sends no reply method.
+            arguments (table): Optional arguments (x-... keys); their meaning is up to the server.
+                E.g. alternate-exchange.
+        """
 
         __slots__ = (
             "arguments",
@@ -1350,6 +1507,8 @@ class Exchange:
     class DeclareOk(Method):
         """exchange.declare-ok (40, 11): synchronous.
 
+        The exchange exists.
+
         Received by the client."""
 
         __slots__ = ()
@@ -1382,7 +1541,16 @@ class Exchange:
     class Delete(Method):
         """exchange.delete (40, 20): synchronous.
 
-        Received by the server."""
+        Deletes an exchange and its bindings.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            exchange (shortstr): Name of the exchange to delete.
+            if_unused (bit): True: delete only if the exchange has no bindings.
+            no_wait (bit): True: the receiver sends no reply method.
+        """
 
         __slots__ = ("exchange", "if_unused", "no_wait", "reserved_1")
         CLASS_ID: ClassVar[int] = 40
@@ -1448,6 +1616,8 @@ class Exchange:
     class DeleteOk(Method):
         """exchange.delete-ok (40, 21): synchronous.
 
+        The exchange is deleted.
+
         Received by the client."""
 
         __slots__ = ()
@@ -1480,7 +1650,18 @@ class Exchange:
     class Bind(Method):
         """exchange.bind (40, 30): synchronous, RabbitMQ extension.
 
-        Received by the server."""
+        Binds one exchange to another (RabbitMQ extension).
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            destination (shortstr): Exchange that receives the routed messages.
+            source (shortstr): Exchange the messages are routed from.
+            routing_key (shortstr): Binding key, matched as the source exchange's type defines.
+            no_wait (bit): True: the receiver sends no reply method.
+            arguments (table): Binding arguments (headers exchanges match on them).
+        """
 
         __slots__ = ("arguments", "destination", "no_wait", "reserved_1", "routing_key", "source")
         CLASS_ID: ClassVar[int] = 40
@@ -1582,6 +1763,8 @@ class Exchange:
     class BindOk(Method):
         """exchange.bind-ok (40, 31): synchronous, RabbitMQ extension.
 
+        The exchange-to-exchange binding exists.
+
         Received by the client."""
 
         __slots__ = ()
@@ -1614,7 +1797,18 @@ class Exchange:
     class Unbind(Method):
         """exchange.unbind (40, 40): synchronous, RabbitMQ extension.
 
-        Received by the server."""
+        Removes an exchange-to-exchange binding (RabbitMQ extension).
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            destination (shortstr): Exchange of the binding to remove.
+            source (shortstr): Source exchange of the binding to remove.
+            routing_key (shortstr): Binding key of the binding to remove.
+            no_wait (bit): True: the receiver sends no reply method.
+            arguments (table): Arguments of the binding to remove.
+        """
 
         __slots__ = ("arguments", "destination", "no_wait", "reserved_1", "routing_key", "source")
         CLASS_ID: ClassVar[int] = 40
@@ -1716,6 +1910,8 @@ class Exchange:
     class UnbindOk(Method):
         """exchange.unbind-ok (40, 51): synchronous, RabbitMQ extension.
 
+        The exchange-to-exchange binding is gone.
+
         Received by the client."""
 
         __slots__ = ()
@@ -1747,7 +1943,10 @@ class Exchange:
 
 
 class Queue:
-    """Methods of class queue (50)."""
+    """Methods of class queue (50).
+
+    Declaring, binding, purging and deleting queues.
+    """
 
     CLASS_ID: Final = 50
     NAME: Final = "queue"
@@ -1755,7 +1954,22 @@ class Queue:
     class Declare(Method):
         """queue.declare (50, 10): synchronous.
 
-        Received by the server."""
+        Creates a queue, or checks that it exists with the same settings.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            queue (shortstr): Name of the queue; empty asks the server to choose one.
+            passive (bit): True: only check that the queue exists (404 if not); create nothing.
+            durable (bit): True: the queue survives a broker restart.
+            exclusive (bit): True: only this connection may use the queue; it is deleted when the
+                connection closes.
+            auto_delete (bit): True: the queue is deleted when its last consumer is cancelled.
+            no_wait (bit): True: the receiver sends no reply method.
+            arguments (table): Optional arguments (x-... keys); their meaning is up to the server.
+                E.g. x-message-ttl, x-queue-type.
+        """
 
         __slots__ = (
             "arguments",
@@ -1878,7 +2092,15 @@ class Queue:
     class DeclareOk(Method):
         """queue.declare-ok (50, 11): synchronous.
 
-        Received by the client."""
+        The queue exists: its name and current counts.
+
+        Received by the client.
+
+        Fields:
+            queue (shortstr): Name of the queue (the one the server chose, if it was empty).
+            message_count (long): Messages ready in the queue (not counting unacknowledged ones).
+            consumer_count (long): Consumers on the queue.
+        """
 
         __slots__ = ("consumer_count", "message_count", "queue")
         CLASS_ID: ClassVar[int] = 50
@@ -1937,7 +2159,18 @@ class Queue:
     class Bind(Method):
         """queue.bind (50, 20): synchronous.
 
-        Received by the server."""
+        Binds a queue to an exchange.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            queue (shortstr): Queue to bind; empty means the channel's last declared queue.
+            exchange (shortstr): Exchange to bind the queue to.
+            routing_key (shortstr): Binding key, matched as the exchange's type defines.
+            no_wait (bit): True: the receiver sends no reply method.
+            arguments (table): Binding arguments (headers exchanges match on them).
+        """
 
         __slots__ = ("arguments", "exchange", "no_wait", "queue", "reserved_1", "routing_key")
         CLASS_ID: ClassVar[int] = 50
@@ -2039,6 +2272,8 @@ class Queue:
     class BindOk(Method):
         """queue.bind-ok (50, 21): synchronous.
 
+        The binding exists.
+
         Received by the client."""
 
         __slots__ = ()
@@ -2071,7 +2306,17 @@ class Queue:
     class Unbind(Method):
         """queue.unbind (50, 50): synchronous.
 
-        Received by the server."""
+        Removes a queue binding.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            queue (shortstr): Queue of the binding to remove.
+            exchange (shortstr): Exchange of the binding to remove.
+            routing_key (shortstr): Binding key of the binding to remove.
+            arguments (table): Arguments of the binding to remove.
+        """
 
         __slots__ = ("arguments", "exchange", "queue", "reserved_1", "routing_key")
         CLASS_ID: ClassVar[int] = 50
@@ -2164,6 +2409,8 @@ class Queue:
     class UnbindOk(Method):
         """queue.unbind-ok (50, 51): synchronous.
 
+        The binding is gone.
+
         Received by the client."""
 
         __slots__ = ()
@@ -2196,7 +2443,15 @@ class Queue:
     class Purge(Method):
         """queue.purge (50, 30): synchronous.
 
-        Received by the server."""
+        Removes every message not awaiting acknowledgement from a queue.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            queue (shortstr): Queue to purge; empty means the channel's last declared queue.
+            no_wait (bit): True: the receiver sends no reply method.
+        """
 
         __slots__ = ("no_wait", "queue", "reserved_1")
         CLASS_ID: ClassVar[int] = 50
@@ -2249,7 +2504,13 @@ class Queue:
     class PurgeOk(Method):
         """queue.purge-ok (50, 31): synchronous.
 
-        Received by the client."""
+        The queue is purged.
+
+        Received by the client.
+
+        Fields:
+            message_count (long): Messages removed.
+        """
 
         __slots__ = ("message_count",)
         CLASS_ID: ClassVar[int] = 50
@@ -2290,7 +2551,17 @@ class Queue:
     class Delete(Method):
         """queue.delete (50, 40): synchronous.
 
-        Received by the server."""
+        Deletes a queue; its messages are dropped or dead-lettered.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            queue (shortstr): Queue to delete; empty means the channel's last declared queue.
+            if_unused (bit): True: delete only if the queue has no consumers.
+            if_empty (bit): True: delete only if the queue has no messages.
+            no_wait (bit): True: the receiver sends no reply method.
+        """
 
         __slots__ = ("if_empty", "if_unused", "no_wait", "queue", "reserved_1")
         CLASS_ID: ClassVar[int] = 50
@@ -2365,7 +2636,13 @@ class Queue:
     class DeleteOk(Method):
         """queue.delete-ok (50, 41): synchronous.
 
-        Received by the client."""
+        The queue is deleted.
+
+        Received by the client.
+
+        Fields:
+            message_count (long): Messages the queue held when it was deleted.
+        """
 
         __slots__ = ("message_count",)
         CLASS_ID: ClassVar[int] = 50
@@ -2405,7 +2682,10 @@ class Queue:
 
 
 class Basic:
-    """Methods of class basic (60)."""
+    """Methods of class basic (60).
+
+    Publishing, consuming, fetching and acknowledging messages.
+    """
 
     CLASS_ID: Final = 60
     NAME: Final = "basic"
@@ -2413,7 +2693,17 @@ class Basic:
     class Qos(Method):
         """basic.qos (60, 10): synchronous.
 
-        Received by the server."""
+        Limits the unacknowledged deliveries the server may send ahead (prefetch).
+
+        Received by the server.
+
+        Fields:
+            prefetch_size (long): Most unacknowledged body bytes to send ahead; 0 means no limit
+                (RabbitMQ accepts only 0).
+            prefetch_count (short): Most unacknowledged deliveries to send ahead; 0 means no limit.
+            global_ (bit): RabbitMQ: True applies the limit to the whole channel, False to each new
+                consumer.
+        """
 
         __slots__ = ("global_", "prefetch_count", "prefetch_size")
         CLASS_ID: ClassVar[int] = 60
@@ -2464,6 +2754,8 @@ class Basic:
     class QosOk(Method):
         """basic.qos-ok (60, 11): synchronous.
 
+        The prefetch limit is in effect.
+
         Received by the client."""
 
         __slots__ = ()
@@ -2496,7 +2788,23 @@ class Basic:
     class Consume(Method):
         """basic.consume (60, 20): synchronous.
 
-        Received by the server."""
+        Starts a consumer on a queue; messages then arrive as Basic.Deliver.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            queue (shortstr): Queue to consume from; empty means the channel's last declared queue.
+            consumer_tag (shortstr): Tag naming the consumer on this channel; empty asks the server
+                to choose one.
+            no_local (bit): True: do not deliver messages this connection published (RabbitMQ
+                ignores it).
+            no_ack (bit): True: deliveries need no acknowledgement (counted as acked when sent).
+            exclusive (bit): True: no other consumer may use the queue meanwhile.
+            no_wait (bit): True: the receiver sends no reply method.
+            arguments (table): Optional arguments (x-... keys); their meaning is up to the server.
+                E.g. x-priority.
+        """
 
         __slots__ = (
             "arguments",
@@ -2624,7 +2932,14 @@ class Basic:
     class ConsumeOk(Method):
         """basic.consume-ok (60, 21): synchronous.
 
-        Received by the client."""
+        The consumer is running, under the given tag.
+
+        Received by the client.
+
+        Fields:
+            consumer_tag (shortstr): Tag of the consumer (the server's choice if the request left it
+                empty).
+        """
 
         __slots__ = ("consumer_tag",)
         CLASS_ID: ClassVar[int] = 60
@@ -2668,7 +2983,14 @@ class Basic:
     class Cancel(Method):
         """basic.cancel (60, 30): synchronous.
 
-        Received by the client and server."""
+        Stops a consumer (the server sends it too when a queue goes away, in RabbitMQ).
+
+        Received by the client and server.
+
+        Fields:
+            consumer_tag (shortstr): Tag of the consumer to stop.
+            no_wait (bit): True: the receiver sends no reply method.
+        """
 
         __slots__ = ("consumer_tag", "no_wait")
         CLASS_ID: ClassVar[int] = 60
@@ -2717,7 +3039,13 @@ class Basic:
     class CancelOk(Method):
         """basic.cancel-ok (60, 31): synchronous.
 
-        Received by the client and server."""
+        The consumer is stopped.
+
+        Received by the client and server.
+
+        Fields:
+            consumer_tag (shortstr): Tag of the stopped consumer.
+        """
 
         __slots__ = ("consumer_tag",)
         CLASS_ID: ClassVar[int] = 60
@@ -2761,7 +3089,19 @@ class Basic:
     class Publish(Method):
         """basic.publish (60, 40): asynchronous, carries content.
 
-        Received by the server."""
+        Sends a message (content follows) to an exchange.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            exchange (shortstr): Exchange to publish to; empty means the default exchange (routes by
+                queue name).
+            routing_key (shortstr): Routing key the exchange routes the message by.
+            mandatory (bit): True: return the message (Basic.Return) if no queue takes it.
+            immediate (bit): True: return the message if no consumer can take it at once (RabbitMQ
+                refuses it).
+        """
 
         __slots__ = ("exchange", "immediate", "mandatory", "reserved_1", "routing_key")
         CLASS_ID: ClassVar[int] = 60
@@ -2845,7 +3185,16 @@ class Basic:
     class Return(Method):
         """basic.return (60, 50): asynchronous, carries content.
 
-        Received by the client."""
+        Gives back an unroutable mandatory message (content follows).
+
+        Received by the client.
+
+        Fields:
+            reply_code (short): Why the message came back (e.g. 312 no route).
+            reply_text (shortstr): Human-readable reason.
+            exchange (shortstr): Exchange the message was published to.
+            routing_key (shortstr): Routing key it was published with.
+        """
 
         __slots__ = ("exchange", "reply_code", "reply_text", "routing_key")
         CLASS_ID: ClassVar[int] = 60
@@ -2920,7 +3269,18 @@ class Basic:
     class Deliver(Method):
         """basic.deliver (60, 60): asynchronous, carries content.
 
-        Received by the client."""
+        A message for a consumer (content follows).
+
+        Received by the client.
+
+        Fields:
+            consumer_tag (shortstr): Tag of the consumer the message is for.
+            delivery_tag (longlong): Number of this delivery on the channel (from 1), used to
+                acknowledge it.
+            redelivered (bit): True: the message was delivered before and may have been seen.
+            exchange (shortstr): Exchange the message was published to.
+            routing_key (shortstr): Routing key it was published with.
+        """
 
         __slots__ = ("consumer_tag", "delivery_tag", "exchange", "redelivered", "routing_key")
         CLASS_ID: ClassVar[int] = 60
@@ -3011,7 +3371,15 @@ class Basic:
     class Get(Method):
         """basic.get (60, 70): synchronous.
 
-        Received by the server."""
+        Fetches one message from a queue, without a consumer.
+
+        Received by the server.
+
+        Fields:
+            reserved_1 (short): Reserved: sent as zero, kept as received.
+            queue (shortstr): Queue to fetch from; empty means the channel's last declared queue.
+            no_ack (bit): True: the message needs no acknowledgement.
+        """
 
         __slots__ = ("no_ack", "queue", "reserved_1")
         CLASS_ID: ClassVar[int] = 60
@@ -3064,7 +3432,17 @@ class Basic:
     class GetOk(Method):
         """basic.get-ok (60, 71): synchronous, carries content.
 
-        Received by the client."""
+        The fetched message (content follows).
+
+        Received by the client.
+
+        Fields:
+            delivery_tag (longlong): Number of this delivery on the channel, used to acknowledge it.
+            redelivered (bit): True: the message was delivered before and may have been seen.
+            exchange (shortstr): Exchange the message was published to.
+            routing_key (shortstr): Routing key it was published with.
+            message_count (long): Messages left in the queue.
+        """
 
         __slots__ = ("delivery_tag", "exchange", "message_count", "redelivered", "routing_key")
         CLASS_ID: ClassVar[int] = 60
@@ -3145,7 +3523,13 @@ class Basic:
     class GetEmpty(Method):
         """basic.get-empty (60, 72): synchronous.
 
-        Received by the client."""
+        The queue had no message to fetch.
+
+        Received by the client.
+
+        Fields:
+            reserved_1 (shortstr): Reserved: sent empty, kept as received.
+        """
 
         __slots__ = ("reserved_1",)
         CLASS_ID: ClassVar[int] = 60
@@ -3189,7 +3573,15 @@ class Basic:
     class Ack(Method):
         """basic.ack (60, 80): asynchronous.
 
-        Received by the client and server."""
+        Acknowledges one delivery or all up to a tag; in confirm mode the server acks publishes.
+
+        Received by the client and server.
+
+        Fields:
+            delivery_tag (longlong): Delivery (or publish, in confirm mode) being acknowledged; 0
+                with multiple means all.
+            multiple (bit): True: acknowledge every tag up to and including delivery-tag.
+        """
 
         __slots__ = ("delivery_tag", "multiple")
         CLASS_ID: ClassVar[int] = 60
@@ -3233,7 +3625,15 @@ class Basic:
     class Reject(Method):
         """basic.reject (60, 90): asynchronous.
 
-        Received by the server."""
+        Refuses one delivery, requeueing or discarding it.
+
+        Received by the server.
+
+        Fields:
+            delivery_tag (longlong): Delivery being refused.
+            requeue (bit): True: put the message back in its queue; False: discard or dead-letter
+                it.
+        """
 
         __slots__ = ("delivery_tag", "requeue")
         CLASS_ID: ClassVar[int] = 60
@@ -3277,7 +3677,13 @@ class Basic:
     class RecoverAsync(Method):
         """basic.recover-async (60, 100): asynchronous, deprecated.
 
-        Received by the server."""
+        Asks for unacknowledged deliveries again, with no reply (deprecated).
+
+        Received by the server.
+
+        Fields:
+            requeue (bit): True: requeue the messages; False: redeliver to the same consumer.
+        """
 
         __slots__ = ("requeue",)
         CLASS_ID: ClassVar[int] = 60
@@ -3319,7 +3725,13 @@ class Basic:
     class Recover(Method):
         """basic.recover (60, 110): synchronous.
 
-        Received by the server."""
+        Asks the server to redeliver every unacknowledged delivery of the channel.
+
+        Received by the server.
+
+        Fields:
+            requeue (bit): True: requeue the messages; False: redeliver to the same consumer.
+        """
 
         __slots__ = ("requeue",)
         CLASS_ID: ClassVar[int] = 60
@@ -3361,6 +3773,8 @@ class Basic:
     class RecoverOk(Method):
         """basic.recover-ok (60, 111): synchronous.
 
+        Redelivery has been arranged.
+
         Received by the client."""
 
         __slots__ = ()
@@ -3393,7 +3807,18 @@ class Basic:
     class Nack(Method):
         """basic.nack (60, 120): asynchronous, RabbitMQ extension.
 
-        Received by the client and server."""
+        Refuses one or many deliveries (RabbitMQ extension); in confirm mode, a publish the server
+        could not take.
+
+        Received by the client and server.
+
+        Fields:
+            delivery_tag (longlong): Delivery (or publish, in confirm mode) being refused; 0 with
+                multiple means all.
+            multiple (bit): True: refuse every tag up to and including delivery-tag.
+            requeue (bit): True: put the messages back in their queues; False: discard or
+                dead-letter them.
+        """
 
         __slots__ = ("delivery_tag", "multiple", "requeue")
         CLASS_ID: ClassVar[int] = 60
@@ -3445,13 +3870,18 @@ class Basic:
 
 
 class Tx:
-    """Methods of class tx (90)."""
+    """Methods of class tx (90).
+
+    Standard transactions on a channel.
+    """
 
     CLASS_ID: Final = 90
     NAME: Final = "tx"
 
     class Select(Method):
         """tx.select (90, 10): synchronous.
+
+        Puts the channel in transaction mode.
 
         Received by the server."""
 
@@ -3485,6 +3915,8 @@ class Tx:
     class SelectOk(Method):
         """tx.select-ok (90, 11): synchronous.
 
+        The channel is transactional.
+
         Received by the client."""
 
         __slots__ = ()
@@ -3516,6 +3948,8 @@ class Tx:
 
     class Commit(Method):
         """tx.commit (90, 20): synchronous.
+
+        Commits the publishes and acknowledgements of the current transaction.
 
         Received by the server."""
 
@@ -3549,6 +3983,8 @@ class Tx:
     class CommitOk(Method):
         """tx.commit-ok (90, 21): synchronous.
 
+        The transaction is committed; a new one has begun.
+
         Received by the client."""
 
         __slots__ = ()
@@ -3580,6 +4016,8 @@ class Tx:
 
     class Rollback(Method):
         """tx.rollback (90, 30): synchronous.
+
+        Discards the publishes and acknowledgements of the current transaction.
 
         Received by the server."""
 
@@ -3613,6 +4051,8 @@ class Tx:
     class RollbackOk(Method):
         """tx.rollback-ok (90, 31): synchronous.
 
+        The transaction is rolled back; a new one has begun.
+
         Received by the client."""
 
         __slots__ = ()
@@ -3644,7 +4084,10 @@ class Tx:
 
 
 class Confirm:
-    """Methods of class confirm (85)."""
+    """Methods of class confirm (85).
+
+    Publisher confirms (RabbitMQ extension).
+    """
 
     CLASS_ID: Final = 85
     NAME: Final = "confirm"
@@ -3652,7 +4095,13 @@ class Confirm:
     class Select(Method):
         """confirm.select (85, 10): synchronous.
 
-        Received by the server."""
+        Puts the channel in confirm mode: the server acks or nacks every publish.
+
+        Received by the server.
+
+        Fields:
+            nowait (bit): True: the receiver sends no reply method.
+        """
 
         __slots__ = ("nowait",)
         CLASS_ID: ClassVar[int] = 85
@@ -3694,6 +4143,8 @@ class Confirm:
     class SelectOk(Method):
         """confirm.select-ok (85, 11): synchronous.
 
+        The channel is in confirm mode.
+
         Received by the client."""
 
         __slots__ = ()
@@ -3725,7 +4176,24 @@ class Confirm:
 
 
 class BasicProperties(Properties):
-    """Content properties of class basic (60); None means absent."""
+    """Content properties of class basic (60); None means absent.
+
+    Properties:
+        content_type (shortstr): MIME type of the body (e.g. application/json).
+        content_encoding (shortstr): Encoding applied to the body (e.g. gzip).
+        headers (table): Application headers; headers exchanges route on them.
+        delivery_mode (octet): 1: transient, 2: persistent (written to disk by durable queues).
+        priority (octet): Message priority, 0 to 9 (used by priority queues).
+        correlation_id (shortstr): Application correlation id, e.g. tying a reply to its request.
+        reply_to (shortstr): Where to send a reply, usually a queue name.
+        expiration (shortstr): Per-message TTL in milliseconds, written as a decimal string.
+        message_id (shortstr): Application message id.
+        timestamp (timestamp): Time the message was made, in seconds since the Unix epoch.
+        type (shortstr): Application message type name.
+        user_id (shortstr): Publishing user; RabbitMQ checks it against the connection's user.
+        app_id (shortstr): Publishing application id.
+        cluster_id (shortstr): Reserved (was a cluster id in 0-8); RabbitMQ does not use it.
+    """
 
     __slots__ = (
         "app_id",
