@@ -18,9 +18,13 @@ missing toolchain skips here and fails in CI (``AMQPCODEC_REQUIRE_RABBITMQ=1``).
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import matrix
@@ -46,6 +50,11 @@ JAVA_JARS = [
 ]
 GOPATH = Path("/usr/share/gocode")
 AMQP091_GO = GOPATH / "src" / "github.com" / "rabbitmq" / "amqp091-go"
+# Where amqplib is: `npm install` in clients/ puts it in clients/node_modules; CI points
+# AMQPCODEC_NODE_MODULES there for the runs from an unpacked sdist, which has no node_modules.
+NODE_PATH = {
+    "NODE_PATH": os.environ.get("AMQPCODEC_NODE_MODULES", str(CLIENTS_DIR / "node_modules"))
+}
 
 
 def require(what: str) -> None:
@@ -110,8 +119,8 @@ def command(client: str, request: pytest.FixtureRequest) -> list[str]:
         return [sys.executable, str(CLIENTS_DIR / python[client])]
     if client == "amqplib":
         node = _tool("node")
-        if not (CLIENTS_DIR / "node_modules" / "amqplib").is_dir():
-            require("amqplib is not installed: npm install in tests/interop/clients")
+        if not (Path(NODE_PATH["NODE_PATH"]) / "amqplib").is_dir():
+            require(f"amqplib is not installed in {NODE_PATH['NODE_PATH']}: npm install there")
         return [node, str(CLIENTS_DIR / "client_amqplib.js")]
     if client == "java":
         java, classpath = request.getfixturevalue("java_classpath").split("\0")
@@ -130,37 +139,178 @@ def command(client: str, request: pytest.FixtureRequest) -> list[str]:
     return [sys.executable, str(CLIENTS_DIR / "client_amqp_tools.py")]
 
 
-def endpoint(mode: str, request: pytest.FixtureRequest) -> tuple[str, int]:
-    """Where a client connects in this mode."""
-    assert mode == "rabbitmq"
-    address: tuple[str, int] = request.getfixturevalue("rabbitmq")
-    return address
+SERVER_TIMEOUT = 30  # seconds for `amqpcodec serve` / `proxy` to listen, and to stop
+LISTENING = re.compile(r"listening on \[?([0-9a-f.:]+?)\]?:(\d+)")
+PROXY_SUMMARY = re.compile(r"(\d+) frames decoded, (\d+) checked, (\d+) mismatches, (\d+) errors")
 
 
-def run_client(client: str, mode: str, scenario: str, request: pytest.FixtureRequest) -> str:
-    argv = command(client, request)
-    host, port = endpoint(mode, request)
-    password = "wrong-password" if scenario == "auth" else PASSWORD
-    try:
-        done = subprocess.run(
-            [*argv, scenario, host, str(port), USER, password],
-            capture_output=True,
+class Server:
+    """``python -m amqpcodec ARGS`` in a subprocess, on the port it picked and printed."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "amqpcodec", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=RUN_TIMEOUT,
-            cwd=CLIENTS_DIR,
-            check=False,
+            cwd=CLIENTS_DIR,  # not the project root, whose amqpcodec/ `-m` would put first
         )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{client} ({scenario}, {mode}) still running after {RUN_TIMEOUT} s: {exc}")
-    assert done.returncode == 0, (
-        f"{client} ({scenario}, {mode}) exited with {done.returncode}\n"
-        f"stdout: {done.stdout}\nstderr: {done.stderr}"
-    )
-    assert done.stdout.strip().endswith(f"ok {scenario}"), done.stdout
-    return done.stdout
+        assert self.process.stderr is not None
+        seen: list[str] = []
+        ready = threading.Event()
+        self.address: tuple[str, int] | None = None
+
+        def read_first_line() -> None:
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                seen.append(line)
+                found = LISTENING.search(line)
+                if found:
+                    self.address = (found.group(1), int(found.group(2)))
+                    break
+            ready.set()
+
+        threading.Thread(target=read_first_line, daemon=True).start()
+        if not ready.wait(SERVER_TIMEOUT) or self.address is None:
+            self.process.kill()
+            pytest.fail(f"amqpcodec {' '.join(args)} did not start: {''.join(seen)}")
+
+    def stop(self) -> tuple[int, str, str]:
+        """SIGINT, then the exit status and the rest of its output."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            out, err = self.process.communicate(timeout=SERVER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            pytest.fail(f"amqpcodec {self.process.args} did not stop on SIGINT: {err}")
+        return self.process.returncode, out, err
 
 
-MODES = ("rabbitmq",)
+@pytest.fixture(scope="session")
+def serve() -> Iterator[tuple[str, int]]:
+    """One `amqpcodec serve` for the run (queues are server-named, so clients never meet)."""
+    server = Server("serve", "--port", "0", "--user", f"{USER}:{PASSWORD}")
+    assert server.address is not None
+    yield server.address
+    status, _, err = server.stop()
+    assert status == 0, err
+
+
+class Run:
+    """One client program running one scenario in one mode."""
+
+    def __init__(self, client: str, mode: str, scenario: str, request: pytest.FixtureRequest):
+        self.client, self.mode, self.scenario = client, mode, scenario
+        argv = command(client, request)
+        self.proxy: Server | None = None
+        if mode == "rabbitmq":
+            host, port = request.getfixturevalue("rabbitmq")
+        elif mode == "serve":
+            host, port = request.getfixturevalue("serve")
+        else:
+            assert mode == "proxy"
+            upstream = "{}:{}".format(*request.getfixturevalue("rabbitmq"))
+            self.proxy = Server(
+                "proxy", "--listen", "127.0.0.1:0", "--upstream", upstream, "--check", "--quiet"
+            )
+            assert self.proxy.address is not None
+            host, port = self.proxy.address
+        password = "wrong-password" if scenario == "auth" else PASSWORD
+        self.process = subprocess.Popen(
+            [*argv, scenario, host, str(port), USER, password],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=CLIENTS_DIR,
+            env=os.environ | NODE_PATH,
+        )
+
+    def finish(self) -> None:
+        """Wait for the client; fail unless it and (in proxy mode) the proxy found nothing."""
+        what = f"{self.client} ({self.scenario}, {self.mode})"
+        try:
+            out, err = self.process.communicate(timeout=RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            self.stop_proxy()
+            pytest.fail(f"{what} still running after {RUN_TIMEOUT} s\n{out}\n{err}")
+        proxy_report = self.stop_proxy()
+        assert self.process.returncode == 0, (
+            f"{what} exited with {self.process.returncode}\nstdout: {out}\nstderr: {err}"
+            f"{proxy_report}"
+        )
+        assert out.strip().endswith(f"ok {self.scenario}"), out
+
+    def stop_proxy(self) -> str:
+        """Stop the proxy; fail on any mismatch or undecodable frame it reported."""
+        if self.proxy is None:
+            return ""
+        status, out, err = self.proxy.stop()
+        self.proxy = None
+        summary = PROXY_SUMMARY.search(err)
+        assert summary is not None, f"no summary from the proxy: {err}"
+        decoded, checked, mismatches, errors = map(int, summary.groups())
+        matrix.proxy_frames["checked"] += checked
+        matrix.proxy_frames["mismatched"] += mismatches
+        matrix.proxy_frames["undecodable"] += errors
+        assert (mismatches, errors, status) == (0, 0, 0), f"proxy --check found:\n{out}{err}"
+        assert checked == decoded > 0, err
+        return f"\nproxy: {err}"
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.communicate()
+        if self.proxy is not None:
+            self.proxy.process.kill()
+            self.proxy.process.communicate()
+
+
+@pytest.fixture(scope="session")
+def started() -> Iterator[dict[tuple[str, str, str], Run | BaseException]]:
+    """Runs started ahead of their test (the idle heartbeat runs, all at once per mode)."""
+    runs: dict[tuple[str, str, str], Run | BaseException] = {}
+    yield runs
+    for run in runs.values():
+        if isinstance(run, Run):
+            run.kill()
+
+
+def start_together(
+    scenario: str,
+    mode: str,
+    request: pytest.FixtureRequest,
+    started: dict[tuple[str, str, str], Run | BaseException],
+) -> None:
+    """Start every selected test's run of this scenario in this mode, so that the clients
+    idle side by side instead of one after another."""
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("scenario") != scenario or params.get("mode") != mode:
+            continue
+        key = (params["client"], mode, scenario)
+        if key not in started:
+            try:
+                started[key] = Run(params["client"], mode, scenario, request)
+            except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
+                started[key] = exc  # raised again in that client's own test
+
+
+def run_client(client: str, mode: str, scenario: str, request: pytest.FixtureRequest) -> None:
+    if scenario == "heartbeat":
+        started = request.getfixturevalue("started")
+        if (client, mode, scenario) not in started:
+            start_together(scenario, mode, request, started)
+        run = started.pop((client, mode, scenario))
+        if isinstance(run, BaseException):
+            raise run
+    else:
+        run = Run(client, mode, scenario, request)
+    run.finish()
+
+
+MODES = ("rabbitmq",)  # proxy and serve: once `amqpcodec proxy` and `serve` exist
 
 
 @pytest.mark.parametrize("mode", MODES)
