@@ -4,6 +4,8 @@ Each command registers its options here and keeps its logic in its own module, i
 only when the command runs, so that ``import amqpcodec`` stays light.
 
 - ``decode FILE``: print the AMQP frames of a capture (:mod:`amqpcodec._decode`).
+- ``serve``: run the in-memory broker for tests (:mod:`amqpcodec.broker`).
+- ``proxy``: relay to a broker, printing the traffic decoded (:mod:`amqpcodec.proxy`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import _decode
 
         return _decode.run(args)
+    if args.command == "serve":
+        from .broker import _command
+
+        return _command.run(args)
+    if args.command == "proxy":
+        from . import proxy
+
+        return proxy.run(args)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse stops first
     return EXIT_UNREADABLE  # pragma: no cover
 
@@ -48,7 +58,63 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _decode.add_arguments(decode)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run an in-memory AMQP broker for tests (a test double, not for production)",
+        description="Run amqpcodec.broker.Broker, an in-memory AMQP 0-9-1 broker for tests,"
+        " until SIGINT or SIGTERM (then every client gets Connection.Close 320). The address"
+        " it listens on is printed to standard error; --port 0 picks a free port.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_listen_port, default=5672, help="default 5672; 0: any")
+    serve.add_argument(
+        "--user",
+        action="append",
+        type=_user,
+        metavar="NAME:PASSWORD",
+        help="a user who may log in (repeatable; default guest:guest)",
+    )
+
+    proxy = commands.add_parser(
+        "proxy",
+        help="relay TCP to a broker and print the AMQP traffic both ways as it passes",
+        description="Relay connections from --listen to --upstream unchanged and print the"
+        " frames both ways, decoded live, as 'amqpcodec decode' does. --check also"
+        " re-encodes every frame and reports any whose bytes differ. Exit status on SIGINT"
+        " or SIGTERM: 0 all decoded (and matched), 1 findings, 2 cannot listen.",
+    )
+    proxy.add_argument("--listen", type=_address, required=True, metavar="HOST:PORT")
+    proxy.add_argument("--upstream", type=_address, required=True, metavar="HOST:PORT")
+    proxy.add_argument(
+        "--check", action="store_true", help="re-encode every frame and report differences"
+    )
+    from . import proxy as proxy_module
+
+    proxy_module.add_arguments(proxy)
     return parser
+
+
+def _listen_port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
+    return int(text)
+
+
+def _address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPv6]:PORT``."""
+    host, colon, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, not {text!r}")
+    return host, _listen_port(port)
+
+
+def _user(text: str) -> tuple[str, str]:
+    name, colon, password = text.partition(":")
+    if not colon or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME:PASSWORD, not {text!r}")
+    return name, password
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ def generated_name(prefix: str) -> str:
 
 def topic_matches(pattern: tuple[str, ...], words: list[str]) -> bool:
     """A topic binding key against a routing key, both split at dots: ``*`` stands for
-    exactly one word, ``#`` for zero or more. Work is at most words × pattern words."""
+    exactly one word, ``#`` for zero or more. Work is at most words times pattern words."""
     reach = {0}  # how many words the pattern so far can have consumed
     size = len(words)
     for part in pattern:
@@ -251,7 +251,7 @@ def _headers_match(arguments: Mapping[str, Any], headers: Mapping[str, Any]) -> 
     """The headers exchange: ``x-match`` ``all`` (the default) or ``any`` of the binding's
     other arguments equal in the message's headers; a void (None) argument asks only that
     the header be present. ``all-with-x``/``any-with-x`` also compare ``x-`` arguments."""
-    mode = arguments.get("x-match", "all")
+    mode = str(arguments.get("x-match", "all"))
     with_x = mode.endswith("-with-x")
     wanted = [
         (key, value)
@@ -494,9 +494,7 @@ class VirtualHost:
         """Delete a queue and its bindings; returns how many ready messages it held. Its
         consumers are left for the caller to cancel (``queue.consumers``)."""
         if if_unused and queue.consumers:
-            raise Refused(
-                spec.PRECONDITION_FAILED, f"queue '{queue.name}' {self._where()} in use"
-            )
+            raise Refused(spec.PRECONDITION_FAILED, f"queue '{queue.name}' {self._where()} in use")
         if if_empty and queue.ready:
             raise Refused(
                 spec.PRECONDITION_FAILED, f"queue '{queue.name}' {self._where()} is not empty"

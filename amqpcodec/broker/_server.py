@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -79,9 +80,7 @@ class Broker:
         }
         Connection(Role.SERVER, **self._settings)  # settings are checked now, not per client
         self._usage = Usage(self.limits.max_memory)
-        self._vhosts = {
-            name: VirtualHost(name, self.limits, self._usage) for name in virtual_hosts
-        }
+        self._vhosts = {name: VirtualHost(name, self.limits, self._usage) for name in virtual_hosts}
         self._sessions: set[Session] = set()
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -110,9 +109,7 @@ class Broker:
         self._loop = asyncio.get_running_loop()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._server = await self._loop.create_server(
-            lambda: Session(self), self.host, self._port
-        )
+        self._server = await self._loop.create_server(lambda: Session(self), self.host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -176,10 +173,8 @@ class Broker:
             await self.serve_forever()
 
         def main() -> None:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 asyncio.run(run())
-            except asyncio.CancelledError:
-                pass
 
         self._thread = threading.Thread(target=main, name="amqpcodec-broker", daemon=True)
         self._thread.start()

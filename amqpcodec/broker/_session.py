@@ -18,13 +18,13 @@ input is not read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import spec
 from .._base import Method, Properties
-from .._connection import Connection
 from .._errors import AMQPError, LocalProtocolError
 from .._events import (
     ChannelClosed,
@@ -46,7 +46,7 @@ __all__ = ["Channel", "Session"]
 
 B, E, Q, Tx = spec.Basic, spec.Exchange, spec.Queue, spec.Tx
 _OPEN: Final = ChannelState.OPEN
-_TICK: Final = 1.0  # seconds between heartbeat ticks
+_MIN_TICK: Final = 0.05  # seconds: never tick more often than this
 _CLOSE_GRACE: Final = 1.0  # seconds a failed connection is kept to let its Close be read
 
 
@@ -161,10 +161,16 @@ class Session(asyncio.Protocol):
             self.transport.abort()
 
     def _tick(self) -> None:
+        self._handle(self.conn.tick(asyncio.get_running_loop().time()))
+        self._schedule_tick()
+
+    def _schedule_tick(self) -> None:
+        """Tick when the Connection next has a heartbeat to send or a silence to judge."""
+        at = self.conn.next_tick_at
+        if at is None or self.closed:
+            return
         loop = asyncio.get_running_loop()
-        self._handle(self.conn.tick(loop.time()))
-        if not self.closed and self.conn.heartbeat:
-            self._timer = loop.call_later(_TICK, self._tick)
+        self._timer = loop.call_at(max(at, loop.time() + _MIN_TICK), self._tick)
 
     # -- output ---------------------------------------------------------------------
 
@@ -216,10 +222,8 @@ class Session(asyncio.Protocol):
         """Send on a channel unless it closed meanwhile (in this read, or by an error)."""
         if channel.muted or self.conn.channel_state(channel.number) is not _OPEN:
             return
-        try:
+        with contextlib.suppress(LocalProtocolError):  # the connection is closing
             self.conn.send_method(channel.number, method)
-        except LocalProtocolError:
-            pass  # the connection is closing: its Close went out first
 
     def _reply(self, channel: Channel, request: Any, reply: Method) -> None:
         if not getattr(request, "no_wait", False) and not getattr(request, "nowait", False):
@@ -296,18 +300,15 @@ class Session(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.conn.heartbeat:
-            self._timer = asyncio.get_running_loop().call_later(_TICK, self._tick)
+        self._schedule_tick()
 
     def _refuse(self, channel: Channel, method: Method, refusal: Refused) -> None:
         class_id, method_id = method.CLASS_ID, method.METHOD_ID
         if refusal.hard:
             self.refused = True
             self._teardown()
-            try:
+            with contextlib.suppress(LocalProtocolError):  # already closing
                 self.conn.close(refusal.reply_code, refusal.reply_text, class_id, method_id)
-            except LocalProtocolError:
-                pass  # already closing
             return
         muted = channel.muted
         self.channels.pop(channel.number, None)
@@ -514,7 +515,8 @@ class Session(asyncio.Protocol):
             raise Refused(spec.NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'")
         if queue.exclusive_consumer or (method.exclusive and queue.consumers):
             raise Refused(
-                spec.ACCESS_REFUSED, f"queue '{queue.name}' in vhost '{vhost.name}' in exclusive use"
+                spec.ACCESS_REFUSED,
+                f"queue '{queue.name}' in vhost '{vhost.name}' in exclusive use",
             )
         limit = self.broker.limits.max_consumers
         if len(channel.consumers) >= limit:
@@ -664,9 +666,7 @@ class Session(asyncio.Protocol):
             stored = vhost.charge(message) and vhost.enqueue(queues, message)
             self._dirty.update(queues)
         elif mandatory:
-            returned = B.Return(
-                spec.NO_ROUTE, "NO_ROUTE", message.exchange, message.routing_key
-            )
+            returned = B.Return(spec.NO_ROUTE, "NO_ROUTE", message.exchange, message.routing_key)
             self._send_message(channel, returned, message.properties, message.body)
         if tag is not None:
             self._send(channel, B.Ack(tag) if stored else B.Nack(tag, requeue=False))

@@ -1,0 +1,48 @@
+"""``amqpcodec serve``: run the in-memory broker until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Final
+
+from ._server import Broker
+
+__all__ = ["run"]
+
+EXIT_OK: Final = 0
+EXIT_UNUSABLE: Final = 2
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve on ``args.host``:``args.port`` with ``args.user`` (default guest:guest).
+    Prints the address it listens on (on standard error, then flushed); SIGINT or
+    SIGTERM closes every connection with 320 and exits 0. Exit 2 if it cannot listen."""
+    users = dict(args.user) if args.user else None
+    broker = Broker(args.host, args.port, users=users)
+    try:
+        asyncio.run(_serve(broker))
+    except OSError as exc:
+        print(f"amqpcodec: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    return EXIT_OK
+
+
+async def _serve(broker: Broker) -> None:
+    await broker.start()
+    names = ", ".join(broker.users) or "none"
+    print(
+        f"amqpcodec serve: listening on {broker.host}:{broker.port} (users: {names})",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await broker.stop()

@@ -1,0 +1,723 @@
+"""The in-memory broker: the AMQ model, the reply codes RabbitMQ gives for the same
+mistakes, its bounds, and real clients (pika, py-amqp) against it, without RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from amqp_client import Client
+
+from amqpcodec import spec
+from amqpcodec.broker import Broker, Limits
+from amqpcodec.broker._model import topic_matches
+from amqpcodec.events import (
+    ChannelClosed,
+    Confirmed,
+    ConnectionClosed,
+    MessageReceived,
+    MethodReceived,
+)
+
+B, E, Q = spec.Basic, spec.Exchange, spec.Queue
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    with Broker() as running:
+        yield running
+
+
+@pytest.fixture
+def client(broker: Broker) -> Iterator[Client]:
+    with Client(broker.port) as connected:
+        yield connected
+
+
+def closed_with(event: object, code: int) -> bool:
+    return isinstance(event, (ChannelClosed, ConnectionClosed)) and event.reply_code == code
+
+
+# -- exchanges and routing -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "key", "matches"),
+    [
+        ("a.b.c", "a.b.c", True),
+        ("a.*.c", "a.b.c", True),
+        ("a.*.c", "a.c", False),
+        ("a.#", "a", True),
+        ("a.#", "a.b.c", True),
+        ("#", "", True),
+        ("#", "x.y", True),
+        ("*", "", True),
+        ("*", "a.b", False),
+        ("#.c", "a.b.c", True),
+        ("a.#.c", "a.c", True),
+        ("a.#.c", "a.x.y.c", True),
+        ("a.#.c", "a.x.y.d", False),
+        ("*.#", "", True),
+        ("*.*", "a", False),
+    ],
+)
+def test_topic_matching(pattern: str, key: str, matches: bool) -> None:
+    assert topic_matches(tuple(pattern.split(".")), key.split(".")) is matches
+
+
+def test_routing_through_each_exchange_type(client: Client) -> None:
+    ch = client.channel()
+    queues = {
+        name: client.declare(ch, f"q.{name}") for name in ("direct", "fanout", "topic", "hdr")
+    }
+    client.call(ch, Q.Bind(queue=queues["direct"], exchange="amq.direct", routing_key="k"))
+    client.call(ch, Q.Bind(queue=queues["fanout"], exchange="amq.fanout", routing_key="ignored"))
+    client.call(ch, Q.Bind(queue=queues["topic"], exchange="amq.topic", routing_key="k.*"))
+    client.call(
+        ch,
+        Q.Bind(queue=queues["hdr"], exchange="amq.headers", arguments={"x-match": "any", "a": 1}),
+    )
+    client.publish(ch, "amq.direct", "k", b"d1")
+    client.publish(ch, "amq.direct", "other", b"d2")  # routes nowhere
+    client.publish(ch, "amq.fanout", "whatever", b"f")
+    client.publish(ch, "amq.topic", "k.x", b"t1")
+    client.publish(ch, "amq.topic", "k.x.y", b"t2")  # * is one word
+    client.publish(ch, "amq.headers", "", b"h1", spec.BasicProperties(headers={"a": 1}))
+    client.publish(ch, "amq.headers", "", b"h2", spec.BasicProperties(headers={"a": True}))
+    client.publish(ch, "", queues["direct"], b"default")
+    bodies = {}
+    for name, queue in queues.items():
+        got = []
+        while (message := client.get(ch, queue)) is not None:
+            got.append(message.body)
+        bodies[name] = got
+    assert bodies == {
+        "direct": [b"d1", b"default"],
+        "fanout": [b"f"],
+        "topic": [b"t1"],
+        "hdr": [b"h1"],  # a bool is not the integer 1
+    }
+
+
+@pytest.mark.parametrize(
+    ("arguments", "headers", "routed"),
+    [
+        ({"x-match": "all", "a": 1, "b": "x"}, {"a": 1, "b": "x", "c": 0}, True),
+        ({"x-match": "all", "a": 1, "b": "x"}, {"a": 1}, False),
+        ({"x-match": "any", "a": 1, "b": "x"}, {"b": "x"}, True),
+        ({"x-match": "any", "a": 1}, {"a": 2}, False),
+        ({"a": None}, {"a": "anything"}, True),  # void: presence only
+        ({"a": None}, {}, False),
+        ({}, {}, True),  # all of nothing
+        ({"x-match": "any"}, {"a": 1}, False),  # any of nothing
+        ({"x-match": "all", "x-k": 1}, {}, True),  # x- arguments are not compared
+        ({"x-match": "all-with-x", "x-k": 1}, {}, False),
+        ({"x-match": "any-with-x", "x-k": 1}, {"x-k": 1}, True),
+    ],
+)
+def test_headers_exchange(
+    client: Client, arguments: dict[str, object], headers: dict[str, object], routed: bool
+) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    client.call(ch, Q.Bind(queue=queue, exchange="amq.match", arguments=arguments))
+    client.publish(ch, "amq.match", "", b"m", spec.BasicProperties(headers=headers))
+    assert (client.get(ch, queue) is not None) is routed
+
+
+def test_exchange_to_exchange_bindings_and_cycles(client: Client) -> None:
+    ch = client.channel()
+    for name, kind in (("e.a", "fanout"), ("e.b", "topic"), ("e.c", "direct")):
+        assert isinstance(client.call(ch, E.Declare(exchange=name, type=kind)), E.DeclareOk)
+    queue = client.declare(ch)
+    client.call(ch, E.Bind(destination="e.b", source="e.a"))
+    client.call(ch, E.Bind(destination="e.c", source="e.b", routing_key="#"))
+    client.call(ch, E.Bind(destination="e.a", source="e.c", routing_key="r"))  # a cycle
+    client.call(ch, Q.Bind(queue=queue, exchange="e.c", routing_key="r"))
+    client.call(ch, Q.Bind(queue=queue, exchange="e.b", routing_key="r"))  # reached twice
+    client.publish(ch, "e.a", "r", b"once")
+    assert client.get(ch, queue).body == b"once"
+    assert client.get(ch, queue) is None  # each queue gets a message once
+    assert isinstance(client.call(ch, E.Unbind(destination="e.b", source="e.a")), E.UnbindOk)
+    client.publish(ch, "e.a", "r", b"gone")
+    assert client.get(ch, queue) is None
+
+
+def test_exchange_declare_rules(client: Client, broker: Broker) -> None:
+    ch = client.channel()
+    assert isinstance(
+        client.call(ch, E.Declare(exchange="amq.direct", type="direct", durable=True)), E.DeclareOk
+    )
+    assert isinstance(client.call(ch, E.Declare(exchange="x1", type="direct")), E.DeclareOk)
+    assert broker.exchanges()["x1"] == "direct"
+    assert isinstance(client.call(ch, E.Declare(exchange="x1", passive=True)), E.DeclareOk)
+    for method, code in [
+        (E.Declare(exchange="x1", type="fanout"), 406),  # inequivalent type
+        (E.Declare(exchange="x1", type="direct", durable=True), 406),
+        (E.Declare(exchange="nope", passive=True), 404),
+        (E.Declare(exchange="", type="direct"), 403),  # the default exchange
+        (E.Declare(exchange="amq.mine", type="direct"), 403),  # reserved prefix
+        (E.Delete(exchange="amq.fanout"), 403),
+        (E.Delete(exchange=""), 403),
+        (Q.Bind(queue="q", exchange=""), 404),  # the queue is looked up first
+    ]:
+        reply = client.call(ch, method)
+        assert closed_with(reply, code), (method, reply)
+        ch = client.channel()
+    client.declare(ch, "q")
+    assert closed_with(client.call(ch, Q.Bind(queue="q", exchange="")), 403)
+    ch = client.channel()
+    assert closed_with(client.call(ch, Q.Bind(queue="q", exchange="missing")), 404)
+    ch = client.channel()
+    assert closed_with(client.call(ch, E.Bind(destination="missing", source="x1")), 404)
+    ch = client.channel()
+    assert closed_with(client.call(ch, E.Bind(destination="x1", source="")), 403)
+
+
+def test_unknown_exchange_type_is_a_connection_error(client: Client) -> None:
+    ch = client.channel()
+    reply = client.call(ch, E.Declare(exchange="x", type="x-unknown"))
+    assert isinstance(reply, ConnectionClosed) and reply.reply_code == 503
+    assert (reply.class_id, reply.method_id) == (40, 10)
+
+
+def test_exchange_delete_and_auto_delete(client: Client, broker: Broker) -> None:
+    ch = client.channel()
+    client.call(ch, E.Declare(exchange="auto", type="fanout", auto_delete=True))
+    client.call(ch, E.Declare(exchange="used", type="fanout"))
+    queue = client.declare(ch)
+    client.call(ch, Q.Bind(queue=queue, exchange="auto"))
+    client.call(ch, Q.Bind(queue=queue, exchange="used"))
+    assert closed_with(client.call(ch, E.Delete(exchange="used", if_unused=True)), 406)
+    ch = client.channel()
+    assert isinstance(client.call(ch, E.Delete(exchange="used")), E.DeleteOk)
+    assert isinstance(client.call(ch, E.Delete(exchange="never-was")), E.DeleteOk)
+    assert "auto" in broker.exchanges()
+    assert isinstance(client.call(ch, Q.Unbind(queue=queue, exchange="auto")), Q.UnbindOk)
+    assert "auto" not in broker.exchanges() and "used" not in broker.exchanges()
+
+
+def test_internal_exchange_refuses_publishes(client: Client) -> None:
+    ch = client.channel()
+    client.call(ch, E.Declare(exchange="inner", type="fanout", internal=True))
+    client.publish(ch, "inner", "")
+    event = client.closed(ch)
+    assert closed_with(event, 403) and (event.class_id, event.method_id) == (60, 40)
+
+
+# -- queues --------------------------------------------------------------------------
+
+
+def test_queue_declare_rules(client: Client) -> None:
+    ch = client.channel()
+    name = client.declare(ch)
+    assert name.startswith("amq.gen-") and len(name) == len("amq.gen-") + 22
+    client.publish(ch, "", name, b"1")
+    client.publish(ch, "", name, b"2")
+    ok = client.call(ch, Q.Declare(queue=name, passive=True))
+    assert (ok.queue, ok.message_count, ok.consumer_count) == (name, 2, 0)
+    ok = client.call(ch, Q.Declare())  # "" with passive=False: another new queue
+    assert ok.queue != name
+    for method, code in [
+        (Q.Declare(queue="missing", passive=True), 404),
+        (Q.Declare(queue="amq.reserved"), 403),
+        (Q.Declare(queue=name, durable=True), 406),
+        (Q.Declare(queue=name, arguments={"x-max-length": 5}), 406),
+        (Q.Declare(queue="bad", arguments={"x-max-length": -1}), 406),
+        (Q.Declare(queue="bad", arguments={"x-overflow": "sideways"}), 406),
+        (Q.Purge(queue=""), 404),  # no queue declared on this new channel
+    ]:
+        reply = client.call(ch, method)
+        assert closed_with(reply, code), (method, reply)
+        ch = client.channel()
+
+
+def test_default_queue_name_is_the_last_declared(client: Client) -> None:
+    ch = client.channel()
+    name = client.declare(ch)
+    client.call(ch, Q.Bind(queue="", exchange="amq.direct"))  # key "" means the name
+    client.publish(ch, "amq.direct", name, b"x")
+    ok = client.call(ch, Q.Purge(queue=""))
+    assert ok.message_count == 1
+    assert client.call(ch, Q.Delete(queue="")).message_count == 0
+
+
+def test_exclusive_queue(broker: Broker) -> None:
+    with Client(broker.port) as owner, Client(broker.port) as other:
+        ch = owner.channel()
+        name = owner.declare(ch, "mine", exclusive=True)
+        och = other.channel()
+        for method in (
+            Q.Declare(queue=name, passive=True),
+            Q.Declare(queue=name, exclusive=True),
+            B.Get(queue=name),
+            B.Consume(queue=name),
+            Q.Purge(queue=name),
+            Q.Delete(queue=name),
+            Q.Bind(queue=name, exchange="amq.fanout"),
+        ):
+            reply = other.call(och, method)
+            assert closed_with(reply, 405), (method, reply)
+            och = other.channel()
+        other.publish(och, "", name, b"still routable")
+        assert owner.get(ch, name).body == b"still routable"
+    assert "mine" not in broker.queues()  # gone with its connection
+
+
+def test_queue_delete_conditions_and_purge(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch, "q.del")
+    client.publish(ch, "", queue, b"a")
+    assert closed_with(client.call(ch, Q.Delete(queue=queue, if_empty=True)), 406)
+    ch = client.channel()
+    client.call(ch, B.Consume(queue=queue, consumer_tag="c", no_ack=True))
+    client.delivery(ch)
+    assert closed_with(client.call(ch, Q.Delete(queue=queue, if_unused=True)), 406)
+    ch = client.channel()
+    client.publish(ch, "", queue, b"b")
+    client.publish(ch, "", queue, b"c")
+    assert client.call(ch, Q.Purge(queue=queue)).message_count == 2
+    assert client.call(ch, Q.Delete(queue=queue)).message_count == 0
+    assert client.call(ch, Q.Delete(queue=queue)).message_count == 0  # gone: still Delete-Ok
+
+
+def test_auto_delete_queue_goes_with_its_last_consumer(client: Client, broker: Broker) -> None:
+    ch = client.channel()
+    queue = client.declare(ch, "auto.q", auto_delete=True)
+    client.call(ch, B.Consume(queue=queue, consumer_tag="one"))
+    client.call(ch, B.Consume(queue=queue, consumer_tag="two"))
+    client.call(ch, B.Cancel(consumer_tag="one"))
+    assert "auto.q" in broker.queues()
+    client.call(ch, B.Cancel(consumer_tag="two"))
+    assert "auto.q" not in broker.queues()
+
+
+# -- publishing ----------------------------------------------------------------------
+
+
+def test_mandatory_publish_comes_back_with_312(client: Client) -> None:
+    ch = client.channel()
+    client.publish(ch, "amq.direct", "nobody", b"back", mandatory=True)
+    returned = client.wait(lambda e: isinstance(e, MessageReceived))
+    assert returned.method == B.Return(312, "NO_ROUTE", "amq.direct", "nobody")
+    assert returned.body == b"back"
+    client.publish(ch, "amq.direct", "nobody", b"dropped")  # not mandatory: silently dropped
+    assert client.get(ch, client.declare(ch)) is None
+
+
+def test_publish_errors(broker: Broker) -> None:
+    with Client(broker.port) as client:
+        ch = client.channel()
+        client.publish(ch, "no-such-exchange", "k")
+        event = client.closed(ch)
+        assert closed_with(event, 404) and "no exchange 'no-such-exchange'" in event.reply_text
+        ch = client.channel()
+        client.publish(ch, "", "k", immediate=True)
+        assert closed_with(client.closed(), 540)
+        client.until_closed()
+
+
+def test_publisher_confirms(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    client.call(ch, spec.Confirm.Select())
+    tags = [client.publish(ch, "", queue, b"%d" % i) for i in range(3)]
+    tags.append(client.publish(ch, "amq.direct", "unroutable", b""))
+    assert tags == [1, 2, 3, 4]
+    acked = [client.wait(Confirmed) for _ in tags]
+    assert acked == [Confirmed(ch, (tag,), True) for tag in (1, 2, 3, 4)]
+    reply = client.call(ch, spec.Tx.Select())
+    assert closed_with(reply, 406)
+
+
+def test_confirms_nack_what_a_full_queue_refuses(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    client.call(ch, spec.Confirm.Select())
+    client.publish(ch, "", queue, b"kept")
+    client.publish(ch, "", queue, b"refused")
+    assert [client.wait(Confirmed), client.wait(Confirmed)] == [
+        Confirmed(ch, (1,), True),
+        Confirmed(ch, (2,), False),
+    ]
+    assert client.get(ch, queue).body == b"kept"
+
+
+def test_max_length_drops_the_oldest(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch, arguments={"x-max-length": 2})
+    for body in (b"1", b"2", b"3"):
+        client.publish(ch, "", queue, body)
+    assert [client.get(ch, queue).body, client.get(ch, queue).body] == [b"2", b"3"]
+    zero = client.declare(ch, arguments={"x-max-length": 0})
+    client.publish(ch, "", zero, b"never kept")
+    assert client.get(ch, zero) is None
+
+
+# -- getting and consuming ----------------------------------------------------------
+
+
+def test_get_ack_reject_requeue(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    props = spec.BasicProperties(content_type="text/plain", headers={"n": 1}, delivery_mode=2)
+    client.publish(ch, "", queue, b"one", props)
+    client.publish(ch, "", queue, b"two")
+    first = client.get(ch, queue, no_ack=False)
+    assert first.method.message_count == 1 and first.method.redelivered is False
+    assert first.properties == props and first.body == b"one"
+    client.send(ch, B.Reject(first.method.delivery_tag, requeue=True))
+    again = client.get(ch, queue, no_ack=False)
+    assert again.body == b"one" and again.method.redelivered is True
+    second = client.get(ch, queue, no_ack=False)
+    client.send(ch, B.Nack(second.method.delivery_tag, multiple=True, requeue=True))
+    bodies = [client.get(ch, queue, no_ack=False) for _ in range(2)]
+    assert [m.body for m in bodies] == [b"one", b"two"]
+    assert all(m.method.redelivered for m in bodies)
+    client.send(ch, B.Ack(0, multiple=True))  # everything outstanding
+    assert client.get(ch, queue) is None
+    client.send(ch, B.Ack(bodies[0].method.delivery_tag))  # acked twice
+    event = client.closed(ch)
+    assert closed_with(event, 406) and "unknown delivery tag" in event.reply_text
+
+
+def test_nack_without_requeue_drops(client: Client, broker: Broker) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    client.publish(ch, "", queue, b"x")
+    got = client.get(ch, queue, no_ack=False)
+    client.send(ch, B.Nack(got.method.delivery_tag, requeue=False))
+    assert client.get(ch, queue) is None
+    assert broker.memory_held == 0
+
+
+def test_consume_round_robin_and_cancel(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    for tag in ("a", "b"):
+        assert (
+            client.call(ch, B.Consume(queue=queue, consumer_tag=tag, no_ack=True)).consumer_tag
+            == tag
+        )
+    for i in range(4):
+        client.publish(ch, "", queue, b"%d" % i)
+    got = [client.delivery(ch) for _ in range(4)]
+    assert [m.method.consumer_tag for m in got] == ["a", "b", "a", "b"]
+    assert [m.method.delivery_tag for m in got] == [1, 2, 3, 4]
+    assert isinstance(client.call(ch, B.Cancel(consumer_tag="a")), B.CancelOk)
+    assert isinstance(client.call(ch, B.Cancel(consumer_tag="unknown")), B.CancelOk)
+    client.publish(ch, "", queue, b"only b")
+    assert client.delivery(ch).method.consumer_tag == "b"
+    generated = client.call(ch, B.Consume(queue=queue)).consumer_tag
+    assert generated.startswith("amq.ctag-")
+
+
+def test_consumer_errors(broker: Broker) -> None:
+    with Client(broker.port) as client:
+        ch = client.channel()
+        queue = client.declare(ch)
+        client.call(ch, B.Consume(queue=queue, consumer_tag="solo", exclusive=True))
+        ch2 = client.channel()
+        assert closed_with(client.call(ch2, B.Consume(queue=queue)), 403)
+        client.call(ch, B.Cancel(consumer_tag="solo"))
+        client.call(ch, B.Consume(queue=queue, consumer_tag="t"))
+        ch3 = client.channel()
+        assert closed_with(client.call(ch3, B.Consume(queue=queue, exclusive=True)), 403)
+        assert closed_with(client.call(ch, B.Consume(queue="missing")), 404)
+        ch = client.channel()
+        client.call(ch, B.Consume(queue=queue, consumer_tag="dup"))
+        reply = client.call(ch, B.Consume(queue=queue, consumer_tag="dup"))
+        assert isinstance(reply, ConnectionClosed) and reply.reply_code == 530
+        client.until_closed()
+
+
+def test_prefetch_limits_unacked_deliveries(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    client.call(ch, B.Qos(prefetch_count=2))
+    client.call(ch, B.Consume(queue=queue, consumer_tag="c"))
+    for i in range(5):
+        client.publish(ch, "", queue, b"%d" % i)
+    first = [client.delivery(ch), client.delivery(ch)]
+    ok = client.call(ch, Q.Declare(queue=queue, passive=True))
+    assert ok.message_count == 3  # held back by the prefetch
+    client.send(ch, B.Ack(first[1].method.delivery_tag, multiple=True))
+    more = [client.delivery(ch), client.delivery(ch)]
+    assert [m.body for m in first + more] == [b"0", b"1", b"2", b"3"]
+    assert client.call(ch, Q.Declare(queue=queue, passive=True)).message_count == 1
+    reply = client.call(ch, B.Qos(prefetch_size=10))
+    assert isinstance(reply, ConnectionClosed) and reply.reply_code == 540
+
+
+def test_global_prefetch_spans_consumers(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    client.call(ch, B.Qos(prefetch_count=1, global_=True))
+    client.call(ch, B.Consume(queue=queue, consumer_tag="a"))
+    client.call(ch, B.Consume(queue=queue, consumer_tag="b"))
+    for i in range(3):
+        client.publish(ch, "", queue, b"%d" % i)
+    first = client.delivery(ch)
+    assert client.call(ch, Q.Declare(queue=queue, passive=True)).message_count == 2
+    client.send(ch, B.Ack(first.method.delivery_tag))
+    assert client.delivery(ch).body == b"1"
+
+
+def test_closing_a_channel_requeues_its_unacked(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    client.publish(ch, "", queue, b"m")
+    client.call(ch, B.Consume(queue=queue, consumer_tag="c"))
+    assert client.delivery(ch).method.redelivered is False
+    client.conn.close_channel(ch)
+    client.flush()
+    client.closed(ch)
+    ch = client.channel()
+    again = client.get(ch, queue)
+    assert again.body == b"m" and again.method.redelivered is True
+
+
+def test_recover(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    client.publish(ch, "", queue, b"r")
+    client.get(ch, queue, no_ack=False)
+    assert isinstance(client.call(ch, B.Recover(requeue=True)), B.RecoverOk)
+    assert client.get(ch, queue).method.redelivered is True
+    reply = client.call(ch, B.Recover(requeue=False))
+    assert isinstance(reply, ConnectionClosed) and reply.reply_code == 540
+
+
+def test_deleting_a_consumed_queue_cancels_its_consumers(broker: Broker) -> None:
+    notified = {"capabilities": {"consumer_cancel_notify": True}}
+    silent = {"capabilities": {"consumer_cancel_notify": False}}
+    with (
+        Client(broker.port, client_properties=notified) as told,
+        Client(broker.port, client_properties=silent) as untold,
+    ):
+        ch = told.channel()
+        queue = told.declare(ch, "doomed")
+        told.call(ch, B.Consume(queue=queue, consumer_tag="t1"))
+        uch = untold.channel()
+        untold.call(uch, B.Consume(queue=queue, consumer_tag="u1"))
+        other = untold.channel()
+        untold.call(other, Q.Delete(queue=queue))
+        cancel = told.wait(
+            lambda e: isinstance(e, MethodReceived) and isinstance(e.method, B.Cancel)
+        )
+        assert cancel.method == B.Cancel("t1", True)
+        untold.call(uch, Q.Declare(queue="later"))  # a round trip: no Cancel came first
+        assert not any(isinstance(e, MethodReceived) for e in untold.events)
+
+
+# -- transactions --------------------------------------------------------------------
+
+
+def test_transactions(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    assert closed_with(client.call(ch, spec.Tx.Commit()), 406)
+    ch = client.channel()
+    client.publish(ch, "", queue, b"before")
+    assert isinstance(client.call(ch, spec.Tx.Select()), spec.Tx.SelectOk)
+    got = client.get(ch, queue, no_ack=False)
+    client.send(ch, B.Ack(got.method.delivery_tag))
+    client.publish(ch, "", queue, b"rolled back")
+    assert isinstance(client.call(ch, spec.Tx.Rollback()), spec.Tx.RollbackOk)
+    assert client.get(ch, queue) is None  # the publish is gone, the ack undone
+    client.send(ch, B.Ack(got.method.delivery_tag))
+    client.publish(ch, "", queue, b"committed")
+    assert client.get(ch, queue) is None  # not before the commit
+    assert isinstance(client.call(ch, spec.Tx.Commit()), spec.Tx.CommitOk)
+    assert client.get(ch, queue).body == b"committed"
+    assert closed_with(client.call(ch, spec.Confirm.Select()), 406)
+
+
+# -- connections ---------------------------------------------------------------------
+
+
+def test_wrong_password_is_403(broker: Broker) -> None:
+    client = Client(broker.port, open=False, password="wrong")
+    assert closed_with(client.closed(), 403)
+    client.sock.close()
+
+
+def test_users_and_virtual_hosts() -> None:
+    with Broker(users={"ann": "secret:with:colons"}, virtual_hosts=("/", "test")) as broker:
+        with Client(
+            broker.port, username="ann", password="secret:with:colons", virtual_host="test"
+        ) as client:
+            assert client.opened.virtual_host == "test"
+            client.declare(client.channel(), "in-test")
+        assert "in-test" in broker.queues("test") and "in-test" not in broker.queues()
+        refused = Client(
+            broker.port,
+            open=False,
+            username="ann",
+            password="secret:with:colons",
+            virtual_host="nope",
+        )
+        assert closed_with(refused.closed(), 530)
+        refused.sock.close()
+
+
+def test_method_on_a_channel_not_open_is_504(client: Client) -> None:
+    client.conn._channels.clear()
+    from amqpcodec import MethodFrame
+
+    client.sock.sendall(MethodFrame(7, Q.Declare(queue="x")).encode())
+    assert closed_with(client.closed(), 504)
+
+
+def test_shutdown_sends_320() -> None:
+    broker = Broker().start_in_thread()
+    client = Client(broker.port)
+    client.channel()
+    broker.stop_in_thread()
+    event = client.closed()
+    assert closed_with(event, 320) and "shutdown" in event.reply_text
+    client.sock.close()
+
+
+def test_heartbeats_keep_an_idle_connection(broker: Broker) -> None:
+    import time
+
+    with Client(broker.port, heartbeat=1) as client:
+        assert client.opened.heartbeat == 1
+        deadline = time.monotonic() + 3
+        received = 0
+        while time.monotonic() < deadline:
+            client.sock.settimeout(0.25)
+            try:
+                data = client.sock.recv(100)
+            except TimeoutError:
+                data = None
+            if data is not None:
+                assert data  # the broker did not hang up
+                received += data.count(b"\x08\x00\x00\x00\x00\x00\x00\xce")
+                client.conn.receive_data(data)
+            client.conn.tick(time.monotonic())
+            client.flush()
+        client.sock.settimeout(10)
+        assert received >= 2  # a heartbeat at least every half interval
+        assert broker.connections == 1
+
+
+def test_async_context_manager() -> None:
+    async def main() -> int:
+        async with Broker() as broker:
+            reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+            writer.write(b"AMQP\x00\x00\x09\x01")
+            data = await reader.read(7)
+            writer.close()
+            assert data[:1] == b"\x01"  # Connection.Start
+            return broker.port
+        return 0
+
+    assert asyncio.run(main()) > 0
+
+
+# -- bounds --------------------------------------------------------------------------
+
+
+def test_connection_limit() -> None:
+    with Broker(limits=Limits(max_connections=1)) as broker, Client(broker.port):
+        refused = Client(broker.port, open=False)
+        refused.until_closed()
+        assert refused.conn.state.name == "CLOSED"
+        refused.sock.close()
+        assert broker.connections == 1
+
+
+def test_memory_limit_refuses_publishes() -> None:
+    with Broker(limits=Limits(max_memory=10_000)) as broker, Client(broker.port) as client:
+        ch = client.channel()
+        queue = client.declare(ch)
+        client.call(ch, spec.Confirm.Select())
+        for _ in range(3):
+            client.publish(ch, "", queue, b"x" * 4000)
+        results = [client.wait(Confirmed).ack for _ in range(3)]
+        assert results == [True, True, False]
+        assert broker.memory_held <= 10_000
+        assert len(broker.messages(queue)) == 2
+
+
+def test_count_limits() -> None:
+    limits = Limits(
+        max_queues=1, max_exchanges=7, max_bindings=1, max_consumers=1, max_queue_length=1
+    )
+    with Broker(limits=limits) as broker, Client(broker.port) as client:
+        ch = client.channel()
+        queue = client.declare(ch)
+        assert closed_with(client.call(ch, Q.Declare(queue="second")), 406)
+        ch = client.channel()
+        assert isinstance(client.call(ch, E.Declare(exchange="x", type="fanout")), E.DeclareOk)
+        assert closed_with(client.call(ch, E.Declare(exchange="y", type="fanout")), 406)
+        ch = client.channel()
+        client.call(ch, Q.Bind(queue=queue, exchange="x"))
+        client.call(ch, Q.Bind(queue=queue, exchange="x"))  # the same binding again
+        assert closed_with(client.call(ch, Q.Bind(queue=queue, exchange="amq.fanout")), 406)
+        ch = client.channel()
+        client.call(ch, B.Consume(queue=queue))
+        assert closed_with(client.call(ch, B.Consume(queue=queue)), 406)
+        ch = client.channel()
+        client.publish(ch, "", queue, b"1")
+        client.publish(ch, "", queue, b"2")
+        client.call(ch, Q.Declare(queue=queue, passive=True))  # a round trip
+        assert [m.body for m in broker.messages(queue)] == [b"2"]
+
+
+def test_message_size_limit_is_501() -> None:
+    with Broker(limits=Limits(max_message_size=1000)) as broker, Client(broker.port) as client:
+        ch = client.channel()
+        client.publish(ch, "", "q", b"x" * 1001)
+        assert closed_with(client.closed(), 501)
+
+
+# -- real clients --------------------------------------------------------------------
+
+
+def test_pika_blocking_connection(broker: Broker) -> None:
+    pika = pytest.importorskip("pika")
+    parameters = pika.URLParameters(broker.url + "?connection_attempts=1&socket_timeout=5")
+    connection = pika.BlockingConnection(parameters)
+    channel = connection.channel()
+    channel.exchange_declare("logs", "topic")
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(queue, "logs", "app.#")
+    channel.confirm_delivery()
+    body = bytes(range(256)) * 1200  # several body frames
+    channel.basic_publish(
+        "logs", "app.web.error", body, pika.BasicProperties(headers={"k": [1, "a"]})
+    )
+    with pytest.raises(pika.exceptions.UnroutableError):
+        channel.basic_publish("logs", "db.error", b"x", mandatory=True)
+    channel.basic_qos(prefetch_count=1)
+    for method, properties, got in channel.consume(queue, inactivity_timeout=5):
+        assert got == body and properties.headers == {"k": [1, "a"]}
+        channel.basic_ack(method.delivery_tag)
+        break
+    channel.cancel()
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+        channel.queue_declare("missing", passive=True)
+    assert info.value.reply_code == 404
+    connection.close()
+
+
+def test_py_amqp(broker: Broker) -> None:
+    amqp = pytest.importorskip("amqp")
+    with amqp.Connection(f"127.0.0.1:{broker.port}", connect_timeout=5) as connection:
+        channel = connection.channel()
+        queue, _, _ = channel.queue_declare("", exclusive=True)
+        channel.confirm_select()
+        channel.basic_publish(amqp.Message(b"hi", content_type="text/plain"), "", queue)
+        message = channel.basic_get(queue)
+        assert message.body == b"hi" and message.content_type == "text/plain"
+        channel.basic_ack(message.delivery_tag)
+        got = []
+        channel.basic_consume(queue, callback=got.append, no_ack=True)
+        channel.basic_publish(amqp.Message(b"again"), "", queue)
+        while not got:
+            connection.drain_events(timeout=5)
+        assert [m.body for m in got] == [b"again"]
