@@ -36,6 +36,7 @@ import datetime
 import functools
 import random as _random
 import types
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,6 +49,7 @@ from hypothesis.errors import InvalidArgument
 from . import spec as _default_spec
 from ._base import Method, Properties
 from ._content import Message
+from ._errors import AMQPError
 from ._frames import (
     FRAME_OVERHEAD,
     BodyFrame,
@@ -56,7 +58,9 @@ from ._frames import (
     HeartbeatFrame,
     MethodFrame,
     ProtocolHeader,
+    decode_frame,
 )
+from ._refusals import DEFAULT_EXCHANGES, EXCHANGE_TYPES, RabbitMQRules, Refusal
 from ._wire import (
     _INT_RANGES,
     _MAX_DATETIME_SECONDS,
@@ -72,18 +76,29 @@ __all__ = [
     "FRAME_KINDS",
     "MUTATIONS",
     "MessageFrames",
+    "Mutant",
+    "Mutation",
+    "RabbitMQRules",
+    "Refusal",
+    "Stream",
+    "StreamFrame",
+    "after_handshake",
     "field_arrays",
     "field_tables",
     "field_values",
     "frame_streams",
     "frames",
+    "handshake_end",
+    "handshakes",
     "messages",
     "method_arguments",
     "methods",
+    "mutants",
     "mutate",
     "mutated_streams",
     "mutations",
     "properties",
+    "streams",
 ]
 
 _MAX_LONGSTR = 256  # bytes in a drawn longstr; enough to cross every length boundary we test
@@ -376,6 +391,7 @@ def methods(
     content: bool | None = None,
     direction: str | None = None,
     *,
+    sender: str | None = None,
     spec_module: types.ModuleType | None = None,
     tables: st.SearchStrategy[FieldTable] | None = None,
 ) -> st.SearchStrategy[Method]:
@@ -383,27 +399,41 @@ def methods(
 
     ``classes`` keeps the methods of these classes (names such as ``"basic"`` or ids
     such as ``60``); ``content`` keeps the methods that do (True) or do not (False)
-    carry content; ``direction`` keeps what a ``"client"`` or a ``"server"`` receives
-    (the method's chassis).
+    carry content; ``sender`` keeps what a ``"client"`` or a ``"server"`` may send,
+    the same word as in :func:`streams`. ``direction`` is the deprecated spelling that
+    named the receiver instead: ``direction="server"`` is ``sender="client"``.
     """
+    if direction is not None:
+        warnings.warn(
+            "methods(direction=) is deprecated: say sender= (direction named the receiver;"
+            " direction='server' is sender='client')",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if direction not in _ROLES:
+            raise InvalidArgument(f"direction={direction!r}: expected 'client', 'server' or None")
+        if sender is not None and sender == direction:
+            raise InvalidArgument(f"sender={sender!r} and direction={direction!r} disagree")
+        sender = _peer(direction)
+    if sender is not None and sender not in _ROLES:
+        raise InvalidArgument(f"sender={sender!r}: expected 'client', 'server' or None")
+    receiver = None if sender is None else _peer(sender)
     wanted = (
         None
         if classes is None
         else frozenset(c.lower() if isinstance(c, str) else c for c in classes)
     )
-    return _methods(wanted, content, direction, spec_module or _default_spec, tables)
+    return _methods(wanted, content, receiver, spec_module or _default_spec, tables)
 
 
 @functools.lru_cache(maxsize=256)
 def _methods(
     wanted: frozenset[str | int] | None,
     content: bool | None,
-    direction: str | None,
+    receiver: str | None,
     module: types.ModuleType,
     tables: st.SearchStrategy[FieldTable] | None,
 ) -> st.SearchStrategy[Method]:
-    if direction not in (None, "client", "server"):
-        raise InvalidArgument(f"direction={direction!r}: expected 'client', 'server' or None")
     chosen = [
         method_class
         for method_class in module.METHODS.values()
@@ -411,11 +441,12 @@ def _methods(
             wanted is None or method_class.CLASS_ID in wanted or _class_name(method_class) in wanted
         )
         and (content is None or content == method_class.CONTENT)
-        and (direction is None or direction in method_class.CHASSIS)
+        and (receiver is None or receiver in method_class.CHASSIS)
     ]
     if not chosen:
+        sender = None if receiver is None else _peer(receiver)
         raise InvalidArgument(
-            f"no method matches classes={wanted!r}, content={content!r}, direction={direction!r}"
+            f"no method matches classes={wanted!r}, content={content!r}, sender={sender!r}"
         )
     return st.one_of([method_arguments(m, tables=tables).map(_build(m)) for m in chosen])
 
@@ -789,10 +820,257 @@ def _drawn_methods(
     return _quiet(every, "methods")
 
 
+@dataclass(frozen=True, slots=True)
+class StreamFrame:
+    """One frame of a :class:`Stream`: the frame, its bytes and where they sit.
+
+    ``frame`` is None for raw bytes that :func:`after_handshake` was given and that are
+    not one whole frame. ``refusal`` is what a broker following RabbitMQ's rules is
+    expected to answer this frame with (a :class:`Refusal`: reply code, reason, channel
+    or connection), None when it accepts it; it is only judged in client streams.
+    """
+
+    frame: Frame | None
+    data: bytes
+    start: int
+    end: int
+    handshake: bool
+    refusal: Refusal | None
+
+
+@dataclass(frozen=True, eq=False)
+class Stream:
+    """A drawn stream as a structured value: its frames, their byte boundaries, where
+    the handshake ends, and per frame the refusal a broker following RabbitMQ's rules
+    is expected to answer with. ``encode()`` gives the bytes.
+
+    ``declared`` lists the ``("queue" | "exchange", name)`` pairs the stream declares
+    (in order), so a harness can delete them afterwards.
+    """
+
+    sender: str
+    frames: tuple[StreamFrame, ...]
+    handshake_end: int
+    declared: tuple[tuple[str, str], ...] = ()
+
+    @functools.cached_property
+    def _data(self) -> bytes:
+        return b"".join(item.data for item in self.frames)
+
+    def encode(self) -> bytes:
+        return self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def boundaries(self) -> tuple[int, ...]:
+        """The offset where each frame starts, then the stream's length."""
+        return (*(item.start for item in self.frames), len(self._data))
+
+    @property
+    def refusals(self) -> tuple[StreamFrame, ...]:
+        """The frames a broker following RabbitMQ's rules refuses, in order."""
+        return tuple(item for item in self.frames if item.refusal is not None)
+
+    @property
+    def refusal(self) -> Refusal | None:
+        """The first refusal expected (None: the broker accepts the whole stream)."""
+        return next((item.refusal for item in self.frames if item.refusal), None)
+
+    def __repr__(self) -> str:
+        return (
+            f"Stream({self.sender!r}, {len(self.frames)} frames, {len(self._data)} bytes, "
+            f"handshake_end={self.handshake_end}, refusal={self.refusal})"
+        )
+
+
+def _make_stream(
+    sender: str,
+    handshake: Sequence[Frame],
+    rest: Sequence[Frame | bytes],
+    username: str | None,
+) -> Stream:
+    """A :class:`Stream` of ``handshake`` then ``rest``, judged by :class:`RabbitMQRules`."""
+    rules = RabbitMQRules(username) if sender == "client" else None
+    items: list[StreamFrame] = []
+    off = 0
+    end = 0
+    for index, frame in enumerate((*handshake, *rest)):
+        in_handshake = index < len(handshake)
+        if isinstance(frame, bytes):
+            data, frame_value = frame, _whole_frame(frame)
+        else:
+            data, frame_value = frame.encode(), frame
+        refusal = None
+        if rules is not None and frame_value is not None:
+            refusal = rules.check(frame_value)
+        items.append(StreamFrame(frame_value, data, off, off + len(data), in_handshake, refusal))
+        off += len(data)
+        if in_handshake:
+            end = off
+    declared = tuple(rules.declared) if rules is not None else ()
+    return Stream(sender, tuple(items), end, declared)
+
+
+def _whole_frame(data: bytes) -> Frame | None:
+    """The frame ``data`` is, exactly; None when it is anything else."""
+    try:
+        decoded = decode_frame(data)
+    except AMQPError:
+        return None
+    return decoded[0] if decoded is not None and decoded[1] == len(data) else None
+
+
+_SENDER_ALIASES = {"client": "client", "server": "server"}
+
+
+def _sender(sender: str | None, role: str | None, default: str = "client") -> str:
+    """The ``sender`` argument, taking the deprecated ``role=`` spelling too."""
+    if role is not None:
+        warnings.warn(
+            "role= is deprecated: say sender= (the side that sends the stream)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if sender is not None and sender != role:
+            raise InvalidArgument(f"sender={sender!r} and role={role!r} disagree")
+        sender = role
+    chosen = default if sender is None else sender
+    _peer(chosen)
+    return chosen
+
+
+def _given(draw: st.DrawFn, value: Any, default: st.SearchStrategy[Any]) -> Any:
+    """``value`` itself, a draw from it when it is a strategy, or a draw from ``default``."""
+    if value is None:
+        return draw(default)
+    if isinstance(value, st.SearchStrategy):
+        return draw(value)
+    return value
+
+
+@dataclass(frozen=True)
+class _Login:
+    """The handshake's values: a value, a strategy, or None (drawn)."""
+
+    username: Any = None
+    password: Any = None
+    virtual_host: Any = None
+    client_properties: Any = None
+    heartbeat: Any = None
+
+
+def _check_login(sender: str, login: _Login) -> None:
+    if sender == "server" and any(
+        value is not None
+        for value in (login.username, login.password, login.virtual_host, login.client_properties)
+    ):
+        raise InvalidArgument(
+            "username, password, virtual_host and client_properties belong to client streams"
+        )
+    if isinstance(login.heartbeat, int) and not 0 <= login.heartbeat <= 0xFFFF:
+        raise InvalidArgument(f"heartbeat={login.heartbeat} must be between 0 and 65535")
+
+
+def _draw_handshake(
+    draw: st.DrawFn,
+    sender: str,
+    names: dict[str, Any],
+    login: _Login,
+    limit: int,
+    top: int,
+    stream_tables: st.SearchStrategy[FieldTable],
+) -> tuple[list[Frame], str | None]:
+    """The handshake frames ``sender`` sends, and the username it logs in with."""
+    heartbeat = _given(draw, login.heartbeat, st.integers(0, 600))
+    if sender == "server":
+        start = names["connection.start"](
+            version_major=0,
+            version_minor=9,
+            server_properties=draw(stream_tables),
+            mechanisms=draw(st.sampled_from((b"PLAIN AMQPLAIN", b"AMQPLAIN PLAIN"))),
+            locales=b"en_US",
+        )
+        tune = names["connection.tune"](
+            channel_max=draw(st.one_of(st.just(0), st.integers(top, _MAX_CHANNEL))),
+            frame_max=limit,
+            heartbeat=heartbeat,
+        )
+        opening = [start, tune, names["connection.open-ok"]()]
+        return [MethodFrame(0, method) for method in opening], None
+    user = _given(draw, login.username, _no_nul(16))
+    password = _given(draw, login.password, _no_nul(16))
+    if draw(st.booleans()):
+        mechanism = "PLAIN"
+        response = b"\0" + user.encode() + b"\0" + password.encode()
+    else:
+        mechanism = "AMQPLAIN"
+        response = encode_table({"LOGIN": user, "PASSWORD": password})[4:]
+    start_ok = names["connection.start-ok"](
+        client_properties=_given(draw, login.client_properties, stream_tables),
+        mechanism=mechanism,
+        response=response,
+        locale="en_US",
+    )
+    tune_ok = names["connection.tune-ok"](
+        channel_max=draw(st.integers(top, max(top, _DEFAULT_CHANNEL_MAX))),
+        frame_max=limit,
+        heartbeat=heartbeat,
+    )
+    virtual_host = _given(draw, login.virtual_host, st.one_of(st.just("/"), _shortstrs(32)))
+    opening = [start_ok, tune_ok, names["connection.open"](virtual_host=virtual_host)]
+    return [ProtocolHeader(), *(MethodFrame(0, m) for m in opening)], user
+
+
+_NAMED_FIELDS = ("queue", "exchange", "destination", "source")
+
+
+def _prefixed(method: Method, prefix: str) -> Method:
+    """``method`` with ``prefix`` in front of every queue and exchange name it gives
+    (not the default exchange's empty name), and a queue it declares exclusive."""
+    fields = method.FIELDS
+    if not any(name in fields for name in _NAMED_FIELDS):
+        return method
+    arguments = {name: getattr(method, name) for name in fields}
+    for name in _NAMED_FIELDS:
+        value = arguments.get(name)
+        if isinstance(value, str) and value and not value.startswith(prefix):
+            arguments[name] = _clip_utf8(prefix + value)
+    if method.NAME == "queue.declare" and not arguments["passive"]:
+        arguments["exclusive"] = True
+    renamed: Method = type(method)(**arguments)
+    return renamed
+
+
+def _check_prefix(prefix: str | None) -> None:
+    if prefix is not None and (not prefix or len(prefix.encode()) > 64):
+        raise InvalidArgument(f"name_prefix={prefix!r} must be 1 to 64 UTF-8 bytes")
+
+
 def frame_streams(
-    role: str = "client",
+    sender: str | None = None,
+    *,
+    role: str | None = None,
+    **options: Any,
+) -> st.SearchStrategy[bytes]:
+    """The bytes of :func:`streams` (same arguments): ``streams(...).map(Stream.encode)``.
+
+    ``role=`` is the deprecated spelling of ``sender``.
+    """
+    chosen = _sender(sender, role)
+    return streams(chosen, **options).map(Stream.encode)
+
+
+def streams(
+    sender: str = "client",
     *,
     frame_max: int | None = None,
+    heartbeat: int | st.SearchStrategy[int] | None = None,
+    username: str | st.SearchStrategy[str] | None = None,
+    password: str | st.SearchStrategy[str] | None = None,
+    virtual_host: str | st.SearchStrategy[str] | None = None,
+    client_properties: Any = None,
     max_channels: int = 3,
     channels: st.SearchStrategy[int] | None = None,
     max_items: int = 12,
@@ -800,17 +1078,24 @@ def frame_streams(
     heartbeats: bool = True,
     close: bool | None = None,
     responses: bool = True,
+    accepted_by: str | None = None,
+    name_prefix: str | None = None,
     spec_module: types.ModuleType | None = None,
     tables: st.SearchStrategy[FieldTable] | None = None,
-) -> st.SearchStrategy[bytes]:
-    """Byte streams that a ``role`` (``"client"`` or ``"server"``) could send, start to end.
+) -> st.SearchStrategy[Stream]:
+    """Whole streams that ``sender`` (``"client"`` or ``"server"``) could send, start to
+    end, as :class:`Stream` values (``.encode()`` gives the bytes).
 
     A client stream opens with the protocol header, Connection.StartOk (PLAIN or
     AMQPLAIN), TuneOk and Open; a server stream with Connection.Start (offering PLAIN
-    and AMQPLAIN, version 0-9), Tune and OpenOk. Then up to ``max_channels`` channels are
-    opened (a client sends Channel.Open, a server the Open-Ok of the client's; numbers
-    from ``channels``, default 1-2047) and up to
-    ``max_items`` methods that go the role's way (``methods(direction=...)``), content
+    and AMQPLAIN, version 0-9), Tune and OpenOk. The handshake's values are drawn unless
+    given (each a value or a strategy): ``username``, ``password``, ``virtual_host`` and
+    ``client_properties`` (e.g. ``{"capabilities": {"authentication_failure_close":
+    True}}``) for a client; ``heartbeat`` for both (TuneOk or Tune).
+
+    Then up to ``max_channels`` channels are opened (a client sends Channel.Open, a
+    server the Open-Ok of the client's; numbers from ``channels``, default 1-2047) and up
+    to ``max_items`` methods that ``sender`` sends (``methods(sender=...)``), content
     messages among them, heartbeats (``heartbeats=True``) and RabbitMQ's connection
     extensions on channel 0; a channel may end with Channel.Close. The frames of
     different channels interleave (content too, as the protocol allows), and the stream
@@ -823,29 +1108,53 @@ def frame_streams(
 
     ``responses=False`` leaves out the methods that answer a request of the peer
     (queue.declare-ok, basic.get-ok, channel.flow-ok, ...), which the stream alone cannot
-    justify: a client stream is then accepted, start to end, by a server that sends
-    nothing back but what it must. Sizes stay bounded: bodies up to ``max_body_size``
-    bytes (default: three body frames), tables at most two levels deep.
+    justify. ``accepted_by="rabbitmq"`` draws only what RabbitMQ accepts (client streams;
+    the login defaults to guest/guest on ``/``): declarations, bindings, publishes,
+    consumers, gets, qos, transactions and confirms that refer to what the stream
+    declared, so refusals are not noise. ``name_prefix`` puts a prefix in front of every
+    queue and exchange name a client stream gives (queues it declares are exclusive);
+    :attr:`Stream.declared` lists what to delete afterwards. Sizes stay bounded: bodies up
+    to ``max_body_size`` bytes (default: three body frames), tables at most two levels.
     """
-    _peer(role)
+    _peer(sender)
     if max_channels < 0 or max_items < 0:
         raise InvalidArgument("max_channels and max_items must be at least 0")
     if frame_max is not None:
         _check_frame_max(frame_max)
         if frame_max == 0:
             raise InvalidArgument("frame_max=0: a stream needs a frame_max to split content at")
+    if accepted_by not in (None, "rabbitmq"):
+        raise InvalidArgument(f"accepted_by={accepted_by!r}: expected 'rabbitmq' or None")
+    if accepted_by is not None and sender != "client":
+        raise InvalidArgument("accepted_by= judges client streams only")
+    if name_prefix is not None and sender != "client":
+        raise InvalidArgument("name_prefix= applies to client streams only")
+    _check_prefix(name_prefix)
+    login = _Login(username, password, virtual_host, client_properties, heartbeat)
+    _check_login(sender, login)
+    if accepted_by is not None:
+        login = _Login(
+            "guest" if username is None else username,
+            "guest" if password is None else password,
+            "/" if virtual_host is None else virtual_host,
+            client_properties,
+            heartbeat,
+        )
     module = _default_spec if spec_module is None else spec_module
     names = _require(module, _HANDSHAKE | _CHANNEL_LIFECYCLE)
     stream_tables = field_tables(max_depth=2, max_size=3) if tables is None else tables
     channel_numbers = st.integers(1, _DEFAULT_CHANNEL_MAX) if channels is None else channels
-    on_zero, on_channels = _body_methods(module, role, responses)
+    on_zero, on_channels = _body_methods(module, sender, responses)
     zero_methods = _drawn_methods(on_zero, stream_tables) if on_zero else None
     channel_methods = _drawn_methods(on_channels, stream_tables) if on_channels else None
     connection_close = method_arguments(names["connection.close"], tables=stream_tables)
     channel_close = method_arguments(names["channel.close"], tables=stream_tables)
+    if accepted_by is not None:
+        _require(module, _ACCEPTED_NEEDS)
+    prefix = name_prefix
 
     @st.composite
-    def frame_streams(draw: st.DrawFn) -> bytes:
+    def streams(draw: st.DrawFn) -> Stream:
         limit = draw(_FRAME_MAXES) if frame_max is None else frame_max
         chunk = limit - FRAME_OVERHEAD
         body_limit = 3 * chunk if max_body_size is None else max_body_size
@@ -856,57 +1165,29 @@ def frame_streams(
             )
         )
         top = max(numbers, default=1)
+        handshake, user = _draw_handshake(draw, sender, names, login, limit, top, stream_tables)
 
-        def method_frame(channel: int, method: Method) -> bytes:
-            payload = method.encode()
-            if len(payload) > chunk:  # too big for the stream's frame_max: draw again
+        def method_frame(channel: int, method: Method) -> MethodFrame:
+            if prefix is not None:
+                method = _prefixed(method, prefix)
+            if len(method.encode()) > chunk:  # too big for the stream's frame_max: draw again
                 assume(False)
-            return MethodFrame(channel, method).encode()
+            return MethodFrame(channel, method)
 
-        out = bytearray()
-        if role == "client":
-            out += ProtocolHeader().encode()
-            user, password = draw(_no_nul(16)), draw(_no_nul(16))
-            if draw(st.booleans()):
-                mechanism = "PLAIN"
-                response = b"\0" + user.encode() + b"\0" + password.encode()
-            else:
-                mechanism = "AMQPLAIN"
-                response = encode_table({"LOGIN": user, "PASSWORD": password})[4:]
-            start_ok = names["connection.start-ok"](
-                client_properties=draw(stream_tables),
-                mechanism=mechanism,
-                response=response,
-                locale="en_US",
+        channel_open = names["channel.open" if sender == "client" else "channel.open-ok"]
+        if accepted_by is not None:
+            accepted = _accepted_items(
+                draw, module, numbers, max_items, heartbeats, user, prefix, bodies, chunk
             )
-            tune_ok = names["connection.tune-ok"](
-                channel_max=draw(st.integers(top, max(top, _DEFAULT_CHANNEL_MAX))),
-                frame_max=limit,
-                heartbeat=draw(st.integers(0, 600)),
-            )
-            virtual_host = draw(st.one_of(st.just("/"), _shortstrs(32)))
-            opening = [start_ok, tune_ok, names["connection.open"](virtual_host=virtual_host)]
-            channel_open = names["channel.open"]
-        else:
-            start = names["connection.start"](
-                version_major=0,
-                version_minor=9,
-                server_properties=draw(stream_tables),
-                mechanisms=draw(st.sampled_from((b"PLAIN AMQPLAIN", b"AMQPLAIN PLAIN"))),
-                locales=b"en_US",
-            )
-            tune = names["connection.tune"](
-                channel_max=draw(st.one_of(st.just(0), st.integers(top, _MAX_CHANNEL))),
-                frame_max=limit,
-                heartbeat=draw(st.integers(0, 600)),
-            )
-            opening = [start, tune, names["connection.open-ok"]()]
-            channel_open = names["channel.open-ok"]
-        for method in opening:
-            out += method_frame(0, method)
+            for number in numbers:
+                if draw(st.booleans()):
+                    accepted.append(MethodFrame(number, names["channel.close"](200, "", 0, 0)))
+            if close or (close is None and draw(st.booleans())):
+                accepted.append(MethodFrame(0, names["connection.close"](200, "", 0, 0)))
+            return _make_stream(sender, handshake, accepted, user)
 
         # One queue of frames per channel (channel 0 first), merged in a drawn order.
-        queues: dict[int, list[bytes]] = {0: []}
+        queues: dict[int, list[Frame]] = {0: []}
         for number in numbers:
             queues[number] = [method_frame(number, channel_open())]
         # Items go to a channel three times in four, else to channel 0 (a heartbeat or
@@ -917,7 +1198,7 @@ def frame_streams(
             number = 0 if to_zero else draw(st.sampled_from(numbers))
             if number == 0:
                 if zero_methods is None or (heartbeats and draw(st.booleans())):
-                    queues[0].append(HeartbeatFrame().encode())
+                    queues[0].append(HeartbeatFrame())
                 else:
                     queues[0].append(method_frame(0, draw(zero_methods)))
                 continue
@@ -930,24 +1211,341 @@ def frame_streams(
             props = draw(properties(method.CLASS_ID, spec_module=module, tables=stream_tables))
             if len(props.encode()) + 12 > chunk:
                 props = type(props)()
-            method_frame(number, method)  # the size check
+            method = method_frame(number, method).method  # the size check, the prefix
             body = draw(bodies)
-            queues[number] += (f.encode() for f in _split(number, method, props, body, chunk))
+            queues[number] += _split(number, method, props, body, chunk)
         for number in numbers:
             if draw(st.booleans()):  # the channel ends here: nothing follows its Close
                 close_channel = names["channel.close"](**draw(channel_close))
                 queues[number].append(method_frame(number, close_channel))
         pending = [queue[::-1] for queue in queues.values() if queue]
+        rest: list[Frame | bytes] = []
         while pending:
             index = draw(st.integers(0, len(pending) - 1))
-            out += pending[index].pop()
+            rest.append(pending[index].pop())
             if not pending[index]:
                 del pending[index]
         if close or (close is None and draw(st.booleans())):
-            out += method_frame(0, names["connection.close"](**draw(connection_close)))
-        return bytes(out)
+            rest.append(method_frame(0, names["connection.close"](**draw(connection_close))))
+        return _make_stream(sender, handshake, rest, user)
 
-    return frame_streams()
+    return streams()
+
+
+def handshakes(
+    sender: str = "client",
+    *,
+    channels: int = 0,
+    frame_max: int | None = None,
+    heartbeat: int | st.SearchStrategy[int] | None = None,
+    username: str | st.SearchStrategy[str] | None = None,
+    password: str | st.SearchStrategy[str] | None = None,
+    virtual_host: str | st.SearchStrategy[str] | None = None,
+    client_properties: Any = None,
+    spec_module: types.ModuleType | None = None,
+    tables: st.SearchStrategy[FieldTable] | None = None,
+) -> st.SearchStrategy[Stream]:
+    """A valid handshake of ``sender`` (as in :func:`streams`), then channels 1 to
+    ``channels`` opened (Channel.Open from a client, Open-Ok from a server). The whole
+    of it counts as the handshake (:attr:`Stream.handshake_end` is its length)."""
+    return after_handshake(
+        None,
+        sender,
+        channels=channels,
+        frame_max=frame_max,
+        heartbeat=heartbeat,
+        username=username,
+        password=password,
+        virtual_host=virtual_host,
+        client_properties=client_properties,
+        spec_module=spec_module,
+        tables=tables,
+    )
+
+
+def after_handshake(
+    items: st.SearchStrategy[Any] | None,
+    sender: str = "client",
+    *,
+    channels: int = 1,
+    min_items: int = 1,
+    max_items: int = 8,
+    frame_max: int | None = None,
+    heartbeat: int | st.SearchStrategy[int] | None = None,
+    username: str | st.SearchStrategy[str] | None = None,
+    password: str | st.SearchStrategy[str] | None = None,
+    virtual_host: str | st.SearchStrategy[str] | None = None,
+    client_properties: Any = None,
+    name_prefix: str | None = None,
+    spec_module: types.ModuleType | None = None,
+    tables: st.SearchStrategy[FieldTable] | None = None,
+) -> st.SearchStrategy[Stream]:
+    """ "A valid handshake, then X": the handshake of ``sender`` with its values (see
+    :func:`streams`), channels 1 to ``channels`` opened, then ``min_items`` to
+    ``max_items`` items drawn from ``items``, in order, as a :class:`Stream`.
+
+    An item may be a :class:`~amqpcodec.Method` (sent on channel 0 when it belongs to
+    the connection class, else on one of the open channels), a frame, a
+    :class:`MessageFrames`, raw ``bytes`` (sent as they are: a mutated frame, garbage),
+    or a list or tuple of those. Everything after the channels' Open is what
+    :func:`mutations` changes when it spares the handshake.
+    """
+    _peer(sender)
+    if channels < 0 or not 0 <= min_items <= max_items:
+        raise InvalidArgument("channels must be at least 0 and 0 <= min_items <= max_items")
+    if frame_max is not None:
+        _check_frame_max(frame_max)
+        if frame_max == 0:
+            raise InvalidArgument("frame_max=0: a stream needs a frame_max")
+    if name_prefix is not None and sender != "client":
+        raise InvalidArgument("name_prefix= applies to client streams only")
+    _check_prefix(name_prefix)
+    login = _Login(username, password, virtual_host, client_properties, heartbeat)
+    _check_login(sender, login)
+    module = _default_spec if spec_module is None else spec_module
+    names = _require(module, _HANDSHAKE | _CHANNEL_LIFECYCLE)
+    stream_tables = field_tables(max_depth=2, max_size=3) if tables is None else tables
+    connection_class = _connection_class(module)
+    numbers = list(range(1, channels + 1))
+    channel_open = names["channel.open" if sender == "client" else "channel.open-ok"]
+
+    def placed(item: Any, draw: st.DrawFn) -> list[Frame | bytes]:
+        if isinstance(item, list | tuple):
+            return [part for element in item for part in placed(element, draw)]
+        if isinstance(item, bytes | bytearray | memoryview):
+            return [bytes(item)]
+        if isinstance(item, MessageFrames):
+            return list(item.frames)
+        if isinstance(item, Method):
+            if name_prefix is not None:
+                item = _prefixed(item, name_prefix)
+            if connection_class == item.CLASS_ID or not numbers:
+                return [MethodFrame(0, item)]
+            return [MethodFrame(draw(st.sampled_from(numbers)), item)]
+        if isinstance(item, Frame):
+            return [item]
+        raise InvalidArgument(f"after_handshake() cannot send {type(item).__name__}: {item!r}")
+
+    @st.composite
+    def after_handshake(draw: st.DrawFn) -> Stream:
+        limit = draw(_FRAME_MAXES) if frame_max is None else frame_max
+        top = max(numbers, default=1)
+        handshake, user = _draw_handshake(draw, sender, names, login, limit, top, stream_tables)
+        handshake += [MethodFrame(number, channel_open()) for number in numbers]
+        rest: list[Frame | bytes] = []
+        if items is not None:
+            for _ in range(draw(st.integers(min_items, max_items))):
+                rest += placed(draw(items), draw)
+        return _make_stream(sender, handshake, rest, user)
+
+    return after_handshake()
+
+
+# ---------------------------------------------------------------------------------------
+# What RabbitMQ accepts (streams(accepted_by="rabbitmq"))
+
+_ACCEPTED_NEEDS = frozenset(
+    (
+        "queue.declare",
+        "queue.bind",
+        "queue.unbind",
+        "queue.purge",
+        "queue.delete",
+        "exchange.declare",
+        "exchange.delete",
+        "exchange.bind",
+        "exchange.unbind",
+        "basic.publish",
+        "basic.qos",
+        "basic.consume",
+        "basic.cancel",
+        "basic.get",
+        "basic.recover",
+        "basic.ack",
+        "basic.nack",
+        "channel.flow",
+        "tx.select",
+        "tx.commit",
+        "tx.rollback",
+        "confirm.select",
+    )
+)
+_ACCEPTED_SOURCES = ("amq.direct", "amq.fanout", "amq.topic", "amq.headers")
+_ACCEPTED_PREFIX = "amqpcodec-fuzz."
+_routing_keys = _shortstrs(24)
+
+
+def _accepted_items(
+    draw: st.DrawFn,
+    module: types.ModuleType,
+    numbers: Sequence[int],
+    max_items: int,
+    heartbeats: bool,
+    user: str | None,
+    prefix: str | None,
+    bodies: st.SearchStrategy[bytes],
+    chunk: int,
+) -> list[Frame | bytes]:
+    """Frames after the handshake that RabbitMQ accepts, one operation at a time, drawn
+    against a :class:`RabbitMQRules` model of what the stream did so far."""
+    by_name = _by_name(module)
+    rules = RabbitMQRules(user)
+    rules.open = True
+    out: list[Frame | bytes] = []
+    for number in numbers:
+        opening = MethodFrame(number, by_name["channel.open"]())
+        rules.check(opening)
+        out.append(opening)
+    if not numbers:
+        return out
+    # A stream-unique token keeps exclusive queue names apart across connections.
+    token = draw(st.uuids()).hex[:12]
+    base = f"{_ACCEPTED_PREFIX if prefix is None else prefix}{token}."
+    serial = iter(range(1, 1 << 30))
+    for _ in range(draw(st.integers(0, max_items))):
+        if heartbeats and draw(st.integers(0, 7)) == 0:
+            out.append(HeartbeatFrame())
+            continue
+        number = draw(st.sampled_from(numbers))
+        channel = rules.channels[number]
+        frames = _accepted_operation(draw, by_name, rules, channel, number, base, serial)
+        if frames is None:
+            frames = _accepted_publish(draw, by_name, rules, number, bodies, chunk, module)
+        for frame in frames:
+            refusal = rules.check(frame)
+            if refusal is not None:  # the generator and the model disagree: a bug here
+                raise AssertionError(f"accepted_by='rabbitmq' drew a refused {frame!r}: {refusal}")
+            out.append(frame)
+    return out
+
+
+def _accepted_operation(
+    draw: st.DrawFn,
+    by_name: dict[str, Any],
+    rules: RabbitMQRules,
+    channel: Any,
+    number: int,
+    base: str,
+    serial: Any,
+) -> list[Frame] | None:
+    """One operation other than a publish (None: publish instead)."""
+    queues = sorted(rules.queues)
+    mine = sorted(name for name in rules.exchanges if name.startswith(base))
+    sources = [*_ACCEPTED_SOURCES, *mine]
+    options = ["publish", "declare-queue", "declare-exchange", "qos", "recover", "flow"]
+    if queues:
+        options += ["passive-queue", "get", "consume", "purge", "delete-queue", "bind-queue"]
+    if mine:
+        options += ["passive-exchange", "bind-exchange", "delete-exchange"]
+    if channel.consumer_tags:
+        options.append("cancel")
+    options.append("tx-select" if not channel.confirming else "ack")
+    if channel.transactional:
+        options += ["commit", "rollback"]
+    else:
+        options.append("confirm")
+    choice = draw(st.sampled_from(options))
+    no_wait = draw(st.booleans())
+    m: Method
+    if choice == "publish":
+        return None
+    if choice == "declare-queue":
+        name = f"{base}q{next(serial)}"
+        ttl = draw(st.one_of(st.none(), st.integers(0, 2**31 - 1)))
+        arguments: dict[str, Any] = {} if ttl is None else {"x-message-ttl": ttl}
+        m = by_name["queue.declare"](
+            queue=name, exclusive=True, no_wait=no_wait, arguments=arguments
+        )
+    elif choice == "declare-exchange":
+        name = f"{base}x{next(serial)}"
+        kind = draw(st.sampled_from(EXCHANGE_TYPES))
+        m = by_name["exchange.declare"](exchange=name, type=kind, no_wait=no_wait)
+    elif choice == "passive-queue":
+        m = by_name["queue.declare"](queue=draw(st.sampled_from(queues)), passive=True)
+    elif choice == "passive-exchange":
+        m = by_name["exchange.declare"](exchange=draw(st.sampled_from(mine)), passive=True)
+    elif choice == "qos":
+        m = by_name["basic.qos"](0, draw(st.integers(0, 0xFFFF)), draw(st.booleans()))
+    elif choice == "recover":
+        m = by_name["basic.recover"](requeue=True)
+    elif choice == "flow":
+        m = by_name["channel.flow"](active=True)
+    elif choice == "get":
+        m = by_name["basic.get"](queue=draw(st.sampled_from(queues)), no_ack=True)
+    elif choice == "consume":
+        tag = draw(st.sampled_from(("", f"ctag{next(serial)}")))
+        m = by_name["basic.consume"](
+            queue=draw(st.sampled_from(queues)),
+            consumer_tag=tag,
+            no_local=draw(st.booleans()),
+            no_ack=True,
+            no_wait=no_wait and bool(tag),
+        )
+    elif choice == "cancel":
+        tag = draw(st.sampled_from(sorted(channel.consumer_tags)))
+        m = by_name["basic.cancel"](consumer_tag=tag, no_wait=no_wait)
+    elif choice == "purge":
+        m = by_name["queue.purge"](queue=draw(st.sampled_from(queues)), no_wait=no_wait)
+    elif choice == "delete-queue":
+        m = by_name["queue.delete"](queue=draw(st.sampled_from(queues)), no_wait=no_wait)
+    elif choice == "bind-queue" or choice == "unbind-queue":
+        m = by_name["queue.unbind" if draw(st.booleans()) else "queue.bind"](
+            queue=draw(st.sampled_from(queues)),
+            exchange=draw(st.sampled_from(sources)),
+            routing_key=draw(_routing_keys),
+        )
+    elif choice == "bind-exchange":
+        m = by_name["exchange.unbind" if draw(st.booleans()) else "exchange.bind"](
+            destination=draw(st.sampled_from(mine)),
+            source=draw(st.sampled_from(sources)),
+            routing_key=draw(_routing_keys),
+            no_wait=no_wait,
+        )
+    elif choice == "delete-exchange":
+        m = by_name["exchange.delete"](exchange=draw(st.sampled_from(mine)), no_wait=no_wait)
+    elif choice == "tx-select":
+        m = by_name["tx.select"]()
+    elif choice == "commit":
+        m = by_name["tx.commit"]()
+    elif choice == "rollback":
+        m = by_name["tx.rollback"]()
+    elif choice == "confirm":
+        m = by_name["confirm.select"](nowait=no_wait)
+    else:  # "ack": every outstanding delivery (there are none: consumers do not ack)
+        name = draw(st.sampled_from(("basic.ack", "basic.nack")))
+        m = by_name[name](delivery_tag=0, multiple=True)
+    return [MethodFrame(number, m)]
+
+
+def _accepted_publish(
+    draw: st.DrawFn,
+    by_name: dict[str, Any],
+    rules: RabbitMQRules,
+    number: int,
+    bodies: st.SearchStrategy[bytes],
+    chunk: int,
+    module: types.ModuleType,
+) -> list[Frame]:
+    queues = sorted(rules.queues)
+    mine = sorted(name for name in rules.exchanges if name not in DEFAULT_EXCHANGES)
+    exchange = draw(st.sampled_from(["", *_ACCEPTED_SOURCES, *mine]))
+    keys = [draw(_routing_keys), *queues]
+    publish = by_name["basic.publish"](
+        exchange=exchange,
+        routing_key=draw(st.sampled_from(keys)),
+        mandatory=draw(st.booleans()),
+    )
+    props = draw(properties(60, spec_module=module, tables=field_tables(max_depth=2, max_size=3)))
+    fixes: dict[str, Any] = {}
+    if getattr(props, "expiration", None) is not None:
+        fixes["expiration"] = str(draw(st.integers(0, 2**32 - 1)))
+    if getattr(props, "user_id", None) is not None:
+        fixes["user_id"] = rules.username
+    if fixes:
+        props = type(props)(**{**{f: getattr(props, f) for f in props.FIELDS}, **fixes})
+    if len(props.encode()) + 12 > chunk or len(publish.encode()) > chunk:
+        props = type(props)()
+    return list(_split(number, publish, props, draw(bodies), chunk))
 
 
 # ---------------------------------------------------------------------------------------
@@ -1028,9 +1626,18 @@ def _pick(choose: Choose, options: Sequence[int]) -> int:
 def _mutate_once(data: bytes, kind: str, choose: Choose, donor: Callable[[], bytes]) -> bytes:
     """``data`` with one mutation of ``kind`` applied (a bit flip when ``kind`` needs a
     frame and there is none)."""
+    return _mutate_at(data, kind, choose, donor)[0]
+
+
+def _mutate_at(
+    data: bytes, kind: str, choose: Choose, donor: Callable[[], bytes]
+) -> tuple[bytes, Mutation]:
+    """``data`` with one mutation of ``kind`` applied, and what was done: the kind
+    really applied (a bit flip when ``kind`` needs a frame and there is none) and the
+    offset of the first byte it changed, inserted or removed."""
     size = len(data)
     if size == 0:
-        return bytes([choose(256)])
+        return bytes([choose(256)]), Mutation("insert", 0)
     buf = bytearray(data)
     if kind in ("bit-flip", "byte", "truncate", "delete", "insert"):
         at = choose(size)
@@ -1045,14 +1652,14 @@ def _mutate_once(data: bytes, kind: str, choose: Choose, donor: Callable[[], byt
             buf[at:at] = bytes(choose(256) for _ in range(1 + choose(16)))
         else:
             buf[at] ^= 1 << choose(8)
-        return bytes(buf)
+        return bytes(buf), Mutation(kind, at)
     spans = _frame_spans(data)
     has_header = data[:4] == b"AMQP" and bool(spans)
     frames = spans[1:] if has_header else spans
     if kind in ("length", "payload-int", "frame-end", "channel", "type") and not frames:
-        return _mutate_once(data, "bit-flip", choose, donor)
+        return _mutate_at(data, "bit-flip", choose, donor)
     if kind in ("splice", "duplicate", "drop", "swap") and not spans:
-        return _mutate_once(data, "bit-flip", choose, donor)
+        return _mutate_at(data, "bit-flip", choose, donor)
     if kind == "splice":
         other = donor()
         pieces = _frame_spans(other) or [(0, len(other))]
@@ -1063,42 +1670,94 @@ def _mutate_once(data: bytes, kind: str, choose: Choose, donor: Callable[[], byt
         else:  # insert between two frames
             at = stop = _pick(choose, [s for s, _ in spans] + [spans[-1][1]])
         buf[at:stop] = piece
-        return bytes(buf)
+        return bytes(buf), Mutation(kind, at)
     if kind in ("duplicate", "drop", "swap"):
         index = choose(len(spans))
         start, end = spans[index]
         if kind == "duplicate":
             buf[end:end] = data[start:end]
-        elif kind == "drop":
+            return bytes(buf), Mutation(kind, end)
+        if kind == "drop":
             del buf[start:end]
         elif index + 1 < len(spans):
             _, after = spans[index + 1]
             buf[start:after] = data[end:after] + data[start:end]
-        return bytes(buf)
+        return bytes(buf), Mutation(kind, start)
     start, end = frames[choose(len(frames))]
     payload = end - start - 8
     if kind == "length":
         options = (payload - 1, payload + 1, payload + 1 + choose(64), choose(2**32))
         new = _pick(choose, [*_INTERESTING_SIZES, *(n for n in options if 0 <= n < 2**32)])
         buf[start + 3 : start + 7] = new.to_bytes(4, "big")
-    elif kind == "frame-end":
+        return bytes(buf), Mutation(kind, start + 3)
+    if kind == "frame-end":
         value = choose(255)
         buf[end - 1] = value if value < 0xCE else value + 1
-    elif kind == "channel":
+        return bytes(buf), Mutation(kind, end - 1)
+    if kind == "channel":
         old = int.from_bytes(data[start + 1 : start + 3], "big")
         new = _pick(choose, (0, 1, (old + 1) & 0xFFFF, (old - 1) & 0xFFFF, 0xFFFF, choose(65536)))
         buf[start + 1 : start + 3] = new.to_bytes(2, "big")
-    elif kind == "type":
+        return bytes(buf), Mutation(kind, start + 1)
+    if kind == "type":
         buf[start] = _pick(choose, (*_INTERESTING_TYPES, choose(256)))
-    else:  # payload-int
-        if payload == 0:
-            return _mutate_once(data, "length", choose, donor)
-        at = start + 7 + choose(payload)
-        width = _pick(choose, [w for w in (1, 2, 4, 8) if at + w <= end - 1])
-        top = 2 ** (8 * width) - 1
-        value = _pick(choose, (0, 1, top, top >> 1, (top >> 1) + 1, choose(17), choose(top + 1)))
-        buf[at : at + width] = value.to_bytes(width, "big")
-    return bytes(buf)
+        return bytes(buf), Mutation(kind, start)
+    # payload-int
+    if payload == 0:
+        return _mutate_at(data, "length", choose, donor)
+    at = start + 7 + choose(payload)
+    width = _pick(choose, [w for w in (1, 2, 4, 8) if at + w <= end - 1])
+    top = 2 ** (8 * width) - 1
+    value = _pick(choose, (0, 1, top, top >> 1, (top >> 1) + 1, choose(17), choose(top + 1)))
+    buf[at : at + width] = value.to_bytes(width, "big")
+    return bytes(buf), Mutation(kind, at)
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """One edit a mutation made: its kind (one of :data:`MUTATIONS`) and the offset
+    of the first byte it changed, inserted or removed, in the stream as it was then."""
+
+    kind: str
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.offset}"
+
+
+@dataclass(frozen=True, eq=False)
+class Mutant:
+    """A mutated stream: ``data`` (also ``encode()``), the :class:`Mutation` s that
+    made it from ``original``, in order, and ``spared``: how many leading bytes
+    (the handshake) no mutation touched."""
+
+    data: bytes
+    mutations: tuple[Mutation, ...]
+    original: bytes
+    spared: int = 0
+
+    def encode(self) -> bytes:
+        return self.data
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(m.kind for m in self.mutations)
+
+    def __repr__(self) -> str:
+        done = ", ".join(map(str, self.mutations))
+        return f"Mutant({len(self.data)} bytes, [{done}], spared={self.spared})"
+
+
+def handshake_end(data: bytes) -> int:
+    """Where the handshake of a stream ends: the offset after Connection.Open (a
+    client's stream) or Connection.Open-Ok (a server's), or 0 when the stream has
+    neither among its leading whole frames."""
+    for start, end in _frame_spans(data):
+        if end - start >= 12 and data[start] == 1:
+            index = int.from_bytes(data[start + 7 : start + 11], "big")
+            if index in (0x000A0028, 0x000A0029):  # connection.open, connection.open-ok
+                return end
+    return 0
 
 
 def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
@@ -1109,6 +1768,23 @@ def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
+def _apply(
+    data: bytes,
+    spared: int,
+    count: int,
+    kinds: tuple[str, ...],
+    choose: Choose,
+    donor: Callable[[], bytes],
+) -> Mutant:
+    """``count`` mutations of ``data`` after its first ``spared`` bytes."""
+    head, tail = data[:spared], data[spared:]
+    done: list[Mutation] = []
+    for _ in range(count):
+        tail, mutation = _mutate_at(tail, kinds[choose(len(kinds))], choose, donor)
+        done.append(Mutation(mutation.kind, mutation.offset + spared))
+    return Mutant(head + tail, tuple(done), data, spared)
+
+
 def mutate(
     data: bytes,
     rng: _random.Random,
@@ -1116,59 +1792,106 @@ def mutate(
     count: int = 1,
     donors: Sequence[bytes] = (),
     kinds: Iterable[str] = MUTATIONS,
+    spare: int = 0,
 ) -> bytes:
     """``data`` with ``count`` mutations drawn by ``rng``: the fast path for long runs.
 
     Needs no Hypothesis machinery per case (this module still imports Hypothesis).
     ``splice`` takes its frame from one of ``donors`` (default: ``data`` itself).
+    ``spare`` bytes at the start are left alone (``handshake_end(data)`` spares the
+    handshake).
     """
     chosen = _check_kinds(kinds)
 
     def donor() -> bytes:
         return donors[rng.randrange(len(donors))] if donors else data
 
-    for _ in range(count):
-        data = _mutate_once(data, chosen[rng.randrange(len(chosen))], rng.randrange, donor)
-    return data
+    return _apply(data, spare, count, chosen, rng.randrange, donor).data
 
 
-def mutations(
-    streams: st.SearchStrategy[bytes],
+def _stream_bytes(value: Any) -> tuple[bytes, int]:
+    """(bytes, handshake end) of a drawn bytes value or :class:`Stream`."""
+    if isinstance(value, Stream):
+        return value.encode(), value.handshake_end
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        return data, handshake_end(data)
+    raise InvalidArgument(f"mutations() needs bytes or Stream values, not {type(value).__name__}")
+
+
+def mutants(
+    streams: st.SearchStrategy[Any],
     *,
     max_mutations: int = 3,
-    donors: st.SearchStrategy[bytes] | None = None,
+    donors: st.SearchStrategy[Any] | None = None,
     kinds: Iterable[str] = MUTATIONS,
-) -> st.SearchStrategy[bytes]:
-    """Streams drawn from ``streams`` with 1 to ``max_mutations`` mutations (see
-    :data:`MUTATIONS`) applied in turn. ``splice`` takes a frame from a stream drawn
-    from ``donors`` (default: ``streams`` again). Point it at anything that yields
-    valid bytes: :func:`frame_streams`, recorded traffic (``st.sampled_from(captures)``),
-    :func:`messages` encoded. Shrinking heads for fewer, earlier, smaller edits."""
+    spare_handshake: bool = False,
+) -> st.SearchStrategy[Mutant]:
+    """Streams drawn from ``streams`` (bytes or :class:`Stream` values) with 1 to
+    ``max_mutations`` mutations, as :class:`Mutant` values that say what was done
+    (kind and offset of each edit) beside the bytes. ``spare_handshake=True`` mutates
+    only what follows the handshake (:attr:`Stream.handshake_end`, or
+    :func:`handshake_end` of bytes), so the mutated part reaches a broker that checks
+    the login first. Otherwise as :func:`mutations`."""
     if max_mutations < 1:
         raise InvalidArgument(f"max_mutations={max_mutations} must be at least 1")
     chosen = _check_kinds(kinds)
     others = streams if donors is None else donors
 
     @st.composite
-    def mutations(draw: st.DrawFn) -> bytes:
-        data = draw(streams)
+    def mutants(draw: st.DrawFn) -> Mutant:
+        data, end = _stream_bytes(draw(streams))
 
         def choose(n: int) -> int:
             return draw(st.integers(0, n - 1))
 
         def donor() -> bytes:
-            return draw(others)
+            return _stream_bytes(draw(others))[0]
 
-        for _ in range(draw(st.integers(1, max_mutations))):
-            data = _mutate_once(data, chosen[choose(len(chosen))], choose, donor)
-        return data
+        count = draw(st.integers(1, max_mutations))
+        return _apply(data, end if spare_handshake else 0, count, chosen, choose, donor)
 
-    return mutations()
+    return mutants()
+
+
+def mutations(
+    streams: st.SearchStrategy[Any],
+    *,
+    max_mutations: int = 3,
+    donors: st.SearchStrategy[Any] | None = None,
+    kinds: Iterable[str] = MUTATIONS,
+    spare_handshake: bool = False,
+) -> st.SearchStrategy[bytes]:
+    """Streams drawn from ``streams`` with 1 to ``max_mutations`` mutations (see
+    :data:`MUTATIONS`) applied in turn, as bytes (:func:`mutants` says what was done
+    too). ``splice`` takes a frame from a stream drawn from ``donors`` (default:
+    ``streams`` again). Point it at anything that yields valid bytes or
+    :class:`Stream` values: :func:`frame_streams`, :func:`streams`, recorded traffic
+    (``st.sampled_from(captures)``), :func:`messages` encoded. ``spare_handshake=True``
+    leaves the handshake alone. Shrinking heads for fewer, earlier, smaller edits."""
+    return mutants(
+        streams,
+        max_mutations=max_mutations,
+        donors=donors,
+        kinds=kinds,
+        spare_handshake=spare_handshake,
+    ).map(Mutant.encode)
 
 
 def mutated_streams(
-    role: str = "client", *, max_mutations: int = 3, **stream_options: Any
+    sender: str | None = None,
+    *,
+    role: str | None = None,
+    max_mutations: int = 3,
+    spare_handshake: bool = False,
+    **stream_options: Any,
 ) -> st.SearchStrategy[bytes]:
-    """:func:`frame_streams` of ``role`` (keyword options passed on) with mutations:
-    ``mutations(frame_streams(role, ...), max_mutations=...)``."""
-    return mutations(frame_streams(role, **stream_options), max_mutations=max_mutations)
+    """:func:`frame_streams` of ``sender`` (keyword options passed on) with mutations:
+    ``mutations(streams(sender, ...), max_mutations=..., spare_handshake=...)``.
+    ``role=`` is the deprecated spelling of ``sender``."""
+    chosen = _sender(sender, role)
+    return mutations(
+        streams(chosen, **stream_options),
+        max_mutations=max_mutations,
+        spare_handshake=spare_handshake,
+    )
