@@ -330,3 +330,14 @@ def test_client_scenario(
 ) -> None:
     """Consume while confirming; 1 s heartbeats over 7 idle seconds; 403; every table type."""
     run_client(client, mode, scenario, request)
+
+
+def test_readme_shows_the_matrix_for_every_client() -> None:
+    """The README's interop section holds the matrix as the suite prints it, one row a client."""
+    readme = (CLIENTS_DIR.parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- interop-matrix -->")[1].split("<!-- /interop-matrix -->")[0]
+    header = block.strip().splitlines()[0]
+    assert header.startswith("| client | RabbitMQ |"), header
+    for title in ("pika ", "py-amqp ", "aio-pika ", "amqplib ", "amqp091-go ", "bunny "):
+        assert f"\n| {title}" in block, title
+    assert block.count("\n| ") >= 2 * (len(matrix.CLIENTS) + 1)
