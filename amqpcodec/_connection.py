@@ -775,6 +775,7 @@ class Connection:
                 self._receive_frames(exc.frames, events)
                 if self._state is CS.CLOSED:
                     return events
+                self._explain_size(exc)
                 raise
             self._receive_frames(frames, events)
         except RemoteProtocolError as exc:
@@ -825,8 +826,20 @@ class Connection:
             self._receive_frames(exc.frames, events)  # as in receive_data
             if self._state is CS.CLOSED:
                 return
+            self._explain_size(exc)
             raise
         self._receive_frames(frames, events)
+
+    def _explain_size(self, exc: DecodeError) -> None:
+        """The decoder knows one limit; say that it is frame_max plus the tolerance."""
+        if self._tolerance and exc.reply_code == spec.FRAME_ERROR:
+            limit = f"the frame_max of {self._decoder.max_frame_size}"
+            if exc.args and isinstance(exc.args[0], str) and exc.args[0].endswith(limit):
+                exc.args = (
+                    exc.args[0][: -len(limit)]
+                    + f"the frame_max of {self._frame_max} (plus the frame_max_tolerance"
+                    f" of {self._tolerance})",
+                )
 
     def _receive_frames(self, frames: list[Any], events: list[Event]) -> None:
         # The loop inlines the commonest cases, content on an open channel; the rest goes

@@ -1559,7 +1559,11 @@ def test_the_server_takes_frames_up_to_8_bytes_over_frame_max(over: int) -> None
     server.data_to_send()
     (message,) = server.receive_data(_oversized_body(1, 131072, over))
     assert isinstance(message, MessageReceived) and len(message.body) == 131064 + over
-    expect_remote(server, _oversized_body(1, 131072, 9), 501)
+    error = expect_remote(server, _oversized_body(1, 131072, 9), 501)
+    assert str(error) == (
+        "frame of 131081 bytes is larger than the frame_max of 131072"
+        " (plus the frame_max_tolerance of 8)"
+    )
 
 
 def test_the_server_can_be_strict() -> None:
