@@ -310,7 +310,7 @@ def run_client(client: str, mode: str, scenario: str, request: pytest.FixtureReq
     run.finish()
 
 
-MODES = ("rabbitmq",)  # proxy and serve: once `amqpcodec proxy` and `serve` exist
+MODES = matrix.MODES
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -337,7 +337,7 @@ def test_readme_shows_the_matrix_for_every_client() -> None:
     readme = (CLIENTS_DIR.parents[2] / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- interop-matrix -->")[1].split("<!-- /interop-matrix -->")[0]
     header = block.strip().splitlines()[0]
-    assert header.startswith("| client | RabbitMQ |"), header
+    assert header == "| client | RabbitMQ | proxy --check | serve |", header
     for title in ("pika ", "py-amqp ", "aio-pika ", "amqplib ", "amqp091-go ", "bunny "):
         assert f"\n| {title}" in block, title
     assert block.count("\n| ") >= 2 * (len(matrix.CLIENTS) + 1)
