@@ -3,16 +3,20 @@ reassembly, or raw bytes and hex dumps straight to frame streams."""
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Final, TypeAlias
 
 from ._direction import DirectionResolver, Half
-from ._hexdump import HexParser, looks_like_hex
+from ._hexdump import HexParser, looks_like_hex, text_lines
 from ._input import SNIFF, Input, closing, file_size, read_exactly
-from ._limits import DEFAULT_MAX_FRAME_SIZE, DEFAULT_PORTS, DEFAULT_REORDER_LIMIT
+from ._limits import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_HEX_REPEAT,
+    DEFAULT_PORTS,
+    DEFAULT_REORDER_LIMIT,
+)
 from ._pcap import PCAP_MAGICS, PCAPNG_MAGIC, pcap_packets, pcapng_packets
 from ._records import CaptureError, CaptureStats, Direction, Record
 from ._stream import looks_like_frames
@@ -48,6 +52,10 @@ class CaptureReader:
       ``"s2c"``); by default it is guessed from the first method that only one side
       sends.
     - ``progress``: called now and then with (bytes read, total size or None).
+    - ``reorder_limit``: out-of-order bytes held per direction (each segment counted
+      at what it costs in memory) before the missing bytes are declared a gap.
+    - ``max_hex_repeat``: how many bytes the ``*`` lines of a hex dump may stand for,
+      all together (64 MiB); beyond it the dump is refused with CaptureError.
 
     ``stats`` describes what was read so far.
     """
@@ -63,6 +71,7 @@ class CaptureReader:
         direction: Direction | str | None = None,
         progress: Progress | None = None,
         reorder_limit: int = DEFAULT_REORDER_LIMIT,
+        max_hex_repeat: int = DEFAULT_MAX_HEX_REPEAT,
     ) -> None:
         if input_format not in ("auto", "pcap", "pcapng", "hex", "raw"):
             raise ValueError(f"unknown input format {input_format!r}")
@@ -74,6 +83,7 @@ class CaptureReader:
         self.direction = Direction(direction) if direction is not None else None
         self.progress = progress
         self.reorder_limit = reorder_limit
+        self.max_hex_repeat = max_hex_repeat
         self.stats = CaptureStats()
 
     def read(self, source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Record]:
@@ -156,33 +166,38 @@ class CaptureReader:
         yield from resolver.resolve(half.finish(None), final=True)
 
     def _hex(self, source: Input) -> Iterator[Record]:
-        text = io.TextIOWrapper(io.BufferedReader(source), encoding="ascii", newline=None)
-        parser = HexParser()
+        parser = HexParser(self.max_hex_repeat)
         resolver: DirectionResolver | None = None
         halves: dict[int, Half] = {}
-        try:
-            for number, line in enumerate(text, 1):
-                try:
-                    pieces = parser.line(line)
-                except ValueError as exc:
-                    raise CaptureError(f"hex dump line {number}: {exc}") from None
-                for side, gap, data in pieces:
-                    if resolver is None:
-                        resolver = DirectionResolver(self, parser.nodes)
-                    half = halves.get(side)
-                    if half is None:
-                        half = halves[side] = resolver.half(side)
-                    if gap:
-                        yield from resolver.resolve(half.gap(gap, None))
-                    yield from resolver.resolve(half.data(data, None))
-                if not number & 1023:
-                    self._report()
-        except UnicodeDecodeError:
-            raise CaptureError("the hex dump contains bytes that are not ASCII text") from None
+        for side, gap, data in self._hex_pieces(source, parser):
+            if resolver is None:
+                resolver = DirectionResolver(self, parser.nodes)
+            half = halves.get(side)
+            if half is None:
+                half = halves[side] = resolver.half(side)
+            if gap:
+                yield from resolver.resolve(half.gap(gap, None))
+            yield from resolver.resolve(half.data(data, None))
         if resolver is None:
             raise CaptureError("the hex dump holds no data")
         for side in sorted(halves):
             yield from resolver.resolve(halves[side].finish(None), final=side == max(halves))
+
+    def _hex_pieces(self, source: Input, parser: HexParser) -> Iterator[tuple[int, int, bytes]]:
+        chunks = iter(lambda: source.read(_CHUNK), b"")
+        number = 1
+        try:
+            for text, end in text_lines(chunks, parser.LINE_LIMIT):
+                try:
+                    yield from parser.piece(text, end)
+                except ValueError as exc:
+                    raise CaptureError(f"hex dump line {number}: {exc}") from None
+                if end:
+                    number += 1
+                    if not number & 1023:
+                        self._report()
+        except UnicodeDecodeError:
+            raise CaptureError("the hex dump contains bytes that are not ASCII text") from None
 
     def _report(self) -> None:
         if self.progress is not None:

@@ -1,0 +1,146 @@
+"""The capture reader's bounds: what hostile inputs may cost it, and what it says then.
+
+Each test builds its input (small versions of the ones ``benchmarks/capture_limits.py``
+measures at full size) and asserts the bound the reader documents: in work counted by
+the reader itself, or in memory measured with tracemalloc.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import tracemalloc
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import hostile_captures as hostile
+import pytest
+
+from amqpcodec import BodyFrame, HeartbeatFrame, ProtocolHeader
+from amqpcodec.capture import (
+    CaptureError,
+    CaptureReader,
+    FrameRecord,
+    Notice,
+    NoticeKind,
+    Record,
+    read_capture,
+)
+from amqpcodec.capture._hexdump import HexParser
+
+MiB = 1024 * 1024
+HEARTBEAT = HeartbeatFrame().encode()
+
+
+def frames_of(records: Iterable[Record]) -> Iterator[Any]:
+    return (r.frame for r in records if isinstance(r, FrameRecord))
+
+
+def notices_of(records: Iterable[Record], kind: NoticeKind | None = None) -> list[Notice]:
+    return [r for r in records if isinstance(r, Notice) and kind in (None, r.kind)]
+
+
+def peak_of(run: Any) -> tuple[Any, int]:
+    """What ``run()`` returns and the peak of Python allocations while it ran."""
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+# -- hex dumps ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("final", [0x0000FFFFFFFFFF10, 10 * 1024 * MiB])
+def test_hex_repeat_bomb_is_refused(tmp_path: Path, final: int) -> None:
+    path = tmp_path / "bomb.txt"
+    hostile.hex_repeat_bomb(path, final)
+    with pytest.raises(CaptureError, match=r"hex dump line 4: .*over the limit of 67108864"):
+        list(read_capture(path))
+
+
+def test_hex_repeats_are_streamed_and_counted_together() -> None:
+    zeros = "00 " * 16
+    text = f"00000000  {zeros}\n*\n00400000\n"  # 4 MiB of zeros: one skipped run
+    reader = CaptureReader(max_hex_repeat=4 * MiB, input_format="hex")
+
+    def notices() -> list[Notice]:
+        return notices_of(reader.read(io.BytesIO(text.encode())))
+
+    (skipped,), peak = peak_of(notices)
+    assert (skipped.kind, skipped.size) == (NoticeKind.SKIPPED, 4 * MiB)
+    assert peak < 1 * MiB  # the repeated bytes are never all held
+    # Two repeats of 3 MiB each go over a limit of 4 MiB together.
+    line = "00000000  " + HEARTBEAT.hex(" ") + "  " + HEARTBEAT.hex(" ") + "\n"
+    text = line + "*\n" + f"00300000  {line[10:]}" + "*\n" + "00600000\n"
+    with pytest.raises(CaptureError, match="line 5: its '\\*' lines stand for 6291424 bytes"):
+        list(read_capture(io.BytesIO(text.encode()), max_hex_repeat=4 * MiB))
+
+
+def test_one_long_hex_line_is_streamed() -> None:
+    body = bytes(range(256)) * (MiB // 256)
+    stream = ProtocolHeader().encode() + BodyFrame(1, body).encode() * 4
+    text = stream.hex(" ").encode()  # one line of 12 MiB, 4 million tokens
+
+    def payload() -> int:
+        records = read_capture(io.BytesIO(text), input_format="hex")
+        frames = frames_of(records)  # a generator's records, one at a time
+        return sum(len(f.payload) for f in frames if isinstance(f, BodyFrame))
+
+    total, peak = peak_of(payload)
+    assert total == 4 * len(body)
+    # The 1 MiB read and its text, a frame in the stream buffer and the frame: not the
+    # 12 MiB line (read whole and split into tokens, it cost 40 times that).
+    assert peak < 8 * MiB
+
+
+@pytest.mark.parametrize("limit", [5, 6, 7, 16])
+def test_long_plain_lines_split_anywhere(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    monkeypatch.setattr(HexParser, "LINE_LIMIT", limit)
+    stream = ProtocolHeader().encode() + HEARTBEAT * 3
+    spellings = [
+        stream.hex(),
+        "".join(f"0x{b:02x}" for b in stream),
+        " ".join(f"0x{b:02x}" for b in stream),
+        stream[:5].hex() + "\t" + stream[5:].hex(" ") + "  ",
+    ]
+    for spelling in spellings:
+        for ending in ("", "\n", "\r\n", "\r"):
+            text = (spelling + ending + HEARTBEAT.hex() + ending).encode()
+            records = list(read_capture(io.BytesIO(text), input_format="hex"))
+            assert list(frames_of(records)) == [ProtocolHeader()] + [HeartbeatFrame()] * 4, spelling
+            assert not notices_of(records)
+
+
+@pytest.mark.parametrize("bad", ["0x0x08", "08zz", "0800x", "08 0x"])
+def test_long_plain_lines_are_still_checked(monkeypatch: pytest.MonkeyPatch, bad: str) -> None:
+    monkeypatch.setattr(HexParser, "LINE_LIMIT", 4)
+    text = (HEARTBEAT.hex() + bad + "\n").encode()
+    with pytest.raises(CaptureError, match="hex dump line 1: not hex"):
+        list(read_capture(io.BytesIO(text), input_format="hex"))
+
+
+def test_long_dump_lines_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the leading columns of an offset-prefixed line are hex; a text column as long
+    as you like is not held."""
+    monkeypatch.setattr(HexParser, "LINE_LIMIT", 64)
+    pair = f"{HEARTBEAT.hex(' ')}  {HEARTBEAT.hex(' ')}"
+    first = f"00000000  {pair}  |" + "x" * 1000 + "|\n"
+    second = f"00000010  {pair}\n"
+    comment = "# " + "y" * 1000 + "\n"
+    records = list(read_capture(io.BytesIO((comment + first + second).encode())))
+    assert list(frames_of(records)) == [HeartbeatFrame()] * 4
+
+
+def test_hex_line_numbers_count_long_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(HexParser, "LINE_LIMIT", 8)
+    text = HEARTBEAT.hex() * 4 + "\n" + HEARTBEAT.hex() + "\nzz\n"
+    with pytest.raises(CaptureError, match="hex dump line 3: not hex: 'zz'"):
+        list(read_capture(io.BytesIO(text.encode()), input_format="hex"))
+
+
+def test_frame_header_struct_is_what_hostile_inputs_use() -> None:
+    assert struct.pack(">BHI", 8, 0, 0) + b"\xce" == HEARTBEAT
