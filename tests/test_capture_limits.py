@@ -17,7 +17,7 @@ from typing import Any
 import hostile_captures as hostile
 import pytest
 
-from amqpcodec import BodyFrame, HeartbeatFrame, ProtocolHeader
+from amqpcodec import BodyFrame, HeartbeatFrame, MethodFrame, ProtocolHeader, decode_frame, spec
 from amqpcodec.capture import (
     CaptureError,
     CaptureReader,
@@ -25,9 +25,11 @@ from amqpcodec.capture import (
     Notice,
     NoticeKind,
     Record,
+    _stream,
     read_capture,
 )
 from amqpcodec.capture._hexdump import HexParser
+from amqpcodec.capture._limits import DEFAULT_MAX_FRAME_SIZE
 
 MiB = 1024 * 1024
 HEARTBEAT = HeartbeatFrame().encode()
@@ -144,3 +146,69 @@ def test_hex_line_numbers_count_long_lines(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_frame_header_struct_is_what_hostile_inputs_use() -> None:
     assert struct.pack(">BHI", 8, 0, 0) + b"\xce" == HEARTBEAT
+
+
+# -- hunting -----------------------------------------------------------------------------
+
+
+class _Counting:
+    """decode_frame, counting the payload bytes of the frames it was asked to decode."""
+
+    def __init__(self) -> None:
+        self.work = 0
+
+    def __call__(self, data: Any, offset: int = 0, **options: Any) -> Any:
+        if len(data) - offset >= 7:
+            size = struct.unpack_from(">I", data, offset + 3)[0]
+            if offset + 7 + size < len(data):  # complete: decoding it costs its size
+                self.work += size
+        return decode_frame(data, offset, **options)
+
+
+@pytest.mark.parametrize("chunk", [256 * 1024, 1500])
+def test_hunting_work_is_linear_in_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    path = tmp_path / "trap.bin"
+    hostile.resync_trap(path, 256 * 1024)
+    trap = path.read_bytes()
+    tail = HEARTBEAT + MethodFrame(1, spec.Queue.Declare(queue="q")).encode()
+    data = trap + tail
+    counting = _Counting()
+    monkeypatch.setattr(_stream, "decode_frame", counting)
+    stream = _stream.FrameStream(DEFAULT_MAX_FRAME_SIZE, True, _stream.INPUT_START, False)
+    out: list[Any] = []
+    for start in range(0, len(data), chunk):
+        stream.feed(data[start : start + chunk], out)
+    stream.finish(out)
+    # Each candidate's table spans the rest of the trap: decoding them all is quadratic
+    # (8,192 candidates, 4 GiB decoded); the credit keeps the hunt within 4 bytes per
+    # byte, and decoding in step costs each frame once more.
+    assert stream.hunt_work <= _stream.HUNT_CREDIT * len(data)
+    assert counting.work <= (_stream.HUNT_CREDIT + 1) * len(data)
+    frames = [item[0] for item in out if isinstance(item, tuple)]
+    assert frames == [HeartbeatFrame(), MethodFrame(1, spec.Queue.Declare(queue="q"))]
+    (skipped,) = [item for item in out if isinstance(item, _stream.Note)]
+    assert skipped.size == len(trap)
+
+
+def test_the_resync_trap_reads_quickly_end_to_end(tmp_path: Path) -> None:
+    path = tmp_path / "trap.bin"
+    hostile.resync_trap(path, 1024 * 1024)
+    (notice,) = read_capture(path)
+    assert isinstance(notice, Notice)
+    assert (notice.kind, notice.size) == (NoticeKind.SKIPPED, 1024 * 1024)
+
+
+def test_a_candidate_waits_for_credit_rather_than_being_passed_over() -> None:
+    frame = MethodFrame(1, spec.Queue.Declare(queue="q" * 200)).encode()
+    stream = _stream.FrameStream(DEFAULT_MAX_FRAME_SIZE, True, _stream.INPUT_START, False)
+    out: list[Any] = []
+    stream.feed(b"\x00" * 3, out)
+    stream.credit = 0  # as if earlier candidates had spent it all
+    stream.feed(frame[:-1], out)
+    stream.credit = 10  # less than the frame's payload: it must wait, not be skipped
+    stream.feed(frame[-1:], out)
+    assert out == []
+    stream.feed(b"\x00" * 64, out)  # 256 bytes of credit more: enough
+    assert out[1] == (MethodFrame(1, spec.Queue.Declare(queue="q" * 200)), 3, len(frame))

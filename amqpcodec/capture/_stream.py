@@ -8,6 +8,18 @@ frame header is followed by the frame-end octet at its declared end and the fram
 decodes, and reports how many bytes it skipped. Only this capture-reading mode hunts;
 once in step, decoding is as strict as everywhere else, and a malformed frame ends that
 direction (or, with ``resync_on_error``, is reported and hunted past).
+
+The work of a hunt is bounded whatever the bytes. Finding candidates is one regular
+expression scan; checking a candidate's header and frame-end octet costs the same for
+any size; a body frame is plausible on those checks alone (any payload is valid); only
+method and content-header candidates are decoded to be sure, which costs their size
+(a heartbeat's decoding costs the same for any size).
+That decoding is paid from a credit: each byte fed to the stream adds ``HUNT_CREDIT``
+(4) bytes, up to ``4 * limit``, and each decoded candidate costs its payload size. A
+candidate the credit cannot pay for yet waits for more input (which the bytes of the
+frame itself always pay for, so a real frame is never passed over for want of credit,
+unless the stream ends first). The bytes decoded while hunting are therefore at most
+four times the input, and a candidate is decoded at most once.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ from typing import Any, Final
 from .. import spec
 from .._errors import AMQPError, DecodeError
 from .._frames import decode_frame
+from ._limits import DEFAULT_MAX_FRAME_SIZE
 from ._records import NoticeKind
 
 __all__ = [
@@ -47,6 +60,8 @@ MID_CONNECTION: Final = "the capture starts mid-connection"
 AFTER_GAP: Final = "after bytes missing from the capture"
 _AFTER_ERROR: Final = "after a malformed frame"
 
+HUNT_CREDIT: Final = 4  # bytes of candidate decoding paid for by each byte of input
+
 
 class _State(enum.Enum):
     SYNC = 1
@@ -61,6 +76,8 @@ class FrameStream:
         "at_start",
         "base",
         "buf",
+        "credit",
+        "hunt_work",
         "ignored",
         "limit",
         "reason",
@@ -72,6 +89,8 @@ class FrameStream:
     def __init__(self, limit: int, hunting: bool, reason: str, resync_on_error: bool) -> None:
         self.buf = bytearray()
         self.base = 0  # stream offset of buf[0]
+        self.credit = 0  # bytes of candidate decoding the hunt may still spend
+        self.hunt_work = 0  # bytes of candidates decoded while hunting, in all
         self.limit = limit
         self.state = _State.HUNT if hunting else _State.SYNC
         self.reason = reason  # why we are hunting, for the notice
@@ -85,6 +104,8 @@ class FrameStream:
             self.ignored += len(data)
             return
         self.buf += data
+        cap = HUNT_CREDIT * (self.limit or DEFAULT_MAX_FRAME_SIZE)
+        self.credit = min(self.credit + HUNT_CREDIT * len(data), cap)
         while (self.state is _State.SYNC or self._hunt(out, False)) and self._decode(out):
             pass  # _decode found a malformed frame and wants to hunt past it
 
@@ -180,12 +201,19 @@ class FrameStream:
                 self._drop(pos)  # plausible so far: wait for its end
                 return False
             if buf[end] == spec.FRAME_END:
-                try:
-                    decode_frame(buf, pos, max_frame_size=limit)
-                except DecodeError:
-                    pass
-                else:
-                    break
+                if buf[pos] == spec.FRAME_BODY:
+                    break  # any payload is a valid body
+                if buf[pos] == spec.FRAME_HEARTBEAT:  # decoding it costs the same for any size
+                    if self._decodes(pos):
+                        break
+                elif payload_size <= self.credit:
+                    self.credit -= payload_size
+                    self.hunt_work += payload_size
+                    if self._decodes(pos):
+                        break
+                elif not final:
+                    self._drop(pos)  # wait until the input pays for decoding it
+                    return False
             pos += 1
         self._drop(pos)
         skipped, self.skipped = self.skipped, 0
@@ -197,6 +225,13 @@ class FrameStream:
             out.append(Note(NoticeKind.SKIPPED, where, skipped, text))
         self.state = _State.SYNC
         self.at_start = True
+        return True
+
+    def _decodes(self, pos: int) -> bool:
+        try:
+            decode_frame(self.buf, pos, max_frame_size=self.limit)
+        except DecodeError:
+            return False
         return True
 
     def _drop(self, count: int) -> None:
