@@ -56,6 +56,7 @@ async def basic(connection: aio_pika.abc.AbstractConnection, consume_first: bool
 
 TABLE = {
     "longstr": "text",
+    "bytes": bytearray(b"\x00\xff"),  # pamqp writes a bytearray as x, and refuses bytes
     "int": 7,
     "negative": -70_000,
     "long": 2**40,

@@ -62,6 +62,7 @@ def basic(connection: amqpstorm.Connection, consume_first: bool = False) -> None
 
 TABLE = {
     "longstr": "text",
+    "bytes": bytearray(b"\x00\xff"),  # pamqp writes a bytearray as x, and refuses bytes
     "int": 7,
     "negative": -70_000,
     "long": 2**40,
