@@ -175,7 +175,10 @@ def test_before_tuning_frames_are_still_held_to_the_minimum() -> None:
         server = Connection(SERVER)
         server.receive_data(HEADER)
         # The minimum frame size plus the 8 bytes a server tolerates, as RabbitMQ does.
-        with pytest.raises(DecodeError, match="larger than the frame_max of 4104"):
+        with pytest.raises(
+            DecodeError,
+            match=r"larger than the frame_max of 4096 \(plus the frame_max_tolerance of 8\)",
+        ):
             for at in range(0, len(big), size):
                 server.receive_data(big[at : at + size])
 
