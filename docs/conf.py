@@ -22,6 +22,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.graphviz",
     "sphinx.ext.intersphinx",
+    "sphinx.ext.napoleon",
     "amqpcodec_docs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
@@ -32,6 +33,9 @@ myst_enable_extensions = ["colon_fence"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
+# The generated spec classes list their fields as Google-style sections.
+napoleon_custom_sections = [("Fields", "params_style"), ("Properties", "params_style")]
+napoleon_numpy_docstring = False
 graphviz_output_format = "svg"
 html_theme = "alabaster"
 html_title = f"amqpcodec {release}"

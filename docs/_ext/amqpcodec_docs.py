@@ -68,6 +68,28 @@ def _kind(obj: Any) -> str:
     return "data"
 
 
+def _attribute_doc(name: str, obj: Any) -> list[str] | None:
+    """The doc comment (``#:``) or docstring that follows ``name = ...`` in the module of
+    the package that defines it, for a constant re-exported elsewhere."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    for module_name, module in sorted(sys.modules.items()):
+        if not module_name.startswith("amqpcodec") or getattr(module, name, None) is not obj:
+            continue
+        try:
+            docs = ModuleAnalyzer.for_module(module_name).find_attr_docs()
+        except Exception:  # no source (a compiled or dynamic module)
+            continue
+        if ("", name) in docs:
+            return [line for line in docs[("", name)] if line is not None]
+    return None
+
+
+def _short_repr(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 60 and "\n" not in text else f"<{type(obj).__name__}>"
+
+
 def _identity_key(obj: Any) -> int | None:
     """Objects whose identity says they are the same thing wherever they are exported."""
     if inspect.isclass(obj) or inspect.isfunction(obj) or isinstance(obj, enum.Enum):
@@ -124,7 +146,12 @@ def api_pages() -> dict[str, str]:
             elif kind == "function":
                 lines += [f".. autofunction:: {full}", ""]
             else:
-                lines += [f".. autodata:: {full}", "   :no-value:", ""]
+                doc = _attribute_doc(name, obj)
+                if doc is None:
+                    lines += [f".. autodata:: {full}", "   :no-value:", ""]
+                else:
+                    lines += [f".. py:data:: {full}", f"   :value: {_short_repr(obj)}", ""]
+                    lines += [f"   {line}" if line else "" for line in doc] + [""]
         pages[f"{module_name}.rst"] = "\n".join(lines)
     index = [
         "API reference",
