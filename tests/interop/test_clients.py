@@ -10,9 +10,11 @@ client runs in every mode:
 - ``serve``: against ``amqpcodec serve``.
 
 Java and Go programs are compiled once per run into a temporary directory; amqplib comes
-from ``clients/node_modules`` (``npm install`` in ``clients/``, as ``.ci/run`` does). A
-missing toolchain skips here and fails in CI (``AMQPCODEC_REQUIRE_RABBITMQ=1``).
-``conftest.py`` prints the client x mode matrix at the end of the run.
+from ``clients/node_modules`` (``npm install`` in ``clients/``, as
+``.ci/install-interop-clients.sh`` does for CI). A missing toolchain skips here and fails in
+CI (``AMQPCODEC_REQUIRE_RABBITMQ=1``). The heartbeat runs of a mode start together and idle
+side by side; everything else runs one at a time. ``conftest.py`` prints the client x mode
+matrix at the end of the run.
 """
 
 from __future__ import annotations
