@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import proxy
 
         return proxy.run(args)
+    if args.command == "fuzz":
+        from . import _fuzz_cli
+
+        return _fuzz_cli.run(args)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse stops first
     return EXIT_UNREADABLE  # pragma: no cover
 
@@ -92,6 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     from . import proxy as proxy_module
 
     proxy_module.add_arguments(proxy)
+
+    fuzz = commands.add_parser(
+        "fuzz",
+        help="fuzz a live broker (or, with --serve, a client) and report how it reacted",
+        description="Send drawn and mutated client streams to the broker at HOST:PORT"
+        " (default 127.0.0.1:5672) and judge each reaction: it keeps the connection, or"
+        " sends Connection.Close with a reply code and closes, or closes the socket only"
+        " before the handshake completed. Prints examples/s, the reply codes and each"
+        " finding with its input as hex (--replay HEX sends one again). --serve PORT"
+        " serves server streams to the clients that connect there instead. Needs the"
+        " hypothesis extra. Exit status: 0 no finding, 1 findings, 2 the target or the"
+        " arguments are unusable.",
+    )
+    from . import _fuzz_cli
+
+    _fuzz_cli.add_arguments(fuzz, _address, _user)
     return parser
 
 

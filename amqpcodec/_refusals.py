@@ -20,13 +20,15 @@ exchange, ``amq.`` names, missing entities, delivery tags, transactions, confirm
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._frames import Frame, HeaderFrame, HeartbeatFrame, MethodFrame, ProtocolHeader
 from .spec import ReplyCode
 
-__all__ = ["DEFAULT_EXCHANGES", "RabbitMQRules", "Refusal"]
+__all__ = ["DEFAULT_EXCHANGES", "EXCHANGE_TYPES", "RabbitMQRules", "Refusal", "has_non_finite"]
 
 DEFAULT_EXCHANGES: dict[str, str] = {
     "": "direct",
@@ -57,6 +59,19 @@ class Refusal:
     def __str__(self) -> str:
         scope = "connection" if self.connection else "channel"
         return f"{self.reply_code} ({scope}): {self.reason}"
+
+
+def has_non_finite(value: Any, depth: int = 0) -> bool:
+    """Whether a table value holds an infinite or NaN float anywhere inside."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if depth > 64:
+        return False
+    if isinstance(value, Mapping):
+        return any(has_non_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_non_finite(v, depth + 1) for v in value)
+    return False
 
 
 def _hard(code: ReplyCode, reason: str) -> Refusal:
@@ -139,9 +154,9 @@ class RabbitMQRules:
             return None
         if name == "connection.update-secret":
             return None
-        if frame.method.CLASS_ID != _CONNECTION_CLASS:
-            return self._end(_hard(ReplyCode.CHANNEL_ERROR, f"{name} on channel 0"))
-        return self._end(_hard(ReplyCode.COMMAND_INVALID, f"unexpected {name}"))
+        # Anything else on channel 0 once the connection is open, a connection method
+        # out of its place included: "unexpected method in connection state running".
+        return self._end(_hard(ReplyCode.CHANNEL_ERROR, f"{name} on channel 0"))
 
     def _keep(self, channel: _ChannelModel, refusal: Refusal | None) -> Refusal | None:
         if refusal is None:
@@ -152,11 +167,19 @@ class RabbitMQRules:
         return refusal
 
     def _properties(self, properties: Any) -> Refusal | None:
+        headers = getattr(properties, "headers", None)
+        if headers is not None and has_non_finite(headers):
+            # RabbitMQ (3.10) cannot hold an infinite or NaN float: it fails the whole
+            # connection with 541 when it reads the headers.
+            return _hard(ReplyCode.INTERNAL_ERROR, "an infinite or NaN float in the headers")
         expiration = getattr(properties, "expiration", None)
         if expiration is not None and not (
             expiration.isascii() and expiration.isdigit() and int(expiration) <= _MAX_EXPIRATION
         ):
             return _soft(ReplyCode.PRECONDITION_FAILED, f"invalid expiration {expiration!r}")
+        delivery_mode = getattr(properties, "delivery_mode", None)
+        if delivery_mode not in (None, 1, 2):  # transient or persistent, nothing else
+            return _soft(ReplyCode.PRECONDITION_FAILED, f"delivery_mode {delivery_mode}")
         user_id = getattr(properties, "user_id", None)
         if user_id is not None and user_id != self.username:
             return _soft(ReplyCode.PRECONDITION_FAILED, f"user_id {user_id!r} is not the login")
@@ -225,7 +248,10 @@ class RabbitMQRules:
             return _soft(ReplyCode.ACCESS_REFUSED, "binding the default exchange")
         return self._exchange(method.destination) or self._exchange(method.source)
 
-    _exchange_unbind = _exchange_bind
+    def _exchange_unbind(self, channel: _ChannelModel, method: Any) -> Refusal | None:
+        if method.destination == "" or method.source == "":
+            return _soft(ReplyCode.ACCESS_REFUSED, "binding the default exchange")
+        return None  # removing a binding that cannot exist is no error
 
     # -- queue ---------------------------------------------------------------------
     def _queue_declare(self, channel: _ChannelModel, method: Any) -> Refusal | None:
@@ -244,7 +270,10 @@ class RabbitMQRules:
             return _soft(ReplyCode.ACCESS_REFUSED, "binding to the default exchange")
         return self._queue(method.queue) or self._exchange(method.exchange)
 
-    _queue_unbind = _queue_bind
+    def _queue_unbind(self, channel: _ChannelModel, method: Any) -> Refusal | None:
+        if method.exchange == "":
+            return _soft(ReplyCode.ACCESS_REFUSED, "binding to the default exchange")
+        return None  # removing a binding that cannot exist is no error
 
     def _queue_purge(self, channel: _ChannelModel, method: Any) -> Refusal | None:
         return self._queue(method.queue)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime
 import functools
 import random as _random
+import secrets
 import types
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -60,7 +61,7 @@ from ._frames import (
     ProtocolHeader,
     decode_frame,
 )
-from ._refusals import DEFAULT_EXCHANGES, EXCHANGE_TYPES, RabbitMQRules, Refusal
+from ._refusals import EXCHANGE_TYPES, RabbitMQRules, Refusal, has_non_finite
 from ._wire import (
     _INT_RANGES,
     _MAX_DATETIME_SECONDS,
@@ -1398,39 +1399,64 @@ def _accepted_items(
         out.append(opening)
     if not numbers:
         return out
-    # A stream-unique token keeps exclusive queue names apart across connections.
-    token = draw(st.uuids()).hex[:12]
+    # A token keeps exclusive queue names apart across connections. Not drawn:
+    # Hypothesis repeats its own draws across examples on purpose, and two connections
+    # declaring the same exclusive queue would refuse each other (405).
+    token = secrets.token_hex(6)
     base = f"{_ACCEPTED_PREFIX if prefix is None else prefix}{token}."
     serial = iter(range(1, 1 << 30))
+    # The broker runs each channel on its own, so an operation refers only to what its
+    # own channel declared (or to the predefined exchanges): the order holds there.
+    owned: dict[int, tuple[set[str], set[str]]] = {n: (set(), set()) for n in numbers}
     for _ in range(draw(st.integers(0, max_items))):
         if heartbeats and draw(st.integers(0, 7)) == 0:
             out.append(HeartbeatFrame())
             continue
         number = draw(st.sampled_from(numbers))
         channel = rules.channels[number]
-        frames = _accepted_operation(draw, by_name, rules, channel, number, base, serial)
+        queues, exchanges = (sorted(names) for names in owned[number])
+        frames = _accepted_operation(
+            draw, by_name, channel, number, queues, exchanges, base, serial
+        )
         if frames is None:
-            frames = _accepted_publish(draw, by_name, rules, number, bodies, chunk, module)
+            frames = _accepted_publish(
+                draw, by_name, rules, number, queues, exchanges, bodies, chunk, module
+            )
         for frame in frames:
             refusal = rules.check(frame)
             if refusal is not None:  # the generator and the model disagree: a bug here
                 raise AssertionError(f"accepted_by='rabbitmq' drew a refused {frame!r}: {refusal}")
             out.append(frame)
+            if isinstance(frame, MethodFrame):
+                _own(owned[number], frame.method)
     return out
+
+
+def _own(owned: tuple[set[str], set[str]], method: Any) -> None:
+    """Record what ``method`` declared or deleted on its channel."""
+    queues, exchanges = owned
+    name = method.NAME
+    if name == "queue.declare" and not method.passive:
+        queues.add(method.queue)
+    elif name == "queue.delete":
+        queues.discard(method.queue)
+    elif name == "exchange.declare" and not method.passive:
+        exchanges.add(method.exchange)
+    elif name == "exchange.delete":
+        exchanges.discard(method.exchange)
 
 
 def _accepted_operation(
     draw: st.DrawFn,
     by_name: dict[str, Any],
-    rules: RabbitMQRules,
     channel: Any,
     number: int,
+    queues: list[str],
+    mine: list[str],
     base: str,
     serial: Any,
 ) -> list[Frame] | None:
     """One operation other than a publish (None: publish instead)."""
-    queues = sorted(rules.queues)
-    mine = sorted(name for name in rules.exchanges if name.startswith(base))
     sources = [*_ACCEPTED_SOURCES, *mine]
     options = ["publish", "declare-queue", "declare-exchange", "qos", "recover", "flow"]
     if queues:
@@ -1522,12 +1548,12 @@ def _accepted_publish(
     by_name: dict[str, Any],
     rules: RabbitMQRules,
     number: int,
+    queues: list[str],
+    mine: list[str],
     bodies: st.SearchStrategy[bytes],
     chunk: int,
     module: types.ModuleType,
 ) -> list[Frame]:
-    queues = sorted(rules.queues)
-    mine = sorted(name for name in rules.exchanges if name not in DEFAULT_EXCHANGES)
     exchange = draw(st.sampled_from(["", *_ACCEPTED_SOURCES, *mine]))
     keys = [draw(_routing_keys), *queues]
     publish = by_name["basic.publish"](
@@ -1541,6 +1567,10 @@ def _accepted_publish(
         fixes["expiration"] = str(draw(st.integers(0, 2**32 - 1)))
     if getattr(props, "user_id", None) is not None:
         fixes["user_id"] = rules.username
+    if has_non_finite(getattr(props, "headers", None)):
+        fixes["headers"] = None
+    if getattr(props, "delivery_mode", None) not in (None, 1, 2):
+        fixes["delivery_mode"] = draw(st.sampled_from((1, 2)))
     if fixes:
         props = type(props)(**{**{f: getattr(props, f) for f in props.FIELDS}, **fixes})
     if len(props.encode()) + 12 > chunk or len(publish.encode()) > chunk:

@@ -202,7 +202,10 @@ def codes(*methods: Any) -> list[tuple[int, bool] | None]:
             [X.Declare(exchange="x", type="fanout"), X.Bind(destination="x", source="amq.direct")],
             [None, None],
         ),
-        ([X.Unbind(destination="y", source="amq.direct")], [(404, False)]),
+        ([X.Unbind(destination="y", source="amq.direct")], [None]),
+        ([X.Unbind(destination="", source="amq.direct")], [(403, False)]),
+        ([Q.Unbind(queue="q", exchange="nowhere")], [None]),
+        ([Q.Unbind(queue="q", exchange="")], [(403, False)]),
         ([spec.Connection.UpdateSecret(b"", "")], [(503, True)]),
         ([Ch.CloseOk()], [(503, True)]),
     ],
@@ -219,7 +222,7 @@ def test_rabbitmq_rules_on_channels_and_frames() -> None:
     # Channel 0 gets only connection methods; content there is an unexpected frame.
     assert judged(MethodFrame(0, B.Qos()))[0].reply_code == 504  # type: ignore[union-attr]
     assert judged(HeaderFrame(0, 0, spec.BasicProperties()))[0].reply_code == 505  # type: ignore[union-attr]
-    assert judged(MethodFrame(0, spec.Connection.CloseOk()))[0].reply_code == 503  # type: ignore[union-attr]
+    assert judged(MethodFrame(0, spec.Connection.CloseOk()))[0].reply_code == 504  # type: ignore[union-attr]
     assert judged(MethodFrame(0, spec.Connection.UpdateSecret(b"", ""))) == [None]
     assert judged(BodyFrame(2, b"x"))[0].reply_code == 504  # type: ignore[union-attr]
     opened = MethodFrame(1, Ch.Open())
@@ -232,6 +235,10 @@ def test_rabbitmq_rules_on_channels_and_frames() -> None:
         (spec.BasicProperties(expiration=str(2**32)), 406),
         (spec.BasicProperties(user_id="guest"), None),
         (spec.BasicProperties(user_id="root"), 406),
+        (spec.BasicProperties(delivery_mode=2), None),
+        (spec.BasicProperties(delivery_mode=0), 406),
+        (spec.BasicProperties(headers={"a": [{"b": float("inf")}]}), 541),
+        (spec.BasicProperties(headers={"a": [{"b": 1.5}], "n": None}), None),
     ]:
         result = judged(opened, publish, HeaderFrame(1, 1, props), BodyFrame(1, b"x"))
         assert [None if r is None else r.reply_code for r in result] == [None, None, code, None]
