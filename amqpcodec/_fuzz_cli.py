@@ -73,6 +73,13 @@ def add_arguments(
         help="silence that counts as 'the peer keeps the connection' (default 1)",
     )
     parser.add_argument(
+        "--accept-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --serve: stop when no client connects for this long (default 30)",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow a target that is not this machine (default: loopback only)",
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 args.serve if serving else port,
                 serve=serving,
                 timeout=args.timeout,
+                accept_timeout=args.accept_timeout,
                 allow_remote=args.allow_remote,
             )
             print(f"reaction: {reaction}")
@@ -121,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 seed=args.seed,
                 timeout=args.timeout,
+                accept_timeout=args.accept_timeout,
                 allow_remote=args.allow_remote,
                 ready=lambda h, p: print(
                     f"amqpcodec fuzz: serving on {h}:{p}", file=sys.stderr, flush=True

@@ -1,0 +1,184 @@
+"""What fuzzing found in RabbitMQ, reproduced against the broker on 127.0.0.1:5672, and a
+short ``amqpcodec fuzz`` run against it.
+
+Each finding test documents RabbitMQ 3.10's behaviour: it passes while the broker
+behaves so, and when a broker no longer does, it skips with a message saying that the
+finding is fixed there (it reports, it does not fail CI). Without a broker the tests
+skip, unless ``AMQPCODEC_REQUIRE_RABBITMQ=1`` (CI), which makes them fail.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from amqpcodec import FrameDecoder, MethodFrame, ProtocolHeader, spec
+from amqpcodec import fuzz as amqp_fuzz
+from amqpcodec.__main__ import main
+
+pytestmark = pytest.mark.rabbitmq
+
+RABBITMQ = ("127.0.0.1", 5672)
+C = spec.Connection
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    """RabbitMQ's version, from its Connection.Start; skips (fails in CI) without one."""
+    try:
+        with socket.create_connection(RABBITMQ, timeout=2) as sock:
+            sock.sendall(ProtocolHeader().encode())
+            sock.settimeout(5)
+            frames = FrameDecoder(0).feed(sock.recv(65536))
+    except OSError:
+        if os.environ.get("AMQPCODEC_REQUIRE_RABBITMQ") == "1":
+            pytest.fail("AMQPCODEC_REQUIRE_RABBITMQ=1 but nothing listens on 127.0.0.1:5672")
+        pytest.skip("no RabbitMQ on 127.0.0.1:5672 (bash .ci/start-rabbitmq.sh starts one)")
+    start = frames[0].method
+    yield str(start.server_properties.get("version", "unknown"))
+
+
+def login(password: str = "guest", capabilities: dict[str, bool] | None = None) -> bytes:
+    properties = {"capabilities": capabilities} if capabilities else {}
+    return (
+        ProtocolHeader().encode()
+        + MethodFrame(
+            0, C.StartOk(properties, "PLAIN", b"\0guest\0" + password.encode(), "en_US")
+        ).encode()
+    )
+
+
+OPENED = (
+    login()
+    + MethodFrame(0, C.TuneOk(2047, 131072, 0)).encode()
+    + MethodFrame(0, C.Open("/")).encode()
+    + MethodFrame(1, spec.Channel.Open()).encode()
+)
+
+
+def fixed_in(version: str, what: str) -> None:
+    pytest.skip(f"RabbitMQ {version} no longer {what}: the finding is fixed there")
+
+
+# ---------------------------------------------------------------------------------------
+# Finding 1: an unknown class/method id after the handshake resets the socket
+
+
+@pytest.mark.parametrize("channel", [0, 1])
+def test_an_unknown_method_resets_the_socket_without_close(broker: str, channel: int) -> None:
+    unknown = bytes.fromhex(f"01{channel:04x}00000004000b0046ce")  # method 11.70
+    case = amqp_fuzz.Case(OPENED + unknown, "finding", (), len(OPENED) - 13)
+    reaction = amqp_fuzz.probe(RABBITMQ, case)
+    if reaction.outcome == "close" and reaction.reply_code in (503, 540):
+        fixed_in(broker, "resets the socket on an unknown method id")
+    assert reaction.outcome in ("reset", "eof"), reaction
+    assert reaction.opened  # Open-Ok came, then the socket went without Connection.Close
+    verdict = amqp_fuzz.judge(case, reaction)
+    assert verdict is not None and "without Connection.Close" in verdict
+    # The Channel.Open-Ok that was due is lost: Start, Tune and Open-Ok only.
+    assert reaction.received == len(up_to_open_ok())
+
+
+def up_to_open_ok() -> bytes:
+    """What RabbitMQ sends up to Open-Ok (asked again, without the channel)."""
+    with socket.create_connection(RABBITMQ, timeout=5) as sock:
+        sock.sendall(OPENED[:-13] + MethodFrame(0, C.Close(200, "", 0, 0)).encode())
+        got = b""
+        sock.settimeout(5)
+        close_ok = MethodFrame(0, C.CloseOk()).encode()
+        while not got.endswith(close_ok) and (more := sock.recv(65536)):
+            got += more
+    frames = FrameDecoder(0).feed(got)
+    names = [f.method.NAME for f in frames if isinstance(f, MethodFrame)]
+    assert names == [
+        "connection.start",
+        "connection.tune",
+        "connection.open-ok",
+        "connection.close-ok",
+    ]
+    return b"".join(f.encode() for f in frames[:3])
+
+
+# ---------------------------------------------------------------------------------------
+# Finding 2: a frame over the pre-tuning limit right after a refused login resets the
+# socket at once, skipping the failed-login delay (RabbitMQ logs {badrecord,none}).
+
+
+def test_an_oversized_frame_after_a_refused_login_skips_the_delay(broker: str) -> None:
+    caps = {"authentication_failure_close": True}
+    delayed = socket.create_connection(RABBITMQ, timeout=5)
+    crashed = socket.create_connection(RABBITMQ, timeout=5)
+    with delayed, crashed:
+        delayed.sendall(login("wrong", caps))  # refused: held for the delay, then closed
+        crashed.sendall(login("wrong", caps) + bytes.fromhex("0100000000ffff"))
+        first = closed_first(delayed, crashed)
+    if first is not crashed:
+        fixed_in(broker, "skips its failed-login delay after an oversized frame")
+    assert first is crashed
+
+
+def closed_first(*socks: socket.socket) -> socket.socket | None:
+    """Which of ``socks`` the broker closes first (reading and dropping what comes)."""
+    open_ = list(socks)
+    while open_:
+        ready, _, _ = select.select(open_, [], [], 10)
+        if not ready:
+            return None
+        for sock in ready:
+            try:
+                if not sock.recv(65536):
+                    return sock
+            except ConnectionResetError:
+                return sock
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Found by the RabbitMQ dialect: an infinite float in the headers is a 541
+
+
+def test_an_infinite_float_header_is_an_internal_error(broker: str) -> None:
+    from amqpcodec import BodyFrame, FieldTable, HeaderFrame
+
+    headers = FieldTable()
+    headers.set_typed("x", float("inf"), "f")
+    publish = (
+        MethodFrame(1, spec.Basic.Publish(exchange="amq.topic", routing_key="nowhere")).encode()
+        + HeaderFrame(1, 1, spec.BasicProperties(headers=headers)).encode()
+        + BodyFrame(1, b"x").encode()
+    )
+    case = amqp_fuzz.Case(OPENED + publish, "finding", (), len(OPENED))
+    reaction = amqp_fuzz.probe(RABBITMQ, case)
+    if reaction.reply_code != 541:
+        fixed_in(broker, "fails a connection with 541 on an infinite float header")
+    assert reaction.outcome == "close" and amqp_fuzz.judge(case, reaction) is None
+
+
+# ---------------------------------------------------------------------------------------
+# A short fuzz run
+
+
+def test_amqpcodec_fuzz_against_rabbitmq(broker: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["fuzz", "127.0.0.1:5672", "--examples", "60", "--seed", "7", "--workers", "4"])
+    out = capsys.readouterr().out
+    assert status in (0, 1), out  # findings are RabbitMQ's (see the tests above)
+    assert "60 examples in" in out and "examples/s" in out
+    assert "reply codes:" in out and "findings:" in out
+    if status == 1:
+        assert "input (" in out and "reaction:" in out
+
+
+def test_the_rabbitmq_dialect_is_accepted_by_rabbitmq(broker: str) -> None:
+    from amqpcodec import strategies as amqp_st
+
+    cases = amqp_st.streams(
+        "client", accepted_by="rabbitmq", heartbeat=0, client_properties={}
+    ).map(lambda s: amqp_fuzz.Case.of(s, "accepted"))
+    report = amqp_fuzz.fuzz_broker(examples=40, seed=11, workers=4, cases=cases)
+    assert report.examples == 40
+    assert report.findings == [] and report.reply_codes == {}, report.summary()
+    assert report.disagreements == [], report.summary()
