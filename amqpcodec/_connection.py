@@ -20,17 +20,17 @@ for wrongly raises :class:`LocalProtocolError` and changes nothing.
 
 from __future__ import annotations
 
-import platform
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, overload
 
 from . import spec
 from ._base import Method, Properties
-from ._content import DEFAULT_MAX_BODY_SIZE, ContentAssembler
+from ._content import ContentAssembler
 from ._errors import DecodeError, EncodeError, LocalProtocolError, RemoteProtocolError
 from ._events import (
+    AnyEvent,
     ChannelClosed,
     ChannelOpened,
     Confirmed,
@@ -38,7 +38,6 @@ from ._events import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionUnblocked,
-    Event,
     FlowChanged,
     HeartbeatTimeout,
     MessageReceived,
@@ -54,7 +53,16 @@ from ._frames import (
     ProtocolHeader,
     encode_message_parts,
 )
+from ._settings import (
+    AnySettings,
+    ClientSettings,
+    Credentials,
+    ServerSettings,
+    check_settings,
+    peer_properties,
+)
 from ._state import (
+    CHANNEL_CLOSING,
     CHANNEL_TRANSITIONS,
     CONNECTION_CLOSING,
     CONNECTION_IS_OPEN,
@@ -65,6 +73,9 @@ from ._state import (
     Role,
 )
 from ._wire import encode_table
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Connection", "Credentials"]
 
@@ -84,11 +95,6 @@ _HEADER_BYTES: Final = ProtocolHeader().encode()
 # RabbitMQ also takes the 0-9 header and speaks 0-9-1 [rabbit_reader version_negotiation].
 _ACCEPTED_HEADERS: Final = frozenset({_HEADER_BYTES, b"AMQP\x01\x01\x00\x09"})
 _MAX_CHANNEL: Final = 65535
-_MECHANISMS: Final = ("PLAIN", "AMQPLAIN", "EXTERNAL")
-DEFAULT_MAX_TOTAL_BODY_SIZE: Final = 1024 * 1024 * 1024
-"""The default bound on the body bytes held for unfinished messages across channels."""
-# RabbitMQ takes frames up to frame_max + 8 bytes [rabbit_reader ?FRAME_SIZE_FUDGE].
-RABBITMQ_FRAME_TOLERANCE: Final = 8
 
 # Channel.Open/Open-Ok/Close/Close-Ok are the table's business; every other method that
 # names responses is a synchronous request whose reply is matched in code.
@@ -106,6 +112,10 @@ _NO_WAIT: Final = {
 }
 
 _new = object.__new__
+
+
+def _nbytes(part: Buffer) -> int:
+    return part.nbytes if isinstance(part, memoryview) else len(part)
 
 
 def _expects_reply(method: Method) -> bool:
@@ -140,157 +150,14 @@ def _reply_text(code: int, message: str) -> str:
     return text if len(raw) <= 255 else raw[:255].decode("utf-8", "ignore")
 
 
-@dataclass(slots=True)
-class Credentials:
-    """What a client presented, for the server's ``authenticate`` setting.
-
-    ``username`` and ``password`` are filled in for PLAIN and AMQPLAIN; for EXTERNAL the
-    username is the authorisation identity (often empty). After a Connection.Secure
-    challenge, ``response`` is the client's Secure-Ok answer and ``rounds`` counts them.
-    """
-
-    mechanism: str
-    response: bytes
-    username: str | None = None
-    password: str | None = None
-    client_properties: Mapping[str, Any] = field(default_factory=dict)
-    rounds: int = 0
-
-
-Authenticate: TypeAlias = Callable[[Credentials], "bool | bytes"]
-
-
-@dataclass(slots=True)
-class _Settings:
-    # Both roles. Client: what to ask for in Tune-Ok; server: what to propose in Tune.
-    channel_max: int = 2047
-    frame_max: int = 131072
-    heartbeat: int = 60
-    min_frame_size: int = spec.FRAME_MIN_SIZE
-    max_body_size: int = DEFAULT_MAX_BODY_SIZE
-    max_total_body_size: int = DEFAULT_MAX_TOTAL_BODY_SIZE
-    # How many bytes over frame_max a received frame may be: None is the role's default,
-    # 8 for a server (RabbitMQ's tolerance, which amqpstorm relies on), 0 for a client.
-    frame_max_tolerance: int | None = None
-    # Client.
-    username: str = "guest"
-    password: str = "guest"
-    virtual_host: str = "/"
-    mechanism: str = "PLAIN"
-    locale: str = "en_US"
-    client_properties: Mapping[str, Any] | None = None
-    secure_response: Callable[[bytes], bytes] | None = None
-    # Server.
-    server_properties: Mapping[str, Any] | None = None
-    mechanisms: tuple[str, ...] = ("PLAIN", "AMQPLAIN")
-    locales: tuple[str, ...] = ("en_US",)
-    authenticate: Authenticate | None = None
-    check_virtual_host: Callable[[str, Credentials], bool] | None = None
-
-
-_COMMON_SETTINGS: Final = frozenset(
-    {
-        "channel_max",
-        "frame_max",
-        "heartbeat",
-        "min_frame_size",
-        "max_body_size",
-        "max_total_body_size",
-        "frame_max_tolerance",
-    }
-)
-_ROLE_SETTINGS: Final = {
-    Role.CLIENT: _COMMON_SETTINGS
-    | {
-        "username",
-        "password",
-        "virtual_host",
-        "mechanism",
-        "locale",
-        "client_properties",
-        "secure_response",
-    },
-    Role.SERVER: _COMMON_SETTINGS
-    | {
-        "server_properties",
-        "mechanisms",
-        "locales",
-        "authenticate",
-        "check_virtual_host",
-    },
-}
-
-CAPABILITIES: Final[Mapping[str, bool]] = {
-    "publisher_confirms": True,
-    "exchange_exchange_bindings": True,
-    "basic.nack": True,
-    "consumer_cancel_notify": True,
-    "connection.blocked": True,
-    "authentication_failure_close": True,
-    "per_consumer_qos": True,
-}
-"""The capabilities table sent in client (and server) properties [rmq-docs:extensions]."""
-
-
-def _peer_properties(role: Role, extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    from . import __version__
-
-    properties: dict[str, Any] = {
-        "product": "amqpcodec",
-        "version": __version__,
-        "platform": f"Python {platform.python_version()}",
-        "information": "https://pypi.org/project/amqpcodec/",
-        "capabilities": dict(CAPABILITIES),
-    }
-    if role is Role.SERVER:
-        properties["copyright"] = ""
-    for key, value in (extra or {}).items():
-        if key == "capabilities" and isinstance(value, Mapping):
-            properties["capabilities"].update(value)
-        else:
-            properties[key] = value
-    return properties
-
-
-def _check_settings(role: Role, settings: dict[str, Any]) -> _Settings:
-    unknown = set(settings) - _ROLE_SETTINGS[role]
-    if unknown:
-        raise TypeError(f"unknown {role.value} settings: {', '.join(sorted(unknown))}")
-    s = _Settings(**settings)
-    if isinstance(s.mechanisms, str):
-        s.mechanisms = tuple(s.mechanisms.split())
-    if isinstance(s.locales, str):
-        s.locales = tuple(s.locales.split())
-    problems = []
-    for name, top in (("channel_max", 0xFFFF), ("heartbeat", 0xFFFF), ("frame_max", 0xFFFFFFFF)):
-        value = getattr(s, name)
-        if not isinstance(value, int) or not 0 <= value <= top:
-            problems.append(f"{name} must be an int between 0 and {top}, not {value!r}")
-    if not isinstance(s.min_frame_size, int) or s.min_frame_size < spec.FRAME_MIN_SIZE:
-        problems.append(f"min_frame_size must be at least {spec.FRAME_MIN_SIZE}")
-    elif isinstance(s.frame_max, int) and 0 < s.frame_max < s.min_frame_size:
-        # connection.tune frame-max: minimum
-        problems.append(f"frame_max {s.frame_max} is below min_frame_size {s.min_frame_size}")
-    for name in ("max_body_size", "max_total_body_size"):
-        value = getattr(s, name)
-        if not isinstance(value, int) or value < 0:
-            problems.append(f"{name} must be an int >= 0, not {value!r}")
-    if s.frame_max_tolerance is None:
-        s.frame_max_tolerance = RABBITMQ_FRAME_TOLERANCE if role is Role.SERVER else 0
-    elif not isinstance(s.frame_max_tolerance, int) or s.frame_max_tolerance < 0:
-        problems.append(f"frame_max_tolerance must be an int >= 0, not {s.frame_max_tolerance!r}")
-    if role is Role.CLIENT and s.mechanism not in _MECHANISMS:
-        problems.append(f"mechanism must be one of {', '.join(_MECHANISMS)}")
-    if problems:
-        raise LocalProtocolError("; ".join(problems), spec.NOT_ALLOWED)
-    return s
-
-
 @dataclass(slots=True, eq=False)
 class _Channel:
     state: ChannelState
-    request: Method | None = None
-    """Our outstanding synchronous request (one at a time)."""
+    requests: deque[Method] = field(default_factory=deque)
+    """Our synchronous requests waiting for their replies, in order (one at a time unless
+    the ``pipelining`` setting is on)."""
+    content_request: Method | None = None
+    """The Basic.Get that the Basic.GetOk being assembled answers."""
     peer_requests: deque[Method] = field(default_factory=deque)
     """The peer's requests we have not answered yet, in order (RabbitMQ allows pipelining)."""
     close_sent: Method | None = None
@@ -316,6 +183,12 @@ class Connection:
     See the README for every setting.
     """
 
+    @overload
+    def __init__(self, role: Literal[Role.CLIENT], **settings: Unpack[ClientSettings]) -> None: ...
+    @overload
+    def __init__(self, role: Literal[Role.SERVER], **settings: Unpack[ServerSettings]) -> None: ...
+    @overload
+    def __init__(self, role: Role, **settings: Unpack[AnySettings]) -> None: ...
     def __init__(self, role: Role, **settings: Any) -> None:
         if not isinstance(role, Role):
             raise TypeError(f"role must be Role.CLIENT or Role.SERVER, not {role!r}")
@@ -324,7 +197,8 @@ class Connection:
         # What each side may send on an open channel, for the fast paths.
         self._content_out = _CONTENT_BY[role]
         self._plain_in = _PLAIN_BY[role.peer]
-        self._settings = s = _check_settings(role, settings)
+        self._settings = s = check_settings(role, settings)
+        self._pipelining = s.pipelining
         self._state = CS.AWAIT_HEADER
         self._tolerance: int = s.frame_max_tolerance  # type: ignore[assignment]
         self._decoder = FrameDecoder(max_frame_size=s.min_frame_size + self._tolerance)
@@ -346,6 +220,8 @@ class Connection:
         self._close_sent: Method | None = None
         self._close_received: Method | None = None
         self._blocked = False
+        self._blocked_reason = ""
+        self._end = ""  # how the connection ended, for the errors of later calls
         self._header = bytearray()
         # Until tuning, frame boundaries are walked here too (see _receive_untuned).
         self._untuned = True
@@ -358,7 +234,7 @@ class Connection:
         self._last_tick: float | None = None
         self._last_sent: float | None = None
         self._last_received: float | None = None
-        properties = _peer_properties(role, s.client_properties or s.server_properties)
+        properties = peer_properties(role, s.client_properties or s.server_properties)
         if role is Role.CLIENT:
             self._start_ok = C.StartOk(properties, s.mechanism, self._sasl_response(), s.locale)
             self._check_frame_size(MethodFrame(0, self._start_ok).encode(), self._start_ok)
@@ -427,6 +303,36 @@ class Connection:
         ch = self._channels.get(channel)
         return H.CLOSED if ch is None else ch.state
 
+    @property
+    def is_open(self) -> bool:
+        """Whether methods can be sent: the handshake is done and no Close was sent or
+        received, nor the connection lost or failed."""
+        return self._state is CS.OPEN
+
+    def pending_request(self, channel: int) -> Method | None:
+        """Our oldest synchronous request on ``channel`` (0: Connection.UpdateSecret) that
+        is still waiting for its reply, or None."""
+        ch = self._ch0 if channel == 0 else self._channels.get(channel)
+        return ch.requests[0] if ch is not None and ch.requests else None
+
+    def unconfirmed(self, channel: int) -> tuple[int, ...]:
+        """The tags of our publishes on ``channel`` not yet acked or nacked, in order."""
+        ch = self._channels.get(channel)
+        return tuple(sorted(ch.unconfirmed)) if ch is not None else ()
+
+    def can_publish(self, channel: int) -> bool:
+        """Whether ``send_message`` would take a Basic.Publish on ``channel`` now: the
+        connection and channel are open, the broker has not blocked the connection
+        (Connection.Blocked) nor stopped the channel's flow (Channel.Flow)."""
+        ch = self._channels.get(channel)
+        return (
+            ch is not None
+            and ch.state is H.OPEN
+            and self._state is CS.OPEN
+            and not ch.paused
+            and not self._blocked
+        )
+
     def __repr__(self) -> str:
         return (
             f"<Connection {self._role.value} {self._state.value}"
@@ -436,26 +342,62 @@ class Connection:
     # -----------------------------------------------------------------------------------
     # Output
 
-    def data_to_send(self) -> bytes:
-        """Everything queued to go out, as one ``bytes``; the queue is then empty."""
+    def data_to_send(self, max_bytes: int | None = None) -> bytes:
+        """What is queued to go out, as one ``bytes``: everything, or at most
+        ``max_bytes`` (the rest stays queued, for a socket that takes only so much)."""
         out = self._out
         if not out:
             return b""
-        self._out = []
         self._sent_since_tick = True
-        return b"".join(out)
-
-    def data_to_send_parts(self) -> list[Buffer]:
-        """Everything queued, as a list of buffers, without joining them: message bodies
-        appear as given to send_message (or memoryview slices of them), so keep bodies
-        unchanged until written. For ``socket.sendmsg`` or ``writer.writelines``."""
-        out = self._out
-        if out:
+        if max_bytes is None:
             self._out = []
-            self._sent_since_tick = True
-        return out
+            return b"".join(out)
+        return b"".join(self._take_bytes(max_bytes))
 
-    def _queue(self, data: Buffer) -> None:
+    def data_to_send_parts(self, max_parts: int | None = None) -> list[Buffer]:
+        """What is queued, as a list of buffers, without joining them: everything, or the
+        first ``max_parts`` (``socket.sendmsg`` takes at most IOV_MAX, 1024 on Linux).
+        Message bodies appear as given to send_message (or memoryview slices of them), so
+        keep bodies unchanged until written. For ``sendmsg`` or ``writer.writelines``."""
+        out = self._out
+        if not out:
+            return []
+        self._sent_since_tick = True
+        if max_parts is None or max_parts >= len(out):
+            self._out = []
+            return out
+        if not isinstance(max_parts, int) or max_parts < 1:
+            raise ValueError(f"max_parts must be an int >= 1, not {max_parts!r}")
+        self._out = out[max_parts:]
+        return out[:max_parts]
+
+    @property
+    def bytes_to_send(self) -> int:
+        """How many bytes are queued to go out."""
+        return sum(len(part) if part.__class__ is bytes else _nbytes(part) for part in self._out)
+
+    def _take_bytes(self, max_bytes: int) -> list[Buffer]:
+        if not isinstance(max_bytes, int) or max_bytes < 1:
+            raise ValueError(f"max_bytes must be an int >= 1, not {max_bytes!r}")
+        out = self._out
+        taken: list[Buffer] = []
+        left = max_bytes
+        for index, part in enumerate(out):
+            size = _nbytes(part)
+            if size > left:
+                view = memoryview(part).cast("B")
+                taken.append(view[:left])
+                out[: index + 1] = [view[left:]]
+                return taken
+            taken.append(part)
+            left -= size
+            if not left:
+                del out[: index + 1]
+                return taken
+        out.clear()
+        return taken
+
+    def _queue(self, data: bytes) -> None:
         self._out.append(data)
 
     # -----------------------------------------------------------------------------------
@@ -496,6 +438,7 @@ class Connection:
             or self._state is not _CS_OPEN
             or ch.paused
             or mcls is _GET_OK
+            or (self._blocked and mcls is _PUBLISH)
         ):
             self._check_message(channel, ch, method)  # raises, or passes a valid get-ok
         parts = encode_message_parts(channel, method, properties, body, self._frame_max)
@@ -528,7 +471,14 @@ class Connection:
             raise self._local_direction_error(method)
         if ch.paused:
             raise LocalProtocolError(
-                f"the peer stopped the flow of content on channel {channel} (channel.flow)",
+                f"the peer stopped the flow of content on channel {channel} (channel.flow);"
+                " wait for FlowChanged(active=True)",
+                spec.COMMAND_INVALID,
+            )
+        if self._blocked and type(method) is _PUBLISH:
+            raise LocalProtocolError(
+                f"the broker blocked publishing on this connection (connection.blocked:"
+                f" {self._blocked_reason or 'no reason given'}); wait for ConnectionUnblocked",
                 spec.COMMAND_INVALID,
             )
         if type(method) is _GET_OK:  # basic.get-ok answers the peer's basic.get
@@ -559,8 +509,11 @@ class Connection:
         method_id: int = 0,
     ) -> None:
         """Queue Channel.Close; ChannelClosed follows when Close-Ok arrives. Until then
-        everything the peer sends on the channel except Close is discarded."""
-        self._check_can_send()
+        everything the peer sends on the channel except Close is discarded. On a channel
+        that is already closing or closed, or a connection that is, this does nothing."""
+        ch = self._channels.get(channel)
+        if self._state is not CS.OPEN or ch is None or ch.state in CHANNEL_CLOSING:
+            return
         self._send_channel_method(channel, Ch.Close(reply_code, reply_text, class_id, method_id))
 
     def close(
@@ -570,16 +523,34 @@ class Connection:
         class_id: int = 0,
         method_id: int = 0,
     ) -> None:
-        """Queue Connection.Close; ConnectionClosed follows when Close-Ok arrives. Before
-        the client has sent Open there is no Close handshake: just close the socket."""
-        self._check_can_send()
+        """Queue Connection.Close; ConnectionClosed follows when Close-Ok arrives.
+
+        On a connection that is already closing, closed or failed this does nothing.
+        During the handshake, where the protocol has no Close (before the client sent
+        Connection.Open [PDF §2.2.4]), it ends the connection at once, queueing nothing:
+        close the socket.
+        """
+        state = self._state
+        if state is CS.CLOSED or state is CS.ERROR or state in CONNECTION_CLOSING:
+            return
+        if (self._role, C.Close) not in CONNECTION_TRANSITIONS[state]:
+            self._state = CS.CLOSED
+            self._channels.clear()
+            self._ended(f"close() during the handshake, in state {state.name}")
+            return
         self._send_connection_method(C.Close(reply_code, reply_text, class_id, method_id))
+
+    def _ended(self, how: str) -> None:
+        """Note how the connection ended (the first time), for later errors."""
+        if not self._end:
+            when = f"; the last tick was at {self._last_tick:g}" if self._last_tick else ""
+            self._end = how + when
 
     def _check_can_send(self) -> None:
         if self._state is CS.ERROR:
-            raise LocalProtocolError("the connection failed with a protocol error")
+            raise LocalProtocolError(f"the connection failed with a protocol error: {self._end}")
         if self._state is CS.CLOSED:
-            raise LocalProtocolError("the connection is closed")
+            raise LocalProtocolError(f"the connection is closed: {self._end}")
 
     def _check_frame_size(self, frame: bytes, method: Method) -> None:
         limit = self._frame_max
@@ -617,8 +588,8 @@ class Connection:
         ch0 = self._ch0
         if mcls is C.UpdateSecretOk:
             self._check_response(0, ch0, method)
-        elif mcls is C.UpdateSecret and ch0.request is not None:
-            raise self._outstanding(0, ch0.request, method)
+        elif mcls is C.UpdateSecret and ch0.requests:
+            raise self._outstanding(0, ch0.requests[0], method)
         frame = self._encode(0, method)
         # Nothing raised: commit.
         self._queue(frame)
@@ -626,7 +597,7 @@ class Connection:
         if mcls is C.UpdateSecretOk:
             ch0.peer_requests.popleft()
         elif mcls is C.UpdateSecret:
-            ch0.request = method
+            ch0.requests.append(method)
         elif mcls is C.Close:
             self._close_sent = method
 
@@ -666,8 +637,8 @@ class Connection:
         if ch is not None:
             if is_response:
                 self._check_response(channel, ch, method)
-            elif is_request and ch.request is not None:
-                raise self._outstanding(channel, ch.request, method)
+            elif is_request and ch.requests and not self._pipelining:
+                raise self._outstanding(channel, ch.requests[0], method)
         frame = self._encode(channel, method)
         # Nothing raised: commit.
         self._queue(frame)
@@ -678,10 +649,10 @@ class Connection:
         if is_response:
             ch.peer_requests.popleft()
         elif is_request:
-            ch.request = method
+            ch.requests.append(method)
         if mcls is Ch.Close:
+            # The requests still waiting will get no reply: ChannelClosed lists them.
             ch.close_sent = method
-            ch.request = None
             self._discard_content(channel)
         elif mcls is spec.Confirm.Select:
             # RabbitMQ numbers the publishes that follow the select, whether or not
@@ -714,7 +685,7 @@ class Connection:
     def _outstanding(self, channel: int, request: Method, method: Method) -> LocalProtocolError:
         return LocalProtocolError(
             f"{request.NAME} on channel {channel} is still waiting for its reply; send"
-            f" {method.NAME} after it arrives, or with no_wait",
+            f" {method.NAME} after it arrives, or with no_wait (or set pipelining=True)",
             spec.COMMAND_INVALID,
             method.CLASS_ID,
             method.METHOD_ID,
@@ -740,7 +711,7 @@ class Connection:
     # -----------------------------------------------------------------------------------
     # Receiving
 
-    def receive_data(self, data: Buffer) -> list[Event]:
+    def receive_data(self, data: Buffer) -> list[AnyEvent]:
         """Take bytes read from the socket; ``b""`` means the peer closed it.
 
         Returns the events they complete. A protocol violation raises
@@ -751,13 +722,15 @@ class Connection:
         if state is CS.ERROR:
             if not data:
                 return []
-            raise LocalProtocolError("the connection failed with a protocol error earlier")
+            raise LocalProtocolError(
+                f"the connection failed with a protocol error earlier: {self._end}"
+            )
         if not data:
             return self._end_of_input()
         self._received_since_tick = True
         if state is CS.CLOSED:
             return []  # nothing is expected after the close; drop it
-        events: list[Event] = []
+        events: list[AnyEvent] = []
         try:
             if state is CS.AWAIT_HEADER:
                 data = self._receive_header(data, events)
@@ -784,7 +757,7 @@ class Connection:
             raise
         return events
 
-    def _receive_untuned(self, data: Buffer, events: list[Event]) -> Buffer:
+    def _receive_untuned(self, data: Buffer, events: list[AnyEvent]) -> Buffer:
         """Before tuning, give the decoder one whole frame at a time, so that the frames
         that follow Tune / Tune-Ok in the same read are held to the negotiated frame_max
         rather than the minimum: any split of the input gives the same result. Returns
@@ -819,7 +792,7 @@ class Connection:
             self._feed_decoder(view[start:], events)
         return b""
 
-    def _feed_decoder(self, data: Buffer, events: list[Event]) -> None:
+    def _feed_decoder(self, data: Buffer, events: list[AnyEvent]) -> None:
         try:
             frames: list[Any] = self._decoder.feed(data)
         except DecodeError as exc:
@@ -841,7 +814,7 @@ class Connection:
                     f" of {self._tolerance})",
                 )
 
-    def _receive_frames(self, frames: list[Any], events: list[Event]) -> None:
+    def _receive_frames(self, frames: list[Any], events: list[AnyEvent]) -> None:
         # The loop inlines the commonest cases, content on an open channel; the rest goes
         # to the _receive_* methods. (``Any``: frames are told apart by exact class, on
         # which mypy does not narrow.)
@@ -872,16 +845,22 @@ class Connection:
                 if message is not None:
                     self._held -= len(message.body)
                     method = message.method
-                    tag = None
-                    if ch.confirming and method.__class__ is _PUBLISH:
-                        ch.received_tag = tag = ch.received_tag + 1
-                    # MessageReceived(channel, method, properties, body, tag), sans __init__
+                    tag = request = None
+                    mcls = method.__class__
+                    if mcls is _PUBLISH:
+                        if ch.confirming:
+                            ch.received_tag = tag = ch.received_tag + 1
+                    elif mcls is _GET_OK:
+                        request = ch.content_request
+                    # MessageReceived(channel, method, properties, body, tag, request),
+                    # without the frozen dataclass's __init__ and its six object.__setattr__
                     event = _new(MessageReceived)
-                    event.channel = message.channel
-                    event.method = method
-                    event.properties = message.properties
-                    event.body = message.body
-                    event.confirm_tag = tag
+                    _set_channel(event, message.channel)
+                    _set_method(event, method)
+                    _set_properties(event, message.properties)
+                    _set_body(event, message.body)
+                    _set_confirm_tag(event, tag)
+                    _set_request(event, request)
                     events.append(event)
             elif cls is MethodFrame:
                 channel = frame.channel
@@ -906,14 +885,17 @@ class Connection:
             self._queue(MethodFrame(0, close).encode())
             self._close_sent = close
         self._state = CS.ERROR
+        self._ended(f"{exc.reply_code} {exc}")
         self._channels.clear()
 
-    def _end_of_input(self) -> list[Event]:
+    def _end_of_input(self) -> list[AnyEvent]:
         state = self._state
         if state is CS.CLOSED:
             return []
         self._state = CS.CLOSED
+        unconfirmed = self._all_unconfirmed()
         self._channels.clear()
+        self._ended(f"the peer closed the socket in state {state.name}")
         if self._role is Role.CLIENT and state in (CS.AUTHENTICATING, CS.AWAIT_SECURE_OK):
             # RabbitMQ closes the socket on a login failure unless the client asked for a
             # Close (authentication_failure_close) [rabbit_reader auth_fail].
@@ -924,9 +906,18 @@ class Connection:
                     " probably a login failure",
                 )
             ]
-        return [ConnectionClosed(0, f"connection lost in state {state.name}")]
+        return [
+            ConnectionClosed(0, f"connection lost in state {state.name}", unconfirmed=unconfirmed)
+        ]
 
-    def _receive_header(self, data: Buffer, events: list[Event]) -> Buffer:
+    def _all_unconfirmed(self) -> dict[int, tuple[int, ...]]:
+        return {
+            number: tuple(sorted(ch.unconfirmed))
+            for number, ch in sorted(self._channels.items())
+            if ch.unconfirmed
+        }
+
+    def _receive_header(self, data: Buffer, events: list[AnyEvent]) -> Buffer:
         """Server role: the client's 8-byte protocol header [PDF §4.2.2]."""
         header = self._header
         need = 8 - len(header)
@@ -944,14 +935,16 @@ class Connection:
         self._send_auto(0, None, self._start)
         return rest
 
-    def _refuse_header(self, header: bytes, events: list[Event]) -> bytes:
+    def _refuse_header(self, header: bytes, events: list[AnyEvent]) -> bytes:
         # The server answers a header it does not take with its own, then closes.
         self._queue(_HEADER_BYTES)
         self._state = CS.CLOSED
-        events.append(ConnectionClosed(0, f"protocol header {header!r} is not AMQP 0-9-1"))
+        text = f"the client sent the protocol header {header!r}, which is not AMQP 0-9-1"
+        self._ended(text)
+        events.append(ConnectionClosed(0, text))
         return b""
 
-    def _receive_protocol_header(self, frame: ProtocolHeader, events: list[Event]) -> None:
+    def _receive_protocol_header(self, frame: ProtocolHeader, events: list[AnyEvent]) -> None:
         if self._state is not CS.AWAIT_START:
             raise RemoteProtocolError("a protocol header in the middle of the stream", 501)
         # The server did not take our version and answered with the one it offers.
@@ -959,10 +952,14 @@ class Connection:
             ProtocolHeaderReceived(frame.major, frame.minor, frame.revision, frame.protocol_id)
         )
         self._state = CONNECTION_TRANSITIONS[self._state][(Role.SERVER, ProtocolHeader)]
-        version = f"{frame.protocol_id} {frame.major}-{frame.minor}-{frame.revision}"
-        events.append(ConnectionClosed(0, f"the server refused AMQP 0-9-1; it offers {version}"))
+        version = f"AMQP {frame.major}-{frame.minor}-{frame.revision}"
+        if frame.protocol_id:
+            version += f" (protocol id {frame.protocol_id})"
+        text = f"the server does not speak AMQP 0-9-1: it answered with {version}"
+        self._ended(text)
+        events.append(ConnectionClosed(0, text))
 
-    def _receive_connection_method(self, method: Method, events: list[Event]) -> None:
+    def _receive_connection_method(self, method: Method, events: list[AnyEvent]) -> None:
         mcls = type(method)
         state = self._state
         next_state = CONNECTION_TRANSITIONS[state].get((self._peer, mcls))
@@ -987,7 +984,7 @@ class Connection:
             code = spec.CHANNEL_ERROR
         return RemoteProtocolError(message, code, method.CLASS_ID, method.METHOD_ID)
 
-    def _receive_channel_method(self, frame: MethodFrame, events: list[Event]) -> None:
+    def _receive_channel_method(self, frame: MethodFrame, events: list[AnyEvent]) -> None:
         method = frame.method
         ch = self._channels.get(frame.channel)
         # The common case (ack, reject...): checks done, no bookkeeping. (Content methods
@@ -1039,24 +1036,28 @@ class Connection:
             handler(self, channel, ch, method, next_state, events)
             return
         assert ch is not None  # only channel.open is valid on a channel not in use
+        request = None
         if mcls in _RESPONSE_TYPES:
-            self._match_reply(channel, ch, method)
+            request = self._match_reply(channel, ch, method)
         elif _expects_reply(method):
             ch.peer_requests.append(method)
         if method.CONTENT:
+            ch.content_request = request  # for the MessageReceived of a get-ok
             self._assembler.feed(frame)  # header and body frames follow
         else:
-            events.append(MethodReceived(channel, method))
+            events.append(MethodReceived(channel, method, request))
 
-    def _match_reply(self, channel: int, ch: _Channel, method: Method) -> None:
-        request = ch.request
-        if request is None:
+    def _match_reply(self, channel: int, ch: _Channel, method: Method) -> Method:
+        """The request ``method`` answers: the oldest one waiting [XML "synchronous"]."""
+        requests = ch.requests
+        if not requests:
             raise RemoteProtocolError(
                 f"{method.NAME} on channel {channel} answers no request",
                 spec.COMMAND_INVALID,
                 method.CLASS_ID,
                 method.METHOD_ID,
             )
+        request = requests[0]
         if type(method) not in request.RESPONSES:
             raise RemoteProtocolError(
                 f"{method.NAME} on channel {channel} does not answer {request.NAME}",
@@ -1064,7 +1065,7 @@ class Connection:
                 method.CLASS_ID,
                 method.METHOD_ID,
             )
-        ch.request = None
+        return requests.popleft()
 
     def _channel_violation(
         self, channel: int, state: ChannelState, method: Method
@@ -1105,7 +1106,7 @@ class Connection:
         close = Ch.Close(spec.PRECONDITION_FAILED, text, method.CLASS_ID, method.METHOD_ID)
         self._send_channel_method(channel, close)
 
-    def _receive_content(self, frame: HeaderFrame | BodyFrame, events: list[Event]) -> None:
+    def _receive_content(self, frame: HeaderFrame | BodyFrame, events: list[AnyEvent]) -> None:
         """A content frame that receive_data's fast path did not take: errors, discards."""
         state = self._state
         channel = frame.channel
@@ -1126,7 +1127,7 @@ class Connection:
 
     # -- connection-method handlers: (self, method, next_state, events) ----------------
 
-    def _on_start(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_start(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
         if (method.version_major, method.version_minor) != (0, 9):
             raise RemoteProtocolError(
                 f"the server speaks AMQP {method.version_major}-{method.version_minor}",
@@ -1152,7 +1153,7 @@ class Connection:
             start_ok.locale = locales[0]
         self._send_auto(0, None, start_ok)
 
-    def _on_secure(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_secure(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
         self._state = next_state
         answer = self._settings.secure_response
         if answer is None:
@@ -1160,7 +1161,7 @@ class Connection:
         else:
             self._send_auto(0, None, C.SecureOk(answer(method.challenge)))
 
-    def _on_tune(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_tune(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
         s = self._settings
         if 0 < method.frame_max < s.min_frame_size:  # connection.tune frame-max: minimum
             raise RemoteProtocolError(
@@ -1188,7 +1189,7 @@ class Connection:
         self._heartbeat = heartbeat
         self._last_sent = self._last_received = None
 
-    def _on_open_ok(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_open_ok(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
         self._state = next_state
         events.append(self._opened())
 
@@ -1197,7 +1198,9 @@ class Connection:
             self._frame_max, self._channel_max, self._heartbeat, self._virtual_host
         )
 
-    def _on_start_ok(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_start_ok(
+        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
+    ) -> None:
         mechanism = method.mechanism
         if mechanism not in self._settings.mechanisms:
             # RabbitMQ: command_invalid "unknown authentication mechanism"
@@ -1209,7 +1212,9 @@ class Connection:
         self._state = next_state
         self._authenticate()
 
-    def _on_secure_ok(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_secure_ok(
+        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
+    ) -> None:
         credentials = self._credentials
         assert credentials is not None
         credentials.response = method.response
@@ -1240,7 +1245,7 @@ class Connection:
             self._send_auto(0, None, C.Close(spec.ACCESS_REFUSED, text, 0, 0))
         raise RemoteProtocolError(text, spec.ACCESS_REFUSED, 10, 11)
 
-    def _on_tune_ok(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_tune_ok(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
         s = self._settings
         # connection.tune-ok channel-max / frame-max rule "upper-limit", checked the way
         # RabbitMQ does it: 0 is "no limit", which is above any limit we proposed.
@@ -1266,7 +1271,7 @@ class Connection:
         self._state = next_state
         self._tuned(method.channel_max, method.frame_max, method.heartbeat)
 
-    def _on_open(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_open(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
         # The client counts the connection as open from here, so a refusal is a Close.
         self._state = next_state
         virtual_host = method.virtual_host
@@ -1283,14 +1288,16 @@ class Connection:
         self._send_auto(0, None, C.OpenOk())
         events.append(self._opened())
 
-    def _on_close(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_close(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
         self._state = next_state
         self._close_received = method
         self._send_auto(0, None, C.CloseOk())
         if self._state is CS.CLOSED:
             self._closed(method, self._peer, events)
 
-    def _on_close_ok(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_close_ok(
+        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
+    ) -> None:
         self._state = next_state
         if self._close_received is not None:  # both sent Close: report the peer's reason
             self._closed(self._close_received, self._peer, events)
@@ -1298,35 +1305,42 @@ class Connection:
             assert self._close_sent is not None
             self._closed(self._close_sent, self._role, events)
 
-    def _closed(self, close: Any, by: Role, events: list[Event]) -> None:
+    def _closed(self, close: Any, by: Role, events: list[AnyEvent]) -> None:
+        unconfirmed = self._all_unconfirmed()
         self._channels.clear()
         code, text = close.reply_code, close.reply_text
-        events.append(ConnectionClosed(code, text, close.class_id, close.method_id, by))
+        self._ended(f"the {by.value} closed it with {code} ({text})")
+        events.append(
+            ConnectionClosed(code, text, close.class_id, close.method_id, by, unconfirmed)
+        )
 
-    def _on_blocked(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_blocked(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
         self._blocked = True
+        self._blocked_reason = method.reason
         events.append(ConnectionBlocked(method.reason))
 
-    def _on_unblocked(self, method: Any, next_state: ConnectionState, events: list[Event]) -> None:
+    def _on_unblocked(
+        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
+    ) -> None:
         self._blocked = False
         events.append(ConnectionUnblocked())
 
     def _on_update_secret(
-        self, method: Any, next_state: ConnectionState, events: list[Event]
+        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
     ) -> None:
         self._ch0.peer_requests.append(method)
         events.append(MethodReceived(0, method))
 
     def _on_update_secret_ok(
-        self, method: Any, next_state: ConnectionState, events: list[Event]
+        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
     ) -> None:
-        self._match_reply(0, self._ch0, method)
-        events.append(MethodReceived(0, method))
+        request = self._match_reply(0, self._ch0, method)
+        events.append(MethodReceived(0, method, request))
 
     # -- channel-method handlers: (self, channel, ch, method, next_state, events) ------
 
     def _on_channel_open(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[Event]
+        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
     ) -> None:
         limit = self._channel_max or _MAX_CHANNEL
         if channel > limit:
@@ -1340,13 +1354,13 @@ class Connection:
         events.append(ChannelOpened(channel))
 
     def _on_channel_open_ok(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[Event]
+        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
     ) -> None:
         ch.state = next_state
         events.append(ChannelOpened(channel))
 
     def _on_channel_close(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[Event]
+        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
     ) -> None:
         ch.state = next_state
         ch.close_received = method
@@ -1355,7 +1369,7 @@ class Connection:
             self._channel_closed(channel, method, self._peer, events)
 
     def _on_channel_close_ok(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[Event]
+        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
     ) -> None:
         ch.state = next_state
         if ch.close_received is not None:  # both sent Close: report the peer's reason
@@ -1363,17 +1377,24 @@ class Connection:
         else:
             self._channel_closed(channel, ch.close_sent, self._role, events)
 
-    def _channel_closed(self, channel: int, close: Any, by: Role, events: list[Event]) -> None:
-        del self._channels[channel]
+    def _channel_closed(self, channel: int, close: Any, by: Role, events: list[AnyEvent]) -> None:
+        ch = self._channels.pop(channel)
         self._discard_content(channel)
         events.append(
             ChannelClosed(
-                channel, close.reply_code, close.reply_text, close.class_id, close.method_id, by
+                channel,
+                close.reply_code,
+                close.reply_text,
+                close.class_id,
+                close.method_id,
+                by,
+                tuple(sorted(ch.unconfirmed)),
+                tuple(ch.requests),
             )
         )
 
     def _on_flow(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[Event]
+        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
     ) -> None:
         # The peer asks us to pause or resume sending content; the reply is ours to make.
         ch.paused = not method.active
@@ -1381,13 +1402,13 @@ class Connection:
         events.append(FlowChanged(channel, method.active))
 
     def _on_flow_ok(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[Event]
+        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
     ) -> None:
         self._match_reply(channel, ch, method)
         events.append(FlowChanged(channel, method.active))
 
     def _on_ack_or_nack(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[Event]
+        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
     ) -> None:
         if not ch.confirming or self._role is Role.SERVER:
             events.append(MethodReceived(channel, method))  # a consumer's acknowledgement
@@ -1412,7 +1433,7 @@ class Connection:
             events.append(Confirmed(channel, tuple(tags), type(method) is spec.Basic.Ack))
 
     def _on_confirm_select(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[Event]
+        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
     ) -> None:
         ch.confirming = True
         if _expects_reply(method):
@@ -1422,7 +1443,7 @@ class Connection:
     # -----------------------------------------------------------------------------------
     # Heartbeats
 
-    def tick(self, now: float) -> list[Event]:
+    def tick(self, now: float) -> list[AnyEvent]:
         """Call with a monotonic clock at least every ``heartbeat / 2`` seconds (or at
         :attr:`next_tick_at`), after reading what the socket holds and before writing.
 
@@ -1455,10 +1476,13 @@ class Connection:
         silent_for = now - self._last_received
         if silent_for >= 2 * interval:
             self._state = CS.CLOSED
+            unconfirmed = self._all_unconfirmed()
             self._channels.clear()
+            text = f"no heartbeat or data from the peer for {silent_for:g}s"
+            self._ended(text)
             return [
                 HeartbeatTimeout(silent_for),
-                ConnectionClosed(0, f"no heartbeat or data from the peer for {silent_for:g}s"),
+                ConnectionClosed(0, text, unconfirmed=unconfirmed),
             ]
         if now - self._last_sent >= interval / 2:
             self._queue(_HEARTBEAT_BYTES)
@@ -1556,6 +1580,14 @@ _CHANNEL_HANDLERS: Final[dict[type[Method], Callable[..., None]]] = {
 
 _OPEN_ROW: Final = CHANNEL_TRANSITIONS[H.OPEN]
 _GET_OK: Final = spec.Basic.GetOk
+# The slots of MessageReceived, set directly on the hot path (see _receive_frames).
+_slots: Final[Mapping[str, Any]] = MessageReceived.__dict__
+_set_channel: Final = _slots["channel"].__set__
+_set_method: Final = _slots["method"].__set__
+_set_properties: Final = _slots["properties"].__set__
+_set_body: Final = _slots["body"].__set__
+_set_confirm_tag: Final = _slots["confirm_tag"].__set__
+_set_request: Final = _slots["request"].__set__
 _PUBLISH: Final = spec.Basic.Publish
 # The content methods each role sends; and the methods each role sends on an open channel
 # that need nothing but the state checks (no handler, no request or reply to match).

@@ -1,21 +1,27 @@
 """Events: what :meth:`Connection.receive_data` and :meth:`Connection.tick` report.
 
-Each event is a small slotted dataclass that compares by value. An event is the same
-class whichever side it happens on: when the server closes channel 3, the server's
+Each event is a small frozen, slotted dataclass that compares by value. An event is the
+same class whichever side it happens on: when the server closes channel 3, the server's
 Connection reports ``ChannelClosed(3, ..., closed_by=Role.SERVER)`` as the CloseOk
 arrives and the client's reports an equal event as it answers the Close. Fields that
 name a side use :class:`Role`, never "us" or "the peer", so a client-server pair test
 can compare the two lists.
+
+:data:`AnyEvent` is the union of every event class: ``match`` on it and end with
+``assert_never`` to have mypy or pyright check that every event is handled.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeAlias
 
-from ._base import Method, Properties
+from . import spec
+from ._base import Method
 from ._state import Role
 
 __all__ = [
+    "AnyEvent",
     "ChannelClosed",
     "ChannelOpened",
     "Confirmed",
@@ -23,6 +29,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionOpened",
     "ConnectionUnblocked",
+    "ContentMethod",
     "Event",
     "FlowChanged",
     "HeartbeatTimeout",
@@ -31,6 +38,11 @@ __all__ = [
     "ProtocolHeaderReceived",
 ]
 
+ContentMethod: TypeAlias = (
+    spec.Basic.Publish | spec.Basic.Deliver | spec.Basic.GetOk | spec.Basic.Return
+)
+"""The four methods that carry content."""
+
 
 class Event:
     """Base class of every event."""
@@ -38,7 +50,7 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ProtocolHeaderReceived(Event):
     """The peer sent a protocol header: the client's opening, or a server refusing ours
     with the version it offers instead [PDF §4.2.2]."""
@@ -49,7 +61,7 @@ class ProtocolHeaderReceived(Event):
     protocol_id: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionOpened(Event):
     """Connection.Open-Ok: the handshake is done. The values are the negotiated ones
     (0 means no limit; a heartbeat of 0 means none)."""
@@ -60,13 +72,15 @@ class ConnectionOpened(Event):
     virtual_host: str = "/"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionClosed(Event):
     """The connection is over; close the socket once ``data_to_send()`` is written.
 
     ``closed_by`` is the role that sent the Close whose reply code and text these are,
     or None when the connection ended without a Close handshake (``lost``): end of
-    file, a missed heartbeat, a refused protocol header.
+    file, a missed heartbeat, a refused protocol header. ``unconfirmed`` maps each
+    channel that was in confirm mode to the tags of our publishes that will now never be
+    confirmed.
     """
 
     reply_code: int
@@ -74,6 +88,7 @@ class ConnectionClosed(Event):
     class_id: int = 0
     method_id: int = 0
     closed_by: Role | None = None
+    unconfirmed: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def lost(self) -> bool:
@@ -81,29 +96,35 @@ class ConnectionClosed(Event):
         return self.closed_by is None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionBlocked(Event):
-    """Connection.Blocked: the broker stopped reading from publishers (resource alarm)."""
+    """Connection.Blocked: the broker stopped reading from publishers (resource alarm).
+    ``send_message`` refuses Basic.Publish until ConnectionUnblocked."""
 
     reason: str = ""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ConnectionUnblocked(Event):
     """Connection.Unblocked: the broker reads again."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ChannelOpened(Event):
     """Channel.Open-Ok: the channel can be used."""
 
     channel: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ChannelClosed(Event):
     """The channel is closed and its number free again. ``closed_by`` sent the Close
-    whose reply code, text and failing method these are (404 NOT_FOUND, ...)."""
+    whose reply code, text and failing method these are (404 NOT_FOUND, ...).
+
+    ``unconfirmed``: the tags of our publishes on the channel that will never be
+    confirmed (RabbitMQ drops publishes that cross its Channel.Close without a word).
+    ``unanswered``: our synchronous requests that will never get their reply.
+    """
 
     channel: int
     reply_code: int
@@ -111,32 +132,41 @@ class ChannelClosed(Event):
     class_id: int = 0
     method_id: int = 0
     closed_by: Role | None = None
+    unconfirmed: tuple[int, ...] = ()
+    unanswered: tuple[Method, ...] = ()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class MethodReceived(Event):
-    """A method without content that the connection does not handle itself."""
+    """A method without content that the connection does not handle itself.
 
-    channel: int
-    method: Method
-
-
-@dataclass(slots=True)
-class MessageReceived(Event):
-    """A method with content (publish, deliver, get-ok, return) and its whole body.
-
-    ``confirm_tag`` is the publish sequence number of a Basic.Publish received on a
-    channel in confirm mode (what the server acks); None otherwise.
+    ``request`` is our request that this method answers (Queue.Declare for a
+    Queue.DeclareOk, Basic.Get for a Basic.GetEmpty), None when it answers nothing.
     """
 
     channel: int
     method: Method
-    properties: Properties
+    request: Method | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived(Event):
+    """A method with content (publish, deliver, get-ok, return) and its whole body.
+
+    ``confirm_tag`` is the publish sequence number of a Basic.Publish received on a
+    channel in confirm mode (what the server acks); None otherwise. ``request`` is the
+    Basic.Get a Basic.GetOk answers; None otherwise.
+    """
+
+    channel: int
+    method: ContentMethod
+    properties: spec.BasicProperties
     body: bytes
     confirm_tag: int | None = None
+    request: Method | None = None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class FlowChanged(Event):
     """Channel.Flow was agreed: ``active`` False means the side that asked will not
     accept content on the channel until it asks again with True."""
@@ -145,7 +175,7 @@ class FlowChanged(Event):
     active: bool
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Confirmed(Event):
     """Publisher confirms: the broker acked (``ack``) or nacked these publish delivery
     tags on ``channel``; a ``multiple`` ack is expanded to every tag it covers."""
@@ -155,9 +185,26 @@ class Confirmed(Event):
     ack: bool = True
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class HeartbeatTimeout(Event):
     """Nothing arrived for two heartbeat intervals: the peer is gone [PDF §4.2.7]. Close
     the socket; a ConnectionClosed (lost) follows in the same list."""
 
     silent_for: float
+
+
+AnyEvent: TypeAlias = (
+    ProtocolHeaderReceived
+    | ConnectionOpened
+    | ConnectionClosed
+    | ConnectionBlocked
+    | ConnectionUnblocked
+    | ChannelOpened
+    | ChannelClosed
+    | MethodReceived
+    | MessageReceived
+    | FlowChanged
+    | Confirmed
+    | HeartbeatTimeout
+)
+"""Every event class: what ``receive_data`` and ``tick`` return items of."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._events import (
+    AnyEvent,
     ChannelClosed,
     ChannelOpened,
     Confirmed,
@@ -10,6 +11,7 @@ from ._events import (
     ConnectionClosed,
     ConnectionOpened,
     ConnectionUnblocked,
+    ContentMethod,
     Event,
     FlowChanged,
     HeartbeatTimeout,
@@ -19,6 +21,7 @@ from ._events import (
 )
 
 __all__ = [
+    "AnyEvent",
     "ChannelClosed",
     "ChannelOpened",
     "Confirmed",
@@ -26,6 +29,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionOpened",
     "ConnectionUnblocked",
+    "ContentMethod",
     "Event",
     "FlowChanged",
     "HeartbeatTimeout",

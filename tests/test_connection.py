@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -408,7 +409,7 @@ def test_client_refused_by_the_server_header() -> None:
     events = client.receive_data(b"AMQP\x00\x00\x09\x01")
     assert events == [
         ProtocolHeaderReceived(0, 9, 1),
-        ConnectionClosed(0, "the server refused AMQP 0-9-1; it offers 0 0-9-1"),
+        ConnectionClosed(0, "the server does not speak AMQP 0-9-1: it answered with AMQP 0-9-1"),
     ]
     assert client.state is ConnectionState.CLOSED
 
@@ -462,15 +463,19 @@ def test_close_during_the_handshake_is_understood() -> None:
     assert sent_methods(client.data_to_send()) == [C.CloseOk()]
 
 
-def test_close_before_open_is_local_misuse() -> None:
+def test_close_during_the_handshake_ends_the_connection_without_a_close() -> None:
     client = Connection(CLIENT)
-    with pytest.raises(LocalProtocolError):
-        client.close()
     with pytest.raises(LocalProtocolError):
         client.open_channel()
     with pytest.raises(LocalProtocolError):
         client.send_method(1, Q.Declare())
     assert client.data_to_send() == b"AMQP\x00\x00\x09\x01"
+    client.close()  # no Close before Connection.Open [PDF §2.2.4]: just the end
+    assert client.state is ConnectionState.CLOSED and not client.is_open
+    assert client.data_to_send() == b""
+    client.close()  # and again: nothing
+    with pytest.raises(LocalProtocolError, match=r"during the handshake, in state AWAIT_START"):
+        client.open_channel()
 
 
 def test_server_may_close_after_tune_ok() -> None:
@@ -492,16 +497,33 @@ def test_settings_are_checked() -> None:
         Connection(SERVER, username="x")
     with pytest.raises(TypeError):
         Connection("client")  # type: ignore[arg-type]
-    for bad in (
-        {"frame_max": 100},
-        {"frame_max": -1},
-        {"channel_max": 70000},
-        {"heartbeat": "60"},
-        {"min_frame_size": 1024},
-        {"mechanism": "CRAM-MD5"},
+    for bad, error in (
+        ({"frame_max": 100}, ValueError),
+        ({"frame_max": -1}, ValueError),
+        ({"channel_max": 70000}, ValueError),
+        ({"heartbeat": "60"}, TypeError),
+        ({"heartbeat": True}, TypeError),
+        ({"min_frame_size": 1024}, ValueError),
+        ({"mechanism": "CRAM-MD5"}, ValueError),
+        ({"username": b"guest"}, TypeError),
+        ({"client_properties": [("a", 1)]}, TypeError),
+        ({"secure_response": b"answer"}, TypeError),
+        ({"pipelining": 1}, TypeError),
+        ({"frame_max_tolerance": -8}, ValueError),
+        ({"max_body_size": 1.5}, TypeError),
     ):
-        with pytest.raises(LocalProtocolError):
+        with pytest.raises(error, match=f"setting {next(iter(bad))} "):
             Connection(CLIENT, **bad)
+    for bad, error in (
+        ({"mechanisms": 5}, TypeError),
+        ({"locales": ["en_US", 1]}, TypeError),
+        ({"authenticate": "yes"}, TypeError),
+        ({"server_properties": "x"}, TypeError),
+    ):
+        with pytest.raises(error, match=f"setting {next(iter(bad))} "):
+            Connection(SERVER, **bad)
+    with pytest.raises(TypeError, match=r"pipelining: client only"):
+        Connection(SERVER, pipelining=True)
     server = Connection(SERVER, mechanisms="PLAIN EXTERNAL", locales="en_US de_DE")
     server.receive_data(ProtocolHeader().encode())
     start = sent_methods(server.data_to_send())[0]
@@ -582,7 +604,10 @@ def test_peer_closes_a_channel_with_an_error() -> None:
     pair.server.close_channel(channel, 404, "NOT_FOUND - no queue 'missing'", 50, 10)
     client_events, server_events = pair.pump()
     closed = ChannelClosed(channel, 404, "NOT_FOUND - no queue 'missing'", 50, 10, SERVER)
-    assert client_events == server_events == [closed]
+    assert server_events == [closed]
+    # The client learns which of its requests will never be answered.
+    unanswered = (Q.Declare(queue="missing", passive=True),)
+    assert client_events == [dataclasses.replace(closed, unanswered=unanswered)]
     assert [type(f.method) for f in pair.sent[CLIENT][-1:]] == [Ch.CloseOk]
     # The number is free, and the pending declare is forgotten with the channel.
     assert pair.open_channel() == channel
@@ -754,7 +779,6 @@ def test_local_channel_misuse_queues_nothing() -> None:
         lambda: client.send_method(1, Ch.CloseOk()),
         lambda: client.send_method(0, C.Blocked()),  # a server sends it
         lambda: client.send_method(0, C.TuneOk()),  # the handshake is over
-        lambda: client.close_channel(5),
         lambda: server.open_channel(),  # only clients open channels
         lambda: server.send_method(1, B.GetOk()),  # content
         lambda: server.send_message(1, B.GetOk()),  # answers no basic.get
@@ -790,8 +814,8 @@ def test_one_outstanding_request_per_channel() -> None:
     pair.server.send_method(2, Q.DeclareOk("b"))
     client_events, _ = pair.pump()
     assert client_events == [
-        MethodReceived(1, Q.DeclareOk("a")),
-        MethodReceived(2, Q.DeclareOk("b")),
+        MethodReceived(1, Q.DeclareOk("a"), Q.Declare(queue="a")),
+        MethodReceived(2, Q.DeclareOk("b"), Q.Declare(queue="b")),
     ]
     client.send_method(1, Q.Bind(queue="a"))
 
@@ -814,13 +838,20 @@ def test_get_is_answered_by_get_ok_or_get_empty() -> None:
     pair.open_channel()
     pair.client.send_method(1, B.Get(queue="q"))
     pair.pump()
+    assert pair.client.pending_request(1) == B.Get(queue="q")
     pair.server.send_method(1, B.GetEmpty())
-    assert pair.pump()[0] == [MethodReceived(1, B.GetEmpty())]
-    pair.client.send_method(1, B.Get(queue="q"))
+    assert pair.pump()[0] == [MethodReceived(1, B.GetEmpty(), B.Get(queue="q"))]
+    assert pair.client.pending_request(1) is None
+    pair.client.send_method(1, B.Get(queue="r"))
     pair.pump()
     properties = spec.BasicProperties(content_type="text/plain")
     pair.server.send_message(1, B.GetOk(1, message_count=0), properties, b"hello")
-    assert pair.pump()[0] == [MessageReceived(1, B.GetOk(1, message_count=0), properties, b"hello")]
+    get_ok = MessageReceived(1, B.GetOk(1, message_count=0), properties, b"hello")
+    assert pair.pump()[0] == [dataclasses.replace(get_ok, request=B.Get(queue="r"))]
+    # A delivery that follows answers nothing.
+    pair.server.send_message(1, B.Deliver("c", 1), properties, b"d")
+    ((event,), _) = pair.pump()
+    assert isinstance(event, MessageReceived) and event.request is None
 
 
 def test_the_peer_may_pipeline_requests_and_replies_go_in_order() -> None:
@@ -843,8 +874,9 @@ def test_server_sent_cancel_without_no_wait_is_answered_by_the_client() -> None:
     pair.open_channel()
     pair.server.send_method(1, B.Cancel("ctag"))
     assert pair.pump()[0] == [MethodReceived(1, B.Cancel("ctag"))]
+    assert pair.server.pending_request(1) == B.Cancel("ctag")
     pair.client.send_method(1, B.CancelOk("ctag"))
-    assert pair.pump()[1] == [MethodReceived(1, B.CancelOk("ctag"))]
+    assert pair.pump()[1] == [MethodReceived(1, B.CancelOk("ctag"), B.Cancel("ctag"))]
 
 
 def test_update_secret() -> None:
@@ -853,8 +885,11 @@ def test_update_secret() -> None:
     with pytest.raises(LocalProtocolError):
         pair.client.send_method(0, C.UpdateSecret(b"token", "again"))
     assert pair.pump()[1] == [MethodReceived(0, C.UpdateSecret(b"token", "refresh"))]
+    assert pair.client.pending_request(0) == C.UpdateSecret(b"token", "refresh")
     pair.server.send_method(0, C.UpdateSecretOk())
-    assert pair.pump()[0] == [MethodReceived(0, C.UpdateSecretOk())]
+    update = C.UpdateSecret(b"token", "refresh")
+    assert pair.pump()[0] == [MethodReceived(0, C.UpdateSecretOk(), update)]
+    assert pair.client.pending_request(0) is None
     expect_remote(pair.client, method_bytes(0, C.UpdateSecretOk()), 503)
 
 
@@ -954,7 +989,7 @@ def test_publisher_confirms() -> None:
     server.send_method(1, B.Ack(0, multiple=True))  # 0 with multiple: all
     client_events, _ = pair.pump()
     assert client_events == [
-        MethodReceived(1, spec.Confirm.SelectOk()),
+        MethodReceived(1, spec.Confirm.SelectOk(), spec.Confirm.Select()),
         Confirmed(1, (2,), True),
         Confirmed(1, (1, 3, 4), False),
         Confirmed(1, (5, 6), True),
@@ -1071,10 +1106,14 @@ def test_connection_blocked_and_unblocked() -> None:
     assert pair.pump()[0] == [ConnectionBlocked("low on memory")]
     assert pair.client.blocked
     pair.open_channel()
-    pair.client.send_message(1, B.Publish(), None, b"")  # allowed: the broker stops reading
+    assert not pair.client.can_publish(1)
+    with pytest.raises(LocalProtocolError, match=r"blocked publishing .*low on memory"):
+        pair.client.send_message(1, B.Publish(), None, b"")  # not silently queued
+    pair.client.send_method(1, B.Ack(1))  # anything but content still goes
     pair.server.send_method(0, C.Unblocked())
     assert pair.pump()[0] == [ConnectionUnblocked()]
-    assert not pair.client.blocked
+    assert not pair.client.blocked and pair.client.can_publish(1)
+    pair.client.send_message(1, B.Publish(), None, b"")
 
 
 # ---------------------------------------------------------------------------------------
@@ -1250,16 +1289,18 @@ def test_clean_close_from_the_client() -> None:
     assert pair.client.state is ConnectionState.CLOSE_SENT_BY_CLIENT
     with pytest.raises(LocalProtocolError):
         pair.client.send_method(1, Q.Declare())
-    with pytest.raises(LocalProtocolError):
-        pair.client.close()
+    assert not pair.client.is_open
+    pair.client.close()  # already closing: nothing
+    pair.client.close_channel(1)  # likewise
     pair.server.send_message(1, B.Deliver(), None, b"in flight")  # discarded by the client
     client_events, server_events = pair.pump()
     closed = ConnectionClosed(200, "bye", 0, 0, CLIENT)
     assert client_events == server_events == [closed]
     assert pair.client.state is pair.server.state is ConnectionState.CLOSED
     assert pair.client.channels == pair.server.channels == ()
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError, match=r"closed: the client closed it with 200 \(bye\)"):
         pair.client.send_method(0, C.Close())
+    pair.client.close()  # closed: nothing
     assert pair.client.receive_data(b"") == []
 
 
@@ -1639,8 +1680,8 @@ def test_bodies_held_across_channels_are_bounded() -> None:
 
 
 def test_the_body_budget_is_a_setting_with_a_default() -> None:
-    assert Connection(SERVER)._max_held == amqpcodec._connection.DEFAULT_MAX_TOTAL_BODY_SIZE
-    with pytest.raises(LocalProtocolError, match="max_total_body_size"):
+    assert Connection(SERVER)._max_held == amqpcodec._settings.DEFAULT_MAX_TOTAL_BODY_SIZE
+    with pytest.raises(ValueError, match="max_total_body_size"):
         Connection(CLIENT, max_total_body_size=-1)
     pair = opened_pair({"max_total_body_size": 10})
     pair.open_channel()
@@ -1649,3 +1690,260 @@ def test_the_body_budget_is_a_setting_with_a_default() -> None:
     client_events, server_events = pair.pump()
     assert [type(e) for e in client_events] == [ChannelClosed]
     assert server_events[0].closed_by is CLIENT and server_events[0].reply_code == 406
+
+
+# ---------------------------------------------------------------------------------------
+# What client and server authors build on: requests, pipelining, shutdown, confirms,
+# writes and backpressure
+
+
+def test_replies_carry_their_request_and_pending_request_says_what_waits() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    client = pair.client
+    assert client.pending_request(1) is None and client.pending_request(7) is None
+    client.send_method(1, Q.Declare(queue="a"))
+    assert client.pending_request(1) == Q.Declare(queue="a")
+    pair.pump()
+    pair.server.send_method(1, Q.DeclareOk("a", 0, 0))
+    assert pair.pump()[0] == [MethodReceived(1, Q.DeclareOk("a", 0, 0), Q.Declare(queue="a"))]
+    assert client.pending_request(1) is None
+    # What answers nothing carries None: a peer's request, a delivery's ack.
+    pair.server.send_method(1, B.Cancel("ctag", no_wait=True))
+    assert pair.pump()[0] == [MethodReceived(1, B.Cancel("ctag", no_wait=True), None)]
+
+
+def test_pipelining_is_off_by_default_and_matches_replies_in_order() -> None:
+    strict = opened_pair()
+    strict.open_channel()
+    strict.client.send_method(1, Q.Declare(queue="a"))
+    with pytest.raises(LocalProtocolError, match="pipelining=True"):
+        strict.client.send_method(1, B.Qos(prefetch_count=10))
+    pair = opened_pair({"pipelining": True})
+    pair.open_channel()
+    client = pair.client
+    requests = [Q.Declare(queue="a"), B.Qos(prefetch_count=10), Q.Bind(queue="a"), B.Get("a")]
+    for request in requests:
+        client.send_method(1, request)
+    assert client.pending_request(1) == requests[0]
+    _, server_events = pair.pump()
+    assert [e.method for e in server_events] == requests
+    replies = [Q.DeclareOk("a", 0, 0), B.QosOk(), Q.BindOk()]
+    for reply in replies:
+        pair.server.send_method(1, reply)
+    pair.server.send_message(1, B.GetOk(1, message_count=0), None, b"m")
+    client_events, _ = pair.pump()
+    assert [(e.method, e.request) for e in client_events] == list(
+        zip([*replies, B.GetOk(1, message_count=0)], requests, strict=True)
+    )
+    assert client.pending_request(1) is None
+    # A reply out of order is the peer's error, as without pipelining.
+    client.send_method(1, Q.Declare(queue="b"))
+    client.send_method(1, B.Qos(prefetch_count=1))
+    pair.pump()
+    expect_remote(client, method_bytes(1, B.QosOk()), 505)
+
+
+def test_pipelined_requests_when_the_channel_closes() -> None:
+    # RabbitMQ closes the channel at the first failing request and ignores the rest: the
+    # replies that came before the Close are matched, the others are listed as unanswered.
+    pair = opened_pair({"pipelining": True})
+    pair.open_channel()
+    pair.open_channel()
+    client = pair.client
+    sent = [Q.Declare(queue="ok"), Q.Declare(queue="x", passive=True), B.Qos(prefetch_count=5)]
+    for request in sent:
+        client.send_method(1, request)
+    pair.pump()
+    pair.server.send_method(1, Q.DeclareOk("ok", 0, 0))
+    pair.server.close_channel(1, 404, "NOT_FOUND - no queue 'x'", 50, 10)
+    client_events, _ = pair.pump()
+    assert client_events == [
+        MethodReceived(1, Q.DeclareOk("ok", 0, 0), sent[0]),
+        ChannelClosed(1, 404, "NOT_FOUND - no queue 'x'", 50, 10, SERVER, (), tuple(sent[1:])),
+    ]
+    assert client.pending_request(1) is None
+    # Our own close: whatever waits is abandoned (replies are discarded until Close-Ok).
+    client.send_method(2, Q.Declare(queue="y"))
+    client.send_method(2, Q.Purge(queue="y"))
+    pair.transfer(CLIENT)
+    client.close_channel(2)
+    pair.server.send_method(2, Q.DeclareOk("y", 0, 0))  # crosses our Close: discarded
+    client_events, _ = pair.pump()
+    assert client_events == [
+        ChannelClosed(2, 200, "", 0, 0, CLIENT, (), (Q.Declare(queue="y"), Q.Purge(queue="y")))
+    ]
+
+
+def test_events_are_frozen_slotted_dataclasses() -> None:
+    every = amqpcodec.events.AnyEvent.__args__  # type: ignore[attr-defined]
+    assert set(every) == {
+        cls
+        for cls in vars(amqpcodec.events).values()
+        if isinstance(cls, type) and issubclass(cls, amqpcodec.events.Event)
+    } - {amqpcodec.events.Event}
+    for cls in every:
+        assert dataclasses.is_dataclass(cls) and "__slots__" in vars(cls), cls
+        assert cls.__dataclass_params__.frozen, cls  # type: ignore[attr-defined]
+    event = MethodReceived(1, B.Ack(1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.channel = 2  # type: ignore[misc]
+    with pytest.raises((AttributeError, TypeError)):
+        event.extra = 1  # type: ignore[attr-defined]
+    # The hot path builds MessageReceived without __init__: it must equal a built one.
+    pair = opened_pair()
+    pair.open_channel()
+    properties = spec.BasicProperties(content_type="a/b")
+    pair.server.send_message(1, B.Deliver("c", 1), properties, b"body")
+    ((received,), _) = pair.pump()
+    assert received == MessageReceived(1, B.Deliver("c", 1), properties, b"body", None, None)
+    assert repr(received).startswith("MessageReceived(channel=1, method=")
+
+
+def test_close_and_close_channel_cannot_trip() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.open_channel()
+    client, server = pair.client, pair.server
+    assert client.is_open and server.is_open
+    client.close_channel(9)  # never opened: nothing
+    client.close_channel(1)
+    client.close_channel(1)  # already closing: nothing more
+    pair.server.close_channel(2, 406, "PRECONDITION_FAILED - x", 60, 40)
+    pair.client.close_channel(2)  # crosses the server's: both are answered
+    client_events, _ = pair.pump()
+    assert [type(e) for e in client_events] == [ChannelClosed, ChannelClosed]
+    client.close_channel(1)  # closed: nothing
+    assert client.data_to_send() == b""
+    server.close(320, "CONNECTION_FORCED - shutdown")
+    client.close()  # crosses it
+    client.close()
+    pair.pump()
+    assert client.state is server.state is ConnectionState.CLOSED
+    assert not client.is_open
+    for conn in (client, server):
+        conn.close()
+        conn.close_channel(1)
+        assert conn.data_to_send() == b""
+    closed_by = r"closed: the server closed it with 320 \(CONNECTION_FORCED - shutdown\)"
+    with pytest.raises(LocalProtocolError, match=closed_by):
+        client.open_channel()
+    # After a failure, and after a lost connection, the error says so too.
+    failed = opened_pair()
+    with pytest.raises(RemoteProtocolError):
+        failed.client.receive_data(b"\x09" + bytes(7))
+    failed.client.close()
+    with pytest.raises(LocalProtocolError, match="protocol error: 501 "):
+        failed.client.send_method(0, C.Close())
+    lost = opened_pair({"heartbeat": 5}, heartbeat=5)
+    lost.client.tick(100.0)
+    lost.client.receive_data(b"")
+    with pytest.raises(LocalProtocolError, match="closed the socket in state OPEN; the last tick"):
+        lost.client.open_channel()
+    timed_out = opened_pair({"heartbeat": 5}, heartbeat=5)
+    timed_out.client.tick(0.0)
+    timed_out.client.tick(2.5)
+    timed_out.client.tick(5.0)
+    timed_out.client.tick(7.5)
+    timed_out.client.tick(10.0)
+    with pytest.raises(LocalProtocolError, match="no heartbeat or data from the peer for 10s"):
+        timed_out.client.open_channel()
+
+
+def test_unconfirmed_publishes_are_reported_when_they_never_will_be() -> None:
+    pair = opened_pair()
+    for _ in range(3):
+        pair.open_channel()
+    client, server = pair.client, pair.server
+    for channel in (1, 2):
+        client.send_method(channel, spec.Confirm.Select())
+    pair.pump()
+    for channel in (1, 2):
+        server.send_method(channel, spec.Confirm.SelectOk())
+    pair.pump()
+    for channel in (1, 2, 3):
+        for _ in range(4):
+            client.send_message(channel, B.Publish(), None, b"")
+    pair.pump()
+    server.send_method(1, B.Ack(2, multiple=True))
+    server.send_method(2, B.Ack(3))
+    pair.pump()
+    assert client.unconfirmed(1) == (3, 4)
+    assert client.unconfirmed(2) == (1, 2, 4)
+    assert client.unconfirmed(3) == client.unconfirmed(9) == ()
+    # RabbitMQ drops publishes that cross its Channel.Close without a word.
+    client.send_message(1, B.Publish(), None, b"")
+    server.close_channel(1, 406, "PRECONDITION_FAILED - x", 60, 40)
+    client_events, _ = pair.pump()
+    assert client_events[-1].unconfirmed == (3, 4, 5)
+    assert client.unconfirmed(1) == ()
+    server.close(320, "CONNECTION_FORCED - bye")
+    client_events, _ = pair.pump()
+    assert client_events == [
+        ConnectionClosed(320, "CONNECTION_FORCED - bye", 0, 0, SERVER, {2: (1, 2, 4)})
+    ]
+    lost = opened_pair()
+    lost.open_channel()
+    lost.client.send_method(1, spec.Confirm.Select(nowait=True))
+    lost.client.send_message(1, B.Publish(), None, b"")
+    (closed,) = lost.client.receive_data(b"")
+    assert closed.unconfirmed == {1: (1,)}
+
+
+def test_data_to_send_in_pieces() -> None:
+    pair = opened_pair({"frame_max": 4096})
+    pair.open_channel()
+    client = pair.client
+    body = bytes(range(256)) * 40  # 10,240 bytes: three body frames
+    client.send_message(1, B.Publish("", "q"), None, body)
+    client.send_method(1, B.Ack(1))
+    whole = b"".join(bytes(p) for p in list(client._out))
+    assert client.bytes_to_send == len(whole)
+    pieces = []
+    for size in (1, 7, 100, 4096, 3, 5000, 99999):
+        piece = client.data_to_send(max_bytes=size)
+        assert len(piece) <= size
+        pieces.append(piece)
+        assert client.bytes_to_send == len(whole) - sum(map(len, pieces))
+    assert b"".join(pieces) == whole and client.bytes_to_send == 0
+    assert client.data_to_send(max_bytes=10) == b""
+    with pytest.raises(ValueError, match="max_bytes"):
+        client.send_method(1, B.Ack(2))
+        client.data_to_send(max_bytes=0)
+
+
+def test_data_to_send_parts_within_iov_max() -> None:
+    # A 2 MiB message at frame_max 4096 is 1,033 parts; sendmsg takes at most 1,024.
+    pair = opened_pair({"frame_max": 4096})
+    pair.open_channel()
+    client = pair.client
+    body = b"x" * (2 * 1024 * 1024)
+    client.send_message(1, B.Publish("", "q"), None, body)
+    total = client.bytes_to_send
+    assert len(client._out) > 1024
+    first = client.data_to_send_parts(max_parts=1024)
+    assert len(first) == 1024
+    rest = client.data_to_send_parts(max_parts=1024)
+    assert 0 < len(rest) < 1024 and client.data_to_send_parts() == []
+    data = b"".join(bytes(p) for p in first + rest)
+    assert len(data) == total
+    (message,) = pair.server.receive_data(data)
+    assert message.body == body
+    with pytest.raises(ValueError, match="max_parts"):
+        client.send_method(1, B.Ack(1))
+        client.data_to_send_parts(max_parts=0)
+
+
+def test_can_publish_follows_flow_and_blocking() -> None:
+    pair = opened_pair()
+    assert not pair.client.can_publish(1)
+    pair.open_channel()
+    assert pair.client.can_publish(1)
+    pair.server.send_method(1, Ch.Flow(active=False))
+    pair.pump()
+    assert not pair.client.can_publish(1)
+    pair.server.send_method(1, Ch.Flow(active=True))
+    pair.pump()
+    assert pair.client.can_publish(1)
+    pair.client.close()
+    assert not pair.client.can_publish(1)

@@ -481,7 +481,12 @@ class ConnectionPairMachine(RuleBasedStateMachine):
     @rule(sender=roles, code=st.sampled_from([200, 320, 541]))
     def close(self, sender: Role, code: int) -> None:
         conn = self.pair.conn(sender)
+        before = conn.state
         self.attempt(conn, lambda: conn.close(code, "text"))
+        if before is not CS.CLOSED and conn.state is CS.CLOSED and not conn._out:
+            # During the handshake close() just ends the connection (no Close exists
+            # yet): the peer would see the socket close.
+            self.broken = True
 
     @rule(sender=roles)
     def flush(self, sender: Role) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -242,7 +242,7 @@ class Session(asyncio.Protocol):
 
     # -- events ---------------------------------------------------------------------
 
-    def _handle(self, events: list[Event]) -> None:
+    def _handle(self, events: Sequence[Event]) -> None:
         # Channels closed further on in this batch: their earlier methods still take
         # effect, but no answer may go out on them (the Close-Ok already has).
         last_close = {e.channel: i for i, e in enumerate(events) if type(e) is ChannelClosed}
