@@ -24,6 +24,7 @@ from ._frames import (
     encode_message,
     encode_message_parts,
 )
+from ._settings import ClientSettings, ServerSettings
 from ._state import ChannelState, ConnectionState, Role
 from ._wire import RABBITMQ, STRICT, Dialect, FieldArray, FieldTable
 from .spec import BasicProperties, ReplyCode
@@ -38,6 +39,7 @@ __all__ = [
     "BasicProperties",
     "BodyFrame",
     "ChannelState",
+    "ClientSettings",
     "Connection",
     "ConnectionState",
     "ContentAssembler",
@@ -60,6 +62,7 @@ __all__ = [
     "RemoteProtocolError",
     "ReplyCode",
     "Role",
+    "ServerSettings",
     "__version__",
     "decode_frame",
     "encode_frame",
