@@ -1,5 +1,6 @@
 # needs: rabbitmq
 import asyncio
+import contextlib
 
 from amqpcodec import Connection, Role, events, spec
 
@@ -7,42 +8,43 @@ from amqpcodec import Connection, Role, events, spec
 async def main() -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", 5672)
     conn = Connection(Role.CLIENT, username="guest", password="guest", virtual_host="/")
-    pending: list[events.Event] = []
+    loop, received = asyncio.get_running_loop(), []
 
-    async def next_event(kind):
-        """Send what is queued, then read until an event of this kind arrives."""
-        while True:
-            conn.tick(asyncio.get_running_loop().time())  # heartbeats
+    async def expect(kind):
+        """Send what is queued, read until an event arrives; it must be of this kind."""
+        while not received:
+            received.extend(conn.tick(loop.time()))  # heartbeats, when due
             writer.writelines(conn.data_to_send_parts())
             await writer.drain()
-            while pending:
-                event = pending.pop(0)
-                if isinstance(event, kind):
-                    return event
-                if isinstance(event, events.ConnectionClosed):
-                    raise ConnectionError(event)
-            pending.extend(conn.receive_data(await reader.read(65536)))
+            at = conn.next_tick_at  # None: no heartbeats, so no need to wake up
+            if not received:
+                with contextlib.suppress(asyncio.TimeoutError):  # then it is time to tick
+                    data = await asyncio.wait_for(reader.read(65536), at and at - loop.time())
+                    received.extend(conn.receive_data(data))
+        if not isinstance(event := received.pop(0), kind):
+            raise RuntimeError(f"expected {kind.__name__}, got {event}")
+        return event
 
-    await next_event(events.ConnectionOpened)
+    await expect(events.ConnectionOpened)
     channel = conn.open_channel()
-    await next_event(events.ChannelOpened)
+    await expect(events.ChannelOpened)
     conn.send_method(channel, spec.Queue.Declare(queue="", exclusive=True))
-    queue = (await next_event(events.MethodReceived)).method.queue
+    queue = (await expect(events.MethodReceived)).method.queue
     conn.send_method(channel, spec.Confirm.Select())
-    await next_event(events.MethodReceived)  # confirm.select-ok
-
+    await expect(events.MethodReceived)  # confirm.select-ok
     properties = spec.BasicProperties(content_type="text/plain", delivery_mode=2)
-    publish = spec.Basic.Publish(exchange="", routing_key=queue)
-    tag = conn.send_message(channel, publish, properties, b"hello")
-    assert (await next_event(events.Confirmed)).delivery_tags == (tag,)
-
+    tag = conn.send_message(channel, spec.Basic.Publish(routing_key=queue), properties, b"hi")
+    assert (await expect(events.Confirmed)).delivery_tags == (tag,)
     conn.send_method(channel, spec.Basic.Consume(queue=queue, no_ack=True))
-    message = await next_event(events.MessageReceived)  # after basic.consume-ok
+    await expect(events.MethodReceived)  # basic.consume-ok
+    message = await expect(events.MessageReceived)
+    conn.send_method(channel, spec.Queue.Declare(queue="amqpcodec-readme-none", passive=True))
+    assert (await expect(events.ChannelClosed)).reply_code == 404  # a mistake is an event
     conn.close()
-    await next_event(events.ConnectionClosed)
+    await expect(events.ConnectionClosed)
     writer.close()
     await writer.wait_closed()
     return message.body
 
 
-assert asyncio.run(main()) == b"hello"
+assert asyncio.run(main()) == b"hi"
