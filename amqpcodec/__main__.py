@@ -6,6 +6,7 @@ only when the command runs, so that ``import amqpcodec`` stays light.
 - ``decode FILE``: print the AMQP frames of a capture (:mod:`amqpcodec._decode`).
 - ``serve``: run the in-memory broker for tests (:mod:`amqpcodec.broker`).
 - ``proxy``: relay to a broker, printing the traffic decoded (:mod:`amqpcodec.proxy`).
+- ``report FILE``: what a capture says about each connection (:mod:`amqpcodec._report`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import _fuzz_cli
 
         return _fuzz_cli.run(args)
+    if args.command == "report":
+        from . import _report
+
+        return _report.run(args)
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse stops first
     return EXIT_UNREADABLE  # pragma: no cover
 
@@ -112,6 +117,15 @@ def _parser() -> argparse.ArgumentParser:
     from . import _fuzz_cli
 
     _fuzz_cli.add_arguments(fuzz, _address, _user)
+
+    from . import _report
+
+    report = commands.add_parser(
+        "report",
+        help="report on each AMQP connection in a capture: errors, confirms, acks, latency",
+        description=_report.DESCRIPTION,
+    )
+    _report.add_arguments(report)
     return parser
 
 

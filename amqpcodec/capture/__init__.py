@@ -18,6 +18,7 @@ the protocol error it is. Memory is bounded by the largest frame (or, with
 ``messages=True``, the largest message) plus one packet, never by the file.
 """
 
+from ._analysis import ConnectionReport, Report, analyze
 from ._limits import DEFAULT_MAX_FRAME_SIZE, DEFAULT_PORTS
 from ._reader import CaptureReader, read_capture
 from ._records import (
@@ -40,6 +41,7 @@ __all__ = [
     "CaptureReader",
     "CaptureStats",
     "ConnectionInfo",
+    "ConnectionReport",
     "Direction",
     "Endpoint",
     "FrameRecord",
@@ -47,5 +49,7 @@ __all__ = [
     "Notice",
     "NoticeKind",
     "Record",
+    "Report",
+    "analyze",
     "read_capture",
 ]
