@@ -14,7 +14,7 @@ capture as ``NAME.facts.json`` and the report tests assert against it.
 
 from __future__ import annotations
 
-import socket
+import contextlib
 import time
 import uuid
 from collections.abc import Callable
@@ -219,10 +219,8 @@ def heartbeat_stop() -> Result:
     while time.monotonic() < deadline:
         conn.process_data_events(time_limit=0.1)
     time.sleep(5)  # silent: no heartbeats from the client
-    try:
+    with contextlib.suppress(pika.exceptions.AMQPError):
         conn.close()
-    except pika.exceptions.AMQPError:
-        pass
     return ports, {"heartbeat": 1, "silent_first": "c2s", "closed_by": "server"}
 
 
@@ -242,15 +240,11 @@ def three_connections() -> Result:
     ch1 = conns[1].channel()
     missing = _name("missing-exchange")
     ch1.basic_publish(missing, "rk", b"lost")
-    try:
+    with contextlib.suppress(pika.exceptions.ChannelClosedByBroker, RuntimeError):
         _pump(conns[1], lambda: False, limit=1)
-    except (pika.exceptions.ChannelClosedByBroker, RuntimeError):
-        pass
     ch2 = conns[2].channel()
-    try:
+    with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
         ch2.queue_declare(_name("missing-queue"), passive=True)
-    except pika.exceptions.ChannelClosedByBroker:
-        pass
     ports = [_port(c) for c in conns]
     for c in conns:
         c.close()
@@ -258,10 +252,22 @@ def three_connections() -> Result:
     return ports, {
         "connections": 3,
         "errors": [
-            {"connection": 1, "channel": 1, "reply_code": 404, "caused_by": "basic.publish",
-             "class_id": 60, "method_id": 40},
-            {"connection": 2, "channel": 1, "reply_code": 404, "caused_by": "queue.declare",
-             "class_id": 50, "method_id": 10},
+            {
+                "connection": 1,
+                "channel": 1,
+                "reply_code": 404,
+                "caused_by": "basic.publish",
+                "class_id": 60,
+                "method_id": 40,
+            },
+            {
+                "connection": 2,
+                "channel": 1,
+                "reply_code": 404,
+                "caused_by": "queue.declare",
+                "class_id": 50,
+                "method_id": 10,
+            },
         ],
     }
 
@@ -273,10 +279,8 @@ def snaplen_errors() -> Result:
     conn = pika.BlockingConnection(_params())
     for _ in range(2):
         ch = conn.channel()
-        try:
+        with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
             ch.queue_declare(_name("missing"), passive=True)
-        except pika.exceptions.ChannelClosedByBroker:
-            pass
     ch = conn.channel()
     ch.queue_declare(queue)
     ch.basic_publish("", queue, b"x" * 300)
@@ -321,10 +325,9 @@ def split_message() -> Result:
     ch.queue_declare(queue)
     key = b"\xff\xferk-nowhere"
     ch.basic_publish(amqp.Message(b"binary key"), exchange="", routing_key=key, mandatory=True)
-    try:  # py-amqp cannot decode the key in basic.return; the capture has it
+    # py-amqp cannot decode the key in basic.return; the capture has it
+    with contextlib.suppress(TimeoutError, UnicodeDecodeError):
         conn.drain_events(timeout=1)
-    except (UnicodeDecodeError, socket.timeout):
-        pass
     body = bytes(range(256)) * 5 + b"end of the body"
     ch.basic_publish(amqp.Message(body, content_type="application/octet-stream"), "", queue)
     got = None

@@ -1,0 +1,348 @@
+"""amqpcodec.capture.analyze: each figure checked against what the recording scenario
+knows it did (tests/data/captures/NAME.facts.json, written by record_report.py)."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("dpkt")
+
+from amqpcodec import HeartbeatFrame, MethodFrame, ProtocolHeader, spec
+from amqpcodec._content import Message
+from amqpcodec.capture import (
+    ConnectionInfo,
+    ConnectionReport,
+    Direction,
+    FrameRecord,
+    MessageRecord,
+    Report,
+    analyze,
+)
+from amqpcodec.capture._analysis import analyze_records, method_name
+
+CAPTURES = Path(__file__).resolve().parent / "data" / "captures"
+C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
+
+
+def facts(name: str) -> dict[str, Any]:
+    return json.loads((CAPTURES / f"{name}.facts.json").read_text())  # type: ignore[no-any-return]
+
+
+def report(name: str) -> Report:
+    return analyze(CAPTURES / f"{name}.pcap")
+
+
+def only(name: str) -> ConnectionReport:
+    (connection,) = report(name).connections
+    return connection
+
+
+def test_negotiated_parameters_and_products() -> None:
+    rep = only("confirms_nacks")
+    neg = rep.negotiated
+    assert (neg["frame_max"], neg["channel_max"], neg["heartbeat"]) == (131072, 2047, 60)
+    assert neg["proposed"] == {"channel_max": 2047, "frame_max": 131072, "heartbeat": 60}
+    assert neg["client_product"] == "Pika Python Client Library"
+    assert neg["client_version"] == "1.4.4"
+    assert (neg["server_product"], neg["server_version"]) == ("RabbitMQ", "3.10.8")
+    assert neg["mechanism"] == "PLAIN" and neg["virtual_host"] == "/"
+    assert only("heartbeat_stop").negotiated["heartbeat"] == facts("heartbeat_stop")["heartbeat"]
+
+
+def test_confirms_with_nacks() -> None:
+    known = facts("confirms_nacks")
+    confirms = only("confirms_nacks").confirms
+    assert confirms.channels == [known["channel"]]
+    assert confirms.published == known["published"]
+    assert confirms.acked == len(known["acked"])
+    assert [t.tag for t in confirms.nacked] == known["nacked"]
+    assert confirms.nacked_count == len(known["nacked"])
+    assert [t.tag for t in confirms.unconfirmed] == known["unconfirmed"]
+    latency = confirms.latency
+    assert latency.count == known["published"] and latency.exact
+    assert latency.p50 is not None and latency.p95 is not None and latency.max is not None
+    assert 0 <= latency.p50 <= latency.p95 <= latency.max
+
+
+def test_work_queue_unacked_no_ack_and_prefetch() -> None:
+    known = facts("work_queue")
+    rep = only("work_queue")
+    consumers = {c.consumer_tag: c for c in rep.consumers}
+    assert set(consumers) == set(known["queues"])
+    for tag, queue in known["queues"].items():
+        assert consumers[tag].queue == queue
+        assert consumers[tag].channel == known["channels"][tag]
+        assert consumers[tag].deliveries == len(known["delivered"][tag])
+    assert [c for c in consumers if consumers[c].no_ack] == known["no_ack"]
+    worker = consumers["worker"]
+    assert worker.prefetch_count == known["prefetch"]["worker"]
+    assert worker.max_in_flight == known["max_in_flight"]["worker"]
+    assert consumers["auditor"].max_in_flight == 0  # no_ack: nothing in flight
+    unacked = [(t.channel, t.tag, t.consumer_tag) for t in rep.unacked]
+    worker_channel = known["channels"]["worker"]
+    assert unacked == [(worker_channel, tag, "worker") for tag in known["unacked"]["worker"]]
+    assert rep.unacked_count == len(known["unacked"]["worker"])
+
+
+def test_rpc_over_direct_reply_to() -> None:
+    known = facts("rpc_direct_reply")
+    server, client = report("rpc_direct_reply").connections
+    assert client.connection == known["client_connection"]
+    assert client.rpc.calls == client.rpc.answered == known["calls"]
+    assert client.rpc.direct_reply_to == known["calls"]
+    assert client.rpc.latency.count == known["calls"] and not client.rpc.unanswered
+    assert server.connection == known["server_connection"]
+    assert server.rpc.served == known["calls"] and server.rpc.serve_latency.count == 3
+    assert server.rpc.calls == 0
+    queues = {c.queue for c in server.consumers}
+    assert queues == {known["queue"]}
+    assert {c.queue for c in client.consumers} == {"amq.rabbitmq.reply-to"}
+
+
+def test_broker_side_consumer_cancel() -> None:
+    known = facts("consumer_cancel")
+    rep = only("consumer_cancel")
+    (cancelled,) = rep.cancelled_by_server
+    assert cancelled.consumer_tag == known["consumer_tag"]
+    assert cancelled.queue == known["queue"] and cancelled.channel == known["channel"]
+    assert cancelled.cancelled_by == "server" and cancelled.cancelled is not None
+
+
+def test_heartbeats_that_stop() -> None:
+    known = facts("heartbeat_stop")
+    beats = only("heartbeat_stop").heartbeats
+    assert beats.interval == known["heartbeat"]
+    assert beats.silent_first == known["silent_first"]
+    client = beats.longest_silence["c2s"]
+    server = beats.longest_silence["s2c"]
+    assert client is not None and server is not None
+    # The client was silent for more than two intervals before the end; the broker
+    # kept sending heartbeats about once per interval.
+    assert client.until is None and client.seconds > 2 * known["heartbeat"]
+    assert server.seconds < 2 * known["heartbeat"]
+    assert beats.ended != "close handshake"
+
+
+def test_three_connections_and_the_methods_that_caused_errors() -> None:
+    known = facts("three_connections")
+    rep = report("three_connections")
+    assert len(rep.connections) == known["connections"]
+    errors = [(c.connection, e) for c in rep.connections for e in c.errors]
+    assert len(errors) == len(known["errors"])
+    for (connection, error), expected in zip(errors, known["errors"], strict=True):
+        assert connection == expected["connection"]
+        assert error.channel == expected["channel"] and error.level == "channel"
+        assert error.reply_code == expected["reply_code"] and error.by == "server"
+        assert (error.class_id, error.method_id) == (expected["class_id"], expected["method_id"])
+        assert error.caused_by == expected["caused_by"]
+        assert error.reply_text.startswith("NOT_FOUND")
+    assert all(not c.unanswered_requests for c in rep.connections)
+
+
+def test_method_names_from_ids() -> None:
+    assert method_name(60, 40) == "basic.publish"
+    assert method_name(50, 10) == "queue.declare"
+    assert method_name(0, 0) is None and method_name(99, 1) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "work_queue",
+        "confirms_nacks",
+        "rpc_direct_reply",
+        "consumer_cancel",
+        "heartbeat_stop",
+        "three_connections",
+        "split_message",
+        "pika_publish_props",
+        "pika_channel_error",
+        "pika_large_body",
+        "pika_heartbeat",
+        "pyamqp_session",
+        "two_connections",
+    ],
+)
+def test_clean_captures_have_no_violations_and_nothing_unknown(name: str) -> None:
+    suffix = ".pcap" if (CAPTURES / f"{name}.pcap").exists() else ".pcapng"
+    for connection in analyze(CAPTURES / f"{name}{suffix}").connections:
+        assert connection.violations == []
+        assert connection.violations_checked == "all"
+        assert all("before the capture" not in text for text in connection.unknown)
+        assert all("missing" not in text for text in connection.unknown)
+
+
+def test_a_gap_says_what_it_could_not_know() -> None:
+    known = facts("kernel_drop")
+    rep = only("kernel_drop")
+    missing = [text for text in rep.unknown if "missing from the capture" in text]
+    assert missing and missing[0].startswith(f"{known['dropped_bytes']} bytes missing")
+    assert "c2s" in missing[0] and "may have been met" in missing[0]
+    assert rep.violations_checked.startswith("up to bytes missing from the capture (c2s)")
+    assert rep.violations == []
+    clean = only("split_message")
+    assert clean.unknown == [] and clean.violations_checked == "all"
+
+
+def test_a_mid_stream_start_says_what_it_could_not_know() -> None:
+    rep = only("midframe_start")
+    assert any("starts after the connection opened" in text for text in rep.unknown)
+    assert any("channels used before the capture started" in text for text in rep.unknown)
+    assert rep.negotiated == {}
+    assert rep.heartbeats.interval is None
+    assert rep.violations_checked.startswith("not checked")
+    assert all(life.opened is None for life in rep.channels)
+
+
+def test_snaplen_gaps_are_reported() -> None:
+    rep = only("snaplen_errors")
+    assert sum("missing from the capture" in text for text in rep.unknown) >= 2
+    assert not rep.violations
+
+
+# ---------------------------------------------------------------------------------------
+# Protocol violations
+
+
+def _handshake() -> list[tuple[Direction, object]]:
+    return [
+        (C2S, ProtocolHeader()),
+        (
+            S2C,
+            MethodFrame(
+                0,
+                spec.Connection.Start(
+                    version_major=0,
+                    version_minor=9,
+                    server_properties={},
+                    mechanisms=b"PLAIN",
+                    locales=b"en_US",
+                ),
+            ),
+        ),
+        (
+            C2S,
+            MethodFrame(
+                0,
+                spec.Connection.StartOk(
+                    client_properties={},
+                    mechanism="PLAIN",
+                    response=b"\0guest\0guest",
+                    locale="en_US",
+                ),
+            ),
+        ),
+        (S2C, MethodFrame(0, spec.Connection.Tune(channel_max=10, frame_max=4096, heartbeat=0))),
+        (C2S, MethodFrame(0, spec.Connection.TuneOk(channel_max=10, frame_max=4096, heartbeat=0))),
+        (C2S, MethodFrame(0, spec.Connection.Open(virtual_host="/"))),
+        (S2C, MethodFrame(0, spec.Connection.OpenOk())),
+    ]
+
+
+def _records(frames: list[tuple[Direction, object]]) -> list[FrameRecord]:
+    info = ConnectionInfo(0)
+    return [
+        FrameRecord(float(n), info, direction, frame, 0, 8)  # type: ignore[arg-type]
+        for n, (direction, frame) in enumerate(frames)
+    ]
+
+
+def test_violations_found_by_replay() -> None:
+    frames = [
+        *_handshake(),
+        (C2S, MethodFrame(1, spec.Channel.Open())),
+        (S2C, MethodFrame(1, spec.Channel.OpenOk())),
+        # A method on a channel that was never opened: the server must close with 504.
+        (C2S, MethodFrame(7, spec.Queue.Declare(queue="q"))),
+        (
+            S2C,
+            MethodFrame(
+                0,
+                spec.Connection.Close(
+                    reply_code=504, reply_text="CHANNEL_ERROR", class_id=50, method_id=10
+                ),
+            ),
+        ),
+    ]
+    (rep,) = analyze_records(iter(_records(frames))).connections
+    (violation,) = rep.violations
+    assert violation.direction == "c2s" and violation.reply_code == 504
+    assert (violation.class_id, violation.method_id) in ((50, 10), (0, 0))
+    assert violation.time == 9.0  # the tenth record
+    (error,) = rep.errors
+    assert error.level == "connection" and error.caused_by == "queue.declare"
+
+
+def test_violation_by_the_server() -> None:
+    frames = [
+        *_handshake(),
+        # The server opens a channel: only a client may send channel.open.
+        (S2C, MethodFrame(1, spec.Channel.OpenOk())),
+        (S2C, HeartbeatFrame()),
+    ]
+    (rep,) = analyze_records(iter(_records(frames))).connections
+    (violation,) = rep.violations
+    assert violation.direction == "s2c" and violation.reply_code >= 500
+
+
+# ---------------------------------------------------------------------------------------
+# Bounds
+
+
+def _confirm_mode() -> list[tuple[Direction, object]]:
+    return [
+        *_handshake(),
+        (C2S, MethodFrame(1, spec.Channel.Open())),
+        (S2C, MethodFrame(1, spec.Channel.OpenOk())),
+        (C2S, MethodFrame(1, spec.Confirm.Select())),
+        (S2C, MethodFrame(1, spec.Confirm.SelectOk())),
+    ]
+
+
+def _publish(n: int) -> MessageRecord:
+    message = Message(1, spec.Basic.Publish(routing_key="q"), spec.BasicProperties(), b"x")
+    return MessageRecord(1000.0 + n, ConnectionInfo(0), C2S, message, 0)
+
+
+def test_open_tables_are_bounded_and_say_so() -> None:
+    def records() -> Any:
+        yield from _records(_confirm_mode())
+        for n in range(5000):  # never confirmed
+            yield _publish(n)
+
+    (rep,) = analyze_records(records(), max_open=100, max_items=10).connections
+    assert rep.confirms.published == 5000
+    assert rep.forgotten == {"unconfirmed publishes": 4900}
+    assert len(rep.confirms.unconfirmed) == 10 and rep.more["unconfirmed"] == 90
+    assert rep.confirms.unconfirmed_count == 100  # what was still tracked
+
+
+def test_memory_follows_open_state_not_the_input() -> None:
+    """200,000 publishes each confirmed at once: the analysis holds no more at the end
+    than after 20,000 (the reservoir of latency samples is full at 10,000)."""
+
+    def records(count: int) -> Any:
+        yield from _records(_confirm_mode())
+        info = ConnectionInfo(0)
+        for n in range(1, count + 1):
+            yield _publish(n)
+            ack = MethodFrame(1, spec.Basic.Ack(delivery_tag=n))
+            yield FrameRecord(1000.5 + n, info, S2C, ack, 0, 21)
+
+    def peak(count: int) -> int:
+        tracemalloc.start()
+        try:
+            (rep,) = analyze_records(records(count), check_violations=False).connections
+            assert rep.confirms.acked == count and rep.confirms.latency.count == count
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, large = peak(20_000), peak(200_000)
+    assert large < small * 1.5, (small, large)
+    assert large < 4 * 1024 * 1024

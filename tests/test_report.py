@@ -1,0 +1,128 @@
+"""``amqpcodec report FILE [--json]``: the command line and the text form."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("dpkt")
+
+from amqpcodec import __main__ as cli
+from amqpcodec._report import render_text
+from amqpcodec.capture import analyze
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "tests" / "data" / "captures"
+
+
+def report(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    status = cli.main(["report", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def facts(name: str) -> dict[str, object]:
+    return json.loads((CAPTURES / f"{name}.facts.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_text_names_the_method_that_caused_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = report(capsys, CAPTURES / "three_connections.pcap")
+    assert status == 0 and err == ""
+    assert out.startswith(f"{CAPTURES / 'three_connections.pcap'}: pcap, ")
+    assert "3 AMQP connections" in out.splitlines()[0]
+    assert "caused by basic.publish (60/40)" in out
+    assert "caused by queue.declare (50/10)" in out
+    assert out.count("closed by server at ") == 2
+    assert "negotiated: frame_max 131072, channel_max 2047, heartbeat 60 s" in out
+    assert "client: Pika Python Client Library 1.4.4" in out
+    assert "server: RabbitMQ 3.10.8" in out
+    assert out.count("protocol violations: none (checked: all)") == 3
+
+
+def test_text_confirms_consumers_and_unacked(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = report(capsys, CAPTURES / "confirms_nacks.pcap")
+    assert "confirms (channel 1): 3 published, 1 acked, 2 nacked, 0 never confirmed" in out
+    assert "    nacked: channel 1 tag 2, 3" in out
+    assert "    publish -> confirm: n=3, p50 " in out
+    _, out, _ = report(capsys, CAPTURES / "work_queue.pcap")
+    assert "'worker' on channel 1 <- queue 'amqpcodec.report.work." in out
+    assert ": 5 deliveries, most in flight 3 (prefetch 3)" in out
+    assert ": 2 deliveries, no_ack" in out
+    assert "never acknowledged: channel 1 tag 3 (worker), 5 (worker)" in out
+    _, out, _ = report(capsys, CAPTURES / "consumer_cancel.pcap")
+    assert "'doomed' on channel 1 <- queue 'amqpcodec.report.cancel." in out
+    assert "cancelled by server at " in out
+    _, out, _ = report(capsys, CAPTURES / "rpc_direct_reply.pcap")
+    assert "RPC calls: 3, 3 over direct reply-to, 3 answered: n=3, p50 " in out
+    assert "RPC requests served: 3: n=3" in out
+
+
+def test_text_heartbeats_and_unknowns(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = report(capsys, CAPTURES / "heartbeat_stop.pcap")
+    assert "heartbeat: 1 s; ended: " in out
+    assert "went silent first: the client (c2s)" in out
+    assert "longest silence c2s: 2." in out and " to the end" in out
+    _, out, _ = report(capsys, CAPTURES / "midframe_start.pcap")
+    assert "not known from this capture:" in out
+    assert "- the capture starts after the connection opened" in out
+    assert "protocol violations: none (checked: not checked: the capture starts" in out
+
+
+def test_json_is_the_analysis(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = report(capsys, "--json", CAPTURES / "confirms_nacks.pcap")
+    assert status == 0
+    data = json.loads(out)
+    known = facts("confirms_nacks")
+    (connection,) = data["connections"]
+    assert [t["tag"] for t in connection["confirms"]["nacked"]] == known["nacked"]
+    assert connection["negotiated"]["server_product"] == "RabbitMQ"
+    assert data == json.loads(json.dumps(analyze(CAPTURES / "confirms_nacks.pcap").to_dict()))
+
+
+def test_limits_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = report(capsys, "--json", "--max-items", "1", CAPTURES / "work_queue.pcap")
+    (connection,) = json.loads(out)["connections"]
+    assert len(connection["unacked"]) == 1 and connection["more"]["unacked"] == 1
+    assert connection["unacked_count"] == 2
+
+
+def test_unreadable_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, out, err = report(capsys, tmp_path / "missing.pcap")
+    assert status == 2 and out == "" and "cannot open" in err
+
+
+def test_standard_input_and_closed_pipe() -> None:
+    data = (CAPTURES / "three_connections.pcap").read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-m", "amqpcodec", "report", "-"],
+        input=data,
+        capture_output=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0 and b"standard input: pcap" in result.stdout
+    process = subprocess.Popen(
+        [sys.executable, "-m", "amqpcodec", "report", CAPTURES / "three_connections.pcap"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == b""
+    process.stderr.close()
+
+
+def test_render_text_of_an_empty_report() -> None:
+    out = io.StringIO()
+    render_text(analyze(io.BytesIO((CAPTURES / "pika_channel_error.s2c.bin").read_bytes())), out)
+    text = out.getvalue()
+    assert text.startswith("<stream>: raw, 1 AMQP connection")
+    assert "not known from this capture" in text
