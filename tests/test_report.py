@@ -126,3 +126,69 @@ def test_render_text_of_an_empty_report() -> None:
     text = out.getvalue()
     assert text.startswith("<stream>: raw, 1 AMQP connection")
     assert "not known from this capture" in text
+
+
+# ---------------------------------------------------------------------------------------
+# The README's capture examples are run and their output compared
+
+
+def _console_blocks() -> list[tuple[str, str]]:
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```console\n\$ (.*?)\n(.*?)```", readme, flags=re.DOTALL)
+    return [(command, output) for command, output in blocks]
+
+
+@pytest.mark.parametrize("index", range(len(_console_blocks())))
+def test_readme_capture_examples(index: int) -> None:
+    import os
+    import shlex
+
+    command, expected = _console_blocks()[index]
+    argv = shlex.split(command)
+    assert argv[0] == "amqpcodec"
+    result = subprocess.run(
+        [sys.executable, "-m", "amqpcodec", *argv[1:]],
+        capture_output=True,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode("utf-8") == expected, (
+        "the README shows other output; run: python tests/test_report.py --update-readme"
+    )
+
+
+def test_readme_has_capture_examples() -> None:
+    commands = [command for command, _ in _console_blocks()]
+    assert any(c.startswith("amqpcodec report ") for c in commands)
+    assert any("--method" in c and c.startswith("amqpcodec decode ") for c in commands)
+
+
+def _update_readme() -> None:  # pragma: no cover - a maintenance helper
+    import os
+    import re
+    import shlex
+
+    path = ROOT / "README.md"
+    readme = path.read_text(encoding="utf-8")
+
+    def run(match: re.Match[str]) -> str:
+        argv = shlex.split(match.group(1))
+        output = subprocess.run(
+            [sys.executable, "-m", "amqpcodec", *argv[1:]],
+            capture_output=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        ).stdout.decode("utf-8")
+        return f"```console\n$ {match.group(1)}\n{output}```"
+
+    readme = re.sub(r"```console\n\$ (.*?)\n(.*?)```", run, readme, flags=re.DOTALL)
+    path.write_text(readme, encoding="utf-8")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--update-readme"]:  # pragma: no cover
+    _update_readme()
