@@ -1,5 +1,5 @@
 """amqpcodec.capture.analyze: each figure checked against what the recording scenario
-knows it did (tests/data/captures/NAME.facts.json, written by record_report.py)."""
+knows it did (tests/data/captures/report/NAME.facts.json, written by record_report.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from amqpcodec.capture import (
 )
 from amqpcodec.capture._analysis import analyze_records, method_name
 
-CAPTURES = Path(__file__).resolve().parent / "data" / "captures"
+CAPTURES = Path(__file__).resolve().parent / "data" / "captures" / "report"
+CLASSIC = CAPTURES.parent
 C2S, S2C = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
 
 
@@ -169,8 +170,9 @@ def test_method_names_from_ids() -> None:
     ],
 )
 def test_clean_captures_have_no_violations_and_nothing_unknown(name: str) -> None:
-    suffix = ".pcap" if (CAPTURES / f"{name}.pcap").exists() else ".pcapng"
-    for connection in analyze(CAPTURES / f"{name}{suffix}").connections:
+    folder = CAPTURES if (CAPTURES / f"{name}.pcap").exists() else CLASSIC
+    suffix = ".pcap" if (folder / f"{name}.pcap").exists() else ".pcapng"
+    for connection in analyze(folder / f"{name}{suffix}").connections:
         assert connection.violations == []
         assert connection.violations_checked == "all"
         assert all("before the capture" not in text for text in connection.unknown)

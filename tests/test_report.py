@@ -17,7 +17,7 @@ from amqpcodec._report import render_text
 from amqpcodec.capture import analyze
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPTURES = ROOT / "tests" / "data" / "captures"
+CAPTURES = ROOT / "tests" / "data" / "captures" / "report"
 
 
 def report(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -122,7 +122,9 @@ def test_standard_input_and_closed_pipe() -> None:
 
 def test_render_text_of_an_empty_report() -> None:
     out = io.StringIO()
-    render_text(analyze(io.BytesIO((CAPTURES / "pika_channel_error.s2c.bin").read_bytes())), out)
+    render_text(
+        analyze(io.BytesIO((CAPTURES.parent / "pika_channel_error.s2c.bin").read_bytes())), out
+    )
     text = out.getvalue()
     assert text.startswith("<stream>: raw, 1 AMQP connection")
     assert "not known from this capture" in text

@@ -1,4 +1,4 @@
-"""Record the captures that ``amqpcodec report`` is tested on, into tests/data/captures/.
+"""Record the captures that ``amqpcodec report`` is tested on, into tests/data/captures/report/.
 
 Usage (as root, broker up via .ci/start-rabbitmq.sh, tcpdump installed):
 
@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE))
 
 import report_scenarios  # noqa: E402
 
-OUT = HERE.parent / "captures"
+OUT = HERE.parent / "captures" / "report"
 BPF = "tcp port 5672"
 SNAPLEN = {"snaplen_errors": 120}
 
