@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from .. import spec
-from .._content import ContentAssembler, Message
-from .._errors import RemoteProtocolError
-from .._frames import BodyFrame, Frame, HeaderFrame, MethodFrame, ProtocolHeader
+from .._frames import MethodFrame, ProtocolHeader
+from ._messages import MessageAssembler
 from ._reassembly import Reassembler
 from ._records import (
     ConnectionInfo,
@@ -27,21 +26,34 @@ if TYPE_CHECKING:
     from ._reassembly import Chunk
     from ._tcp import Conn
 
-__all__ = ["DirectionResolver", "Half"]
+__all__ = ["Clock", "DirectionResolver", "Half"]
+
+
+class Clock:
+    """Where the reader is: the time and number of the packet being read (both None
+    for inputs without packets; after the last packet, those of the last)."""
+
+    __slots__ = ("packet", "time")
+
+    def __init__(self) -> None:
+        self.time: float | None = None
+        self.packet: int | None = None
 
 
 class Half:
-    """One direction of a connection: reassembly, frame stream, content assembly."""
+    """One direction of a connection: reassembly, frame stream, content assembly.
+
+    Records take the time and number of the packet being read when they are made, so
+    they come out in capture order whatever order the segments arrived in."""
 
     __slots__ = (
         "_limit",
-        "assembler",
-        "clean",
+        "clock",
         "conn",
         "direction",
         "info",
+        "messages",
         "reader",
-        "starts",
         "stream",
         "tcp",
     )
@@ -54,17 +66,14 @@ class Half:
         conn: Conn | None = None,
     ) -> None:
         self.reader = reader
+        self.clock = reader.clock
         self.info = info
         self.direction = direction
         self.conn = conn
         self.tcp = Reassembler(reader.reorder_limit)
         self.stream: FrameStream | None = None
         self._limit = reader.max_frame_size
-        self.assembler = ContentAssembler() if reader.messages else None
-        # Channels whose content sequence can be trusted: all of them on a stream read
-        # from its start (None); after a resync, those where a method was seen since.
-        self.clean: set[int] | None = None
-        self.starts: dict[int, int] = {}  # channel -> offset of its content method
+        self.messages = MessageAssembler(self) if reader.messages else None
 
     def set_limit(self, value: int) -> None:
         self._limit = value
@@ -74,49 +83,53 @@ class Half:
     def _stream(self, hunting: bool, reason: str) -> FrameStream:
         if self.stream is None:
             self.stream = FrameStream(self._limit, hunting, reason, self.reader.resync_on_error)
-            if hunting:
-                self._lost()
+            if hunting and self.messages is not None:
+                self.messages.lost()
         return self.stream
 
     def chunks(self, chunks: list[Chunk], records: list[Record]) -> None:
-        for data, size, ts in chunks:
+        for data, size, _ in chunks:
             if data is None:
-                records += self.gap(size, ts)
+                records += self.gap(size)
             else:
-                records += self.data(data, ts)
+                records += self.data(data)
 
-    def data(self, data: bytes, ts: float | None) -> list[Record]:
+    def data(self, data: bytes) -> list[Record]:
         if self.conn is None:
             stream = self._stream(True, INPUT_START)
         else:
             stream = self._stream(not self.tcp.syn_seen, MID_CONNECTION)
         out: list[Any] = []
         stream.feed(data, out)
-        return self._records(out, ts)
+        return self._records(out)
 
-    def gap(self, size: int, ts: float | None) -> list[Record]:
+    def gap(self, size: int) -> list[Record]:
         stream = self._stream(True, AFTER_GAP)
         out: list[Any] = []
         stream.gap(size, out)
-        return self._records(out, ts)
+        return self._records(out)
 
-    def finish(self, ts: float | None) -> list[Record]:
+    def finish(self) -> list[Record]:
         if self.stream is None:
             return []
         out: list[Any] = []
         self.stream.finish(out)
-        return self._records(out, ts)
+        records = self._records(out)
+        if self.messages is not None:
+            records += self.messages.finish()
+        return records
 
-    def _lost(self) -> None:
-        """Bytes were lost: partial messages are gone, orphan content is expected."""
-        if self.assembler is not None:
-            self.assembler = ContentAssembler()
-            self.clean = set()
-            self.starts.clear()
+    def notice(self, kind: NoticeKind, offset: int, size: int, text: str) -> Notice:
+        clock = self.clock
+        return Notice(
+            clock.time, self.info, self.direction, kind, offset, size, text, None, clock.packet
+        )
 
-    def _records(self, items: list[Any], ts: float | None) -> list[Record]:
+    def _records(self, items: list[Any]) -> list[Record]:
         info, direction = self.info, self.direction
+        ts, packet = self.clock.time, self.clock.packet
         records: list[Record] = []
+        messages = self.messages
         for item in items:
             if isinstance(item, Note):
                 records.append(
@@ -129,62 +142,24 @@ class Half:
                         item.size,
                         item.message,
                         item.error,
+                        packet,
                     )
                 )
-                if item.kind is NoticeKind.GAP or item.kind is NoticeKind.ERROR:
-                    self._lost()
+                if messages is not None and item.kind in _LOSSES:
+                    messages.lost()
                 continue
             frame, offset, size = item
             tune_ok = type(frame) is MethodFrame and type(frame.method) is spec.Connection.TuneOk
             if tune_ok and self.conn is not None:
                 self.conn.frame_max(frame.method.frame_max, self.reader.max_frame_size)
-            if self.assembler is None:
-                records.append(FrameRecord(ts, info, direction, frame, offset, size))
+            if messages is None:
+                records.append(FrameRecord(ts, info, direction, frame, offset, size, packet))
             else:
-                self._assemble(frame, offset, size, ts, records)
+                messages.feed(frame, offset, size, records)
         return records
 
-    def _assemble(
-        self, frame: Frame, offset: int, size: int, ts: float | None, records: list[Record]
-    ) -> None:
-        assembler = self.assembler
-        assert assembler is not None
-        channel = getattr(frame, "channel", 0)
-        if self.clean is not None and isinstance(frame, MethodFrame):
-            self.clean.add(channel)
-        interrupts = isinstance(frame, MethodFrame) and assembler.in_progress(channel)
-        result: Frame | Message | None
-        try:
-            result = assembler.feed(frame)
-        except RemoteProtocolError as exc:
-            # Content frames whose start was lost (mid-stream start, gap) are expected
-            # orphans; anything else breaks the content rules [PDF §4.2.6].
-            orphan = isinstance(frame, (HeaderFrame, BodyFrame))
-            if not (orphan and self.clean is not None and channel not in self.clean):
-                self._content_error(exc, offset, ts, records)
-            assembler.discard(channel)
-            self.starts.pop(channel, None)
-            result = frame
-            if interrupts:
-                # The method that cut the content short counts on its own. With nothing
-                # in progress on its channel (never channel 0), feeding it cannot fail.
-                result = assembler.feed(frame)
-        if result is None:
-            if isinstance(frame, MethodFrame):
-                self.starts[channel] = offset
-        elif isinstance(result, Message):
-            start = self.starts.pop(channel, offset)
-            records.append(MessageRecord(ts, self.info, self.direction, result, start))
-        else:
-            records.append(FrameRecord(ts, self.info, self.direction, result, offset, size))
 
-    def _content_error(
-        self, exc: RemoteProtocolError, offset: int, ts: float | None, records: list[Record]
-    ) -> None:
-        text = f"content out of order at offset {offset}: {exc}"
-        records.append(
-            Notice(ts, self.info, self.direction, NoticeKind.ERROR, offset, 0, text, exc)
-        )
+_LOSSES: Final = (NoticeKind.GAP, NoticeKind.ERROR)
 
 
 # ---------------------------------------------------------------------------------------

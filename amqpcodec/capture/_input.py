@@ -3,15 +3,28 @@ damaged container header would make refused."""
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import os
 import stat
+import zlib
 from collections.abc import Iterator
-from typing import IO, Any, Final, TypeVar
+from typing import IO, Any, Final, TypeVar, cast
 
 from ._records import CaptureError, CaptureStats
 
-__all__ = ["MAX_RECORD", "SNIFF", "Input", "closing", "file_size", "read_exactly"]
+__all__ = [
+    "COMPRESSIONS",
+    "MAX_RECORD",
+    "SNIFF",
+    "Input",
+    "closing",
+    "decompressing",
+    "file_size",
+    "read_exactly",
+]
 
 MAX_RECORD: Final = 64 * 1024 * 1024  # no sane pcap/pcapng record is larger
 SNIFF: Final = 4096  # bytes read first to tell the format
@@ -23,11 +36,14 @@ class Input(io.RawIOBase):
     """The input with its sniffed head put back; counts what was read and refuses the
     absurd reads a damaged capture header would ask for."""
 
-    def __init__(self, stream: IO[bytes], head: bytes, stats: CaptureStats) -> None:
+    def __init__(
+        self, stream: IO[bytes], head: bytes, stats: CaptureStats, count: bool = True
+    ) -> None:
         super().__init__()
         self._stream = stream
         self._head = head
         self._stats = stats
+        self._count = count  # False: bytes out of a decompressor (the file's are counted)
         self.cut = False
 
     def readable(self) -> bool:
@@ -48,14 +64,41 @@ class Input(io.RawIOBase):
         if self._head:
             data, self._head = self._head[:size], self._head[size:]
         while len(data) < size:
-            more = self._stream.read(size - len(data))
+            try:
+                more = self._stream.read(size - len(data))
+            except EOFError:  # a compressed stream cut short
+                self.cut = True
+                self._stats.warnings.append("the compressed file is cut short")
+                break
+            except (OSError, lzma.LZMAError, zlib.error) as exc:
+                raise CaptureError(f"the input cannot be read: {exc}") from None
             if not more:
                 if data:
                     self.cut = True  # the file ends inside something
                 break
             data += more
-        self._stats.bytes_read += len(data)
+        if self._count:
+            self._stats.bytes_read += len(data)
         return data
+
+
+# Compressed input [RFC 1952; bzip2's and xz's file formats]: read through the standard
+# library's decompressors, which stream (memory does not grow with the file).
+COMPRESSIONS: Final = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
+
+
+def decompressing(name: str, source: Input) -> IO[bytes]:
+    """A decompressed view of ``source``."""
+    compressed = cast(IO[bytes], source)
+    if name == "gzip":
+        return cast(IO[bytes], gzip.GzipFile(fileobj=compressed, mode="rb"))
+    if name == "bzip2":
+        return cast(IO[bytes], bz2.BZ2File(compressed, mode="rb"))
+    return cast(IO[bytes], lzma.LZMAFile(compressed, mode="rb"))
 
 
 def closing(records: Iterator[_T], stream: IO[bytes]) -> Iterator[_T]:

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Final, TypeAlias
 
-from ._direction import DirectionResolver, Half
+from ._direction import Clock, DirectionResolver, Half
 from ._hexdump import HexParser, looks_like_hex, text_lines
-from ._input import SNIFF, Input, closing, file_size, read_exactly
+from ._input import COMPRESSIONS, SNIFF, Input, closing, decompressing, file_size, read_exactly
 from ._limits import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_HEX_REPEAT,
@@ -54,6 +54,8 @@ class CaptureReader:
     - ``progress``: called now and then with (bytes read, total size or None).
     - ``reorder_limit``: out-of-order bytes held per direction (each segment counted
       at what it costs in memory) before the missing bytes are declared a gap.
+    - ``tcp_events``: report each SYN, FIN and RST of an AMQP connection as a
+      :class:`Notice` of kind ``TCP`` (who opened and who closed it, when).
     - ``max_hex_repeat``: how many bytes the ``*`` lines of a hex dump may stand for,
       all together (64 MiB); beyond it the dump is refused with CaptureError.
 
@@ -72,6 +74,7 @@ class CaptureReader:
         progress: Progress | None = None,
         reorder_limit: int = DEFAULT_REORDER_LIMIT,
         max_hex_repeat: int = DEFAULT_MAX_HEX_REPEAT,
+        tcp_events: bool = False,
     ) -> None:
         if input_format not in ("auto", "pcap", "pcapng", "hex", "raw"):
             raise ValueError(f"unknown input format {input_format!r}")
@@ -84,13 +87,16 @@ class CaptureReader:
         self.progress = progress
         self.reorder_limit = reorder_limit
         self.max_hex_repeat = max_hex_repeat
+        self.tcp_events = tcp_events
         self.stats = CaptureStats()
+        self.clock = Clock()
 
     def read(self, source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Record]:
         """Yield the records of ``source`` (a path or a binary file object) in capture
         order. Raises CaptureError at once if it is not something this reader
         understands, and while iterating if it turns out to be damaged."""
         self.stats = CaptureStats()
+        self.clock.time = self.clock.packet = None
         if not isinstance(source, (str, os.PathLike)):
             return self._read(source)
         try:
@@ -108,6 +114,13 @@ class CaptureReader:
         self.stats.size = file_size(stream)
         head = read_exactly(stream, SNIFF)
         source = Input(stream, head, self.stats)
+        for magic, name in COMPRESSIONS:
+            if head.startswith(magic):
+                self.stats.compression = name
+                inner = decompressing(name, source)
+                head = Input(inner, b"", self.stats, count=False).read(SNIFF)
+                source = Input(inner, head, self.stats, count=False)
+                break
         fmt = self.input_format if self.input_format != "auto" else self._sniff(head)
         self.stats.format = fmt
         if fmt == "pcap":
@@ -141,9 +154,11 @@ class CaptureReader:
         stats = self.stats
         report = self.progress
         next_report = 0.0
+        clock = self.clock
         for count, (ts, linktype, data) in enumerate(packets):
             if stats.first_time is None:
                 stats.first_time = ts
+            clock.time, clock.packet = ts, stats.packets
             yield from tracker.packet(ts, linktype, data)
             if report is not None and not count & 255:
                 now = time.monotonic()
@@ -161,9 +176,9 @@ class CaptureReader:
             chunk = source.read(_CHUNK)
             if not chunk:
                 break
-            yield from resolver.resolve(half.data(chunk, None))
+            yield from resolver.resolve(half.data(chunk))
             self._report()
-        yield from resolver.resolve(half.finish(None), final=True)
+        yield from resolver.resolve(half.finish(), final=True)
 
     def _hex(self, source: Input) -> Iterator[Record]:
         parser = HexParser(self.max_hex_repeat)
@@ -176,12 +191,12 @@ class CaptureReader:
             if half is None:
                 half = halves[side] = resolver.half(side)
             if gap:
-                yield from resolver.resolve(half.gap(gap, None))
-            yield from resolver.resolve(half.data(data, None))
+                yield from resolver.resolve(half.gap(gap))
+            yield from resolver.resolve(half.data(data))
         if resolver is None:
             raise CaptureError("the hex dump holds no data")
         for side in sorted(halves):
-            yield from resolver.resolve(halves[side].finish(None), final=side == max(halves))
+            yield from resolver.resolve(halves[side].finish(), final=side == max(halves))
 
     def _hex_pieces(self, source: Input, parser: HexParser) -> Iterator[tuple[int, int, bytes]]:
         chunks = iter(lambda: source.read(_CHUNK), b"")

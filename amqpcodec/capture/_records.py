@@ -101,8 +101,12 @@ class FrameRecord:
     """A frame, where it was found and when it was complete.
 
     ``time`` is the capture timestamp (seconds since the epoch) of the packet that
-    completed the frame, None for inputs without time. ``offset`` is where the frame
-    starts in its direction's byte stream, ``size`` its length on the wire.
+    completed the frame, None for inputs without time; ``packet`` is that packet's
+    number in the capture (from 1, as Wireshark numbers frames), None for inputs
+    without packets. ``offset`` is where the frame starts in its direction's byte
+    stream, ``size`` its length on the wire. ``truncated``: the capture holds only the
+    start of the frame (a packet cut by the snapshot length), and the frame is what
+    those bytes hold (a method whose arguments fit; a body frame with the bytes there).
     """
 
     time: float | None
@@ -111,6 +115,8 @@ class FrameRecord:
     frame: Frame
     offset: int
     size: int
+    packet: int | None = None
+    truncated: bool = False
 
     @property
     def channel(self) -> int | None:
@@ -122,14 +128,30 @@ class FrameRecord:
 
 @dataclass(slots=True)
 class MessageRecord:
-    """A whole message (method, content header, body) assembled from its frames.
-    ``time`` is that of its last frame, ``offset`` that of its method frame."""
+    """A message (method, content header, body) assembled from its frames.
+
+    ``time`` and ``packet`` are those of its last frame, ``method_time`` and
+    ``method_packet`` those of its method frame, ``offset`` is where its method frame
+    starts. ``missing`` is how many bytes of the body the capture lacks: 0 for a whole
+    message; more for a *partial* one that bytes missing from the capture cut through,
+    whose ``message.body`` holds the bytes that are there; None when even the content
+    header was lost (then ``message.properties`` are empty, not known).
+    """
 
     time: float | None
     connection: ConnectionInfo
     direction: Direction
     message: Message
     offset: int
+    packet: int | None = None
+    method_time: float | None = None
+    method_packet: int | None = None
+    missing: int | None = 0
+
+    @property
+    def partial(self) -> bool:
+        """Whether bytes of the message are missing from the capture."""
+        return self.missing != 0
 
     @property
     def channel(self) -> int:
@@ -146,6 +168,11 @@ class NoticeKind(enum.Enum):
     """The stream ended inside a frame."""
     ERROR = "error"
     """Malformed data or a broken content sequence; ``error`` holds the exception."""
+    TCP = "tcp"
+    """A SYN, FIN or RST segment (``message`` says which, and who sent it)."""
+    EVICTED = "evicted"
+    """The reader's memory budget was exceeded: the partial state of a connection
+    (``size`` bytes held for it) was dropped; what it held is not decoded."""
 
 
 @dataclass(slots=True)
@@ -160,6 +187,7 @@ class Notice:
     size: int
     message: str
     error: AMQPError | None = None
+    packet: int | None = None
 
 
 Record: TypeAlias = FrameRecord | MessageRecord | Notice
@@ -171,6 +199,8 @@ class CaptureStats:
 
     format: str = ""
     """``pcap``, ``pcapng``, ``hex`` or ``raw``."""
+    compression: str | None = None
+    """``gzip``, ``bzip2`` or ``xz`` when the input was compressed."""
     packets: int = 0
     """Packets in the capture (0 for raw and hex input)."""
     ignored_packets: int = 0

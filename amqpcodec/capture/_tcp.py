@@ -25,7 +25,7 @@ from ._pcap import (
     dpkt_module,
 )
 from ._reassembly import SEQ_MASK
-from ._records import ConnectionInfo, Direction, Endpoint, Record
+from ._records import ConnectionInfo, Direction, Endpoint, Notice, NoticeKind, Record
 from ._stream import AMQP
 
 if TYPE_CHECKING:
@@ -37,13 +37,14 @@ __all__ = ["Conn", "TCPTracker"]
 class Conn:
     """One AMQP connection: its two directions."""
 
-    __slots__ = ("c2s", "client", "info", "isn", "reset", "s2c")
+    __slots__ = ("c2s", "client", "events", "info", "isn", "reset", "s2c")
 
     def __init__(self, reader: CaptureReader, info: ConnectionInfo, client: Any) -> None:
         self.info = info
         self.client = client  # (address bytes, port)
         self.c2s = Half(reader, info, Direction.CLIENT_TO_SERVER, self)
         self.s2c = Half(reader, info, Direction.SERVER_TO_CLIENT, self)
+        self.events = reader.tcp_events  # SYN, FIN and RST as notices
         self.isn: int | None = None  # the client's SYN sequence number
         self.reset = False
 
@@ -60,7 +61,7 @@ class Conn:
         c2s, s2c = self.c2s.tcp, self.s2c.tcp
         return c2s.fin is not None and s2c.fin is not None and not c2s.pending + s2c.pending
 
-    def packet(self, from_client: bool, tcp: Any, ts: float, dpkt: Any) -> list[Record]:
+    def packet(self, from_client: bool, tcp: Any, dpkt: Any) -> list[Record]:
         half, other = (self.c2s, self.s2c) if from_client else (self.s2c, self.c2s)
         flags = tcp.flags
         seq = tcp.seq
@@ -70,23 +71,38 @@ class Conn:
             if from_client and not flags & dpkt.tcp.TH_ACK:
                 self.isn = seq
             seq = (seq + 1) & SEQ_MASK
+            if self.events:
+                name = "SYN+ACK" if flags & dpkt.tcp.TH_ACK else "SYN"
+                records.append(self._notice(half, f"{name} from the {_SENDER[half.direction]}"))
         payload = tcp.data
         if payload:
-            half.chunks(half.tcp.segment(seq, bytes(payload), ts), records)
+            half.chunks(half.tcp.segment(seq, bytes(payload), None), records)
         if flags & dpkt.tcp.TH_FIN:
             half.tcp.finish((seq + len(payload)) & SEQ_MASK)
+            if self.events:
+                records.append(self._notice(half, f"FIN from the {_SENDER[half.direction]}"))
         if flags & dpkt.tcp.TH_ACK:
             other.chunks(other.tcp.ack(tcp.ack), records)
         if flags & dpkt.tcp.TH_RST:
             self.reset = True
+            if self.events:
+                records.append(self._notice(half, f"RST from the {_SENDER[half.direction]}"))
         return records
+
+    @staticmethod
+    def _notice(half: Half, text: str) -> Notice:
+        offset = half.tcp.offset + half.tcp.pending
+        return half.notice(NoticeKind.TCP, offset, 0, text)
 
     def close(self) -> list[Record]:
         records: list[Record] = []
         for half in (self.c2s, self.s2c):
             half.chunks(half.tcp.flush(), records)
-            records += half.finish(None)
+            records += half.finish()
         return records
+
+
+_SENDER: Final = {Direction.CLIENT_TO_SERVER: "client", Direction.SERVER_TO_CLIENT: "server"}
 
 
 class TCPTracker:
@@ -153,7 +169,7 @@ class TCPTracker:
             if conn is None:
                 stats.ignored_packets += 1
                 return records
-        records += conn.packet(src == conn.client, tcp, ts, dpkt)
+        records += conn.packet(src == conn.client, tcp, dpkt)
         if conn.done:
             records += self._close(key, conn)
         return records

@@ -1,0 +1,291 @@
+"""What the capture reader's records say: packet numbers, times in capture order, TCP
+events, compressed input, and messages (the method's time, partial messages, a body
+held once)."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import tracemalloc
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("dpkt")
+
+import hostile_captures as hostile
+from test_capture import ACK, FIN, PSH, RST, Conversation, pcap_bytes
+
+from amqpcodec import (
+    BasicProperties,
+    BodyFrame,
+    HeaderFrame,
+    HeartbeatFrame,
+    MethodFrame,
+    ProtocolHeader,
+    decode_frame,
+    encode_message,
+    spec,
+)
+from amqpcodec.capture import (
+    CaptureReader,
+    FrameRecord,
+    MessageRecord,
+    Notice,
+    NoticeKind,
+    Record,
+    read_capture,
+)
+
+CAPTURES = Path(__file__).resolve().parent / "data" / "captures"
+MiB = 1024 * 1024
+OPEN = MethodFrame(1, spec.Channel.Open()).encode()
+
+
+def frames(records: Iterable[Record]) -> list[FrameRecord]:
+    return [r for r in records if isinstance(r, FrameRecord)]
+
+
+def messages(records: Iterable[Record]) -> list[MessageRecord]:
+    return [r for r in records if isinstance(r, MessageRecord)]
+
+
+def notices(records: Iterable[Record], kind: NoticeKind | None = None) -> list[Notice]:
+    return [r for r in records if isinstance(r, Notice) and kind in (None, r.kind)]
+
+
+def read(data: bytes, **options: Any) -> list[Record]:
+    return list(read_capture(io.BytesIO(data), **options))
+
+
+# -- packet numbers and time ---------------------------------------------------------------
+
+
+def test_packet_numbers_count_every_packet_and_name_where_a_frame_ends() -> None:
+    talk = Conversation().handshake()  # packets 1-3
+    talk.send(True, ProtocolHeader().encode())  # 4
+    other = Conversation(client=("10.0.0.9", 1234), server=("10.0.0.8", 80))
+    talk.packets += other.handshake().packets  # 5-7: not AMQP, still counted
+    talk.send(True, OPEN + OPEN[:5])  # 8: one frame and the start of the next
+    talk.ack(False)  # 9
+    talk.send(True, OPEN[5:])  # 10: the rest of it
+    records = read(pcap_bytes(talk.packets))
+    assert [(type(r.frame), r.packet) for r in frames(records)] == [
+        (ProtocolHeader, 4),
+        (MethodFrame, 8),
+        (MethodFrame, 10),
+    ]
+    times = [r.time for r in records]
+    assert times == [pytest.approx(talk.packets[p - 1][0], abs=1e-6) for p in (4, 8, 10)]
+
+
+def test_records_come_in_capture_order_with_the_time_they_were_made() -> None:
+    """A segment that arrives before the one it follows is delivered, and its frames
+    given, when the missing one arrives; a gap the peer's acknowledgement reveals is
+    reported when the acknowledgement is read."""
+    talk = Conversation().handshake()
+    first, second = talk.segments(True, ProtocolHeader().encode() + OPEN, 12)
+    talk.add(second)  # 4: out of order
+    talk.add(first)  # 5: both delivered now
+    talk.send(True, OPEN)  # 6 ... then a segment the capture lost
+    talk.next[True] += 100
+    talk.send(True, OPEN)  # 7
+    talk.ack(False)  # 8: the server acknowledges everything
+    talk.add(second)  # 9: a retransmission of old data: ignored
+    records = read(pcap_bytes(talk.packets))
+    times = [r.time for r in records]
+    assert times == sorted(times)
+    assert [(type(r).__name__, r.packet) for r in records] == [
+        ("FrameRecord", 5),  # the protocol header
+        ("FrameRecord", 5),  # Channel.Open, whose end came in packet 4
+        ("FrameRecord", 6),
+        ("Notice", 8),  # 100 bytes missing: known from the acknowledgement
+        ("Notice", 8),  # skipped to the next frame
+        ("FrameRecord", 8),
+    ]
+
+
+def test_tcp_events_say_who_opened_and_who_closed() -> None:
+    talk = Conversation().handshake().send(True, ProtocolHeader().encode())
+    talk.add(talk.raw(True, talk.next[True], FIN | ACK))  # 5
+    talk.next[True] += 1
+    talk.add(talk.raw(False, talk.next[False], RST | ACK))  # 6
+    records = read(pcap_bytes(talk.packets), tcp_events=True)
+    assert [(r.packet, r.direction.value, r.message) for r in notices(records)] == [
+        (1, "c2s", "SYN from the client"),
+        (2, "s2c", "SYN+ACK from the server"),
+        (5, "c2s", "FIN from the client"),
+        (6, "s2c", "RST from the server"),
+    ]
+    assert notices(read(pcap_bytes(talk.packets))) == []  # only when asked for
+
+
+# -- compressed input ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "compress"),
+    [(".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress)],
+)
+def test_compressed_captures(tmp_path: Path, suffix: str, compress: Any) -> None:
+    original = CAPTURES / "pika_large_body.pcap"
+    path = tmp_path / ("capture.pcap" + suffix)
+    path.write_bytes(compress(original.read_bytes()))
+    reader = CaptureReader()
+    records = list(reader.read(path))
+    assert records == list(read_capture(original))
+    assert reader.stats.compression == {".gz": "gzip", ".bz2": "bzip2", ".xz": "xz"}[suffix]
+    assert reader.stats.bytes_read == path.stat().st_size  # progress counts the file
+    assert reader.stats.warnings == []
+    # Cut short: what was there is read, and the cut is said (bzip2 gives nothing
+    # before the end of a 900 kB block).
+    if suffix == ".bz2":
+        return
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 3 // 4])
+    reader = CaptureReader()
+    cut = list(reader.read(path))
+    assert 0 < len(frames(cut)) < len(frames(records))
+    assert "the compressed file is cut short" in reader.stats.warnings
+
+
+def test_damaged_compressed_input_is_a_capture_error(tmp_path: Path) -> None:
+    from amqpcodec.capture import CaptureError
+
+    path = tmp_path / "bad.gz"
+    path.write_bytes(b"\x1f\x8b" + b"\x00" * 64)
+    with pytest.raises(CaptureError, match="cannot be read"):
+        list(read_capture(path))
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+def test_a_message_has_its_method_time_and_packet() -> None:
+    records = list(read_capture(CAPTURES / "pika_large_body.pcap", messages=True))
+    large = messages(records)[0]
+    assert len(large.message.body) == 100_000
+    assert large.method_time is not None and large.time is not None
+    assert large.method_time < large.time
+    assert large.method_packet is not None and large.packet is not None
+    assert large.method_packet < large.packet
+    assert not large.partial and large.missing == 0
+
+
+def hex_dump(pieces: list[tuple[int, bytes]]) -> bytes:
+    """An offset-prefixed hex dump of ``(offset, bytes)`` pieces (a jump is a gap)."""
+    lines = []
+    for offset, data in pieces:
+        for start in range(0, len(data), 16):
+            lines.append(f"{offset + start:08x}  {data[start : start + 16].hex(' ')}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+FRAME = 4088  # body bytes in a frame at frame_max 4096
+
+
+def publish(body: bytes, frame_max: int = 4096) -> bytes:
+    method = spec.Basic.Publish(routing_key="rk")
+    properties = BasicProperties(content_type="text/plain")
+    return encode_message(1, method, properties, body, frame_max)
+
+
+def test_a_message_a_gap_cut_through_is_shown_as_partial() -> None:
+    body = bytes(range(250)) * 48  # 12,000 bytes: body frames of 4,088, 4,088, 3,824
+    stream = ProtocolHeader().encode() + publish(body)
+    second = stream.index(BodyFrame(1, body[FRAME : 2 * FRAME]).encode())
+    lost = (second, second + FRAME + 8)
+    data = hex_dump([(0, stream[: lost[0]]), (lost[1], stream[lost[1] :] + OPEN)])
+    records = read(data, messages=True, direction="c2s")
+    (message,) = messages(records)
+    assert message.partial and message.missing == FRAME
+    assert message.message.method == spec.Basic.Publish(routing_key="rk")
+    assert message.message.properties.content_type == "text/plain"
+    assert message.message.body == body[:FRAME] + body[2 * FRAME :]
+    assert [n.kind for n in notices(records)] == [NoticeKind.GAP, NoticeKind.SKIPPED]
+    # The Channel.Open after it is a frame of its own; no error is reported.
+    assert [r.frame for r in frames(records)] == [ProtocolHeader(), decode_frame(OPEN)[0]]  # type: ignore[index]
+
+
+def test_partial_messages_at_the_end_and_without_their_header() -> None:
+    body = b"x" * (3 * FRAME)
+    stream = ProtocolHeader().encode() + publish(body)
+    header_at = stream.index(b"\x02\x00\x01")
+    first_body = stream.index(b"\x03\x00\x01")
+    # The content header is lost; two body frames remain, and the stream ends early.
+    data = hex_dump([(0, stream[:header_at]), (first_body, stream[first_body : -FRAME - 8])])
+    (message,) = messages(read(data, messages=True, direction="c2s"))
+    assert message.missing is None and message.partial
+    assert message.message.properties == BasicProperties()
+    assert message.message.body == body[: 2 * FRAME]
+    # Everything there, then the stream ends inside the last body frame.
+    cut = stream[:-500]
+    records = read(cut, messages=True, input_format="raw")
+    (message,) = messages(records)
+    assert message.missing == FRAME and message.message.body == body[: 2 * FRAME]
+    assert [n.kind for n in notices(records)] == [NoticeKind.TRUNCATED]
+
+
+def test_orphan_content_after_a_gap_is_not_an_error() -> None:
+    body = b"y" * (2 * FRAME)
+    stream = ProtocolHeader().encode() + publish(body) + publish(b"z")
+    method_at = stream.index(b"\x01\x00\x01", 8)
+    header_at = stream.index(b"\x02\x00\x01")
+    # The method is lost: its header and body are orphans, then a whole message.
+    data = hex_dump([(0, stream[:method_at]), (header_at, stream[header_at:])])
+    records = read(data, messages=True, direction="c2s")
+    assert not notices(records, NoticeKind.ERROR)
+    assert [type(r.frame) for r in frames(records)] == [
+        ProtocolHeader,
+        HeaderFrame,
+        BodyFrame,
+        BodyFrame,
+    ]
+    (message,) = messages(records)
+    assert message.message.body == b"z" and not message.partial
+
+
+def from_the_start(data: bytes) -> list[Record]:
+    """``data`` sent by a client over a connection captured from its SYN."""
+    talk = Conversation().handshake().send(True, ProtocolHeader().encode() + data)
+    return read(pcap_bytes(talk.packets), messages=True)
+
+
+def test_content_rules_still_hold_on_a_clean_stream() -> None:
+    records = from_the_start(publish(b"a" * 10)[:-18] + OPEN)
+    (error,) = notices(records, NoticeKind.ERROR)
+    assert "channel.open on channel 1 in the middle of a content" in error.message
+    assert messages(records) == []
+    (error,) = notices(from_the_start(BodyFrame(1, b"x").encode()), NoticeKind.ERROR)
+    assert "unexpected content body on channel 1" in error.message
+    assert frames(from_the_start(HeartbeatFrame().encode()))[1].frame == HeartbeatFrame()
+
+
+def test_a_large_message_is_held_once(tmp_path: Path) -> None:
+    path = tmp_path / "large.bin"
+    size = 48 * MiB
+    hostile.large_message(path, size)
+
+    def body_size() -> int:
+        (message,) = messages(read_capture(path, messages=True))
+        return len(message.message.body)
+
+    tracemalloc.start()
+    try:
+        assert body_size() == size
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The body once (its buffer grows by an eighth at a time), a frame or two, the read.
+    assert peak < size * 1.3 + 4 * MiB
+
+
+def test_partial_records_keep_positional_construction() -> None:
+    record = FrameRecord(None, read(ProtocolHeader().encode())[0].connection, None, None, 0, 8)  # type: ignore[arg-type]
+    assert record.packet is None and not record.truncated
+
+
+_ = (ACK, PSH)
