@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "tests" / "data" / "captures"
 HEX = ROOT / "tests" / "data" / "hex"
 SAMPLE = CAPTURES / "pika_publish_props.pcapng"  # the README's main-job sample
+
+
+def unnumbered(text: str) -> str:
+    """Text output without its packet numbers ("[12] " before a frame)."""
+    return re.sub(r"(?m)^(.*?) \[\d+\] ", r"\1 ", text)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -65,6 +71,9 @@ def on_port(port: int, name: str = "midstream.pcap") -> bytes:
 def test_sample_reads_well(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(capsys, SAMPLE)
     assert status == 0 and err == ""
+    # Each frame shows the number of the packet it ends in, as Wireshark numbers them.
+    assert out.splitlines()[1] == "  0.000302 #0 C→S       [4] Protocol header AMQP 0-9-1"
+    out = unnumbered(out)
     lines = out.splitlines()
     frames = [r for r in read_capture(SAMPLE)]
     assert len(lines) == 1 + len(frames)
@@ -94,18 +103,21 @@ def test_sample_reads_well(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_heartbeats_channel_errors_and_connections(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, CAPTURES / "pika_heartbeat.pcapng")
-    assert out.count("ch0   Heartbeat\n") == 14
+    assert unnumbered(out).count("ch0   Heartbeat\n") == 14
     _, out, _ = run(capsys, CAPTURES / "pika_channel_error.pcap")
-    assert 'S→C ch1   Channel.Close(reply_code=404, reply_text="NOT_FOUND - no queue' in out
+    assert 'S→C ch1   Channel.Close(reply_code=404, reply_text="NOT_FOUND - no queue' in unnumbered(
+        out
+    )
     _, out, _ = run(capsys, CAPTURES / "two_connections.pcap")
     headers = [line for line in out.splitlines() if line.startswith("# connection")]
     assert [h.split(":")[0] for h in headers] == ["# connection #0", "# connection #1"]
-    assert " #1 C→S       Protocol header" in out
+    assert " #1 C→S       Protocol header" in unnumbered(out)
 
 
 def test_messages(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "--messages", SAMPLE)
     assert status == 0
+    out = unnumbered(out)
     messages = [line for line in out.splitlines() if "| body: " in line]
     assert len(messages) == 2
     assert " C→S ch1   Basic.Publish(exchange=''," in messages[0]
@@ -127,14 +139,14 @@ def test_preview_and_absolute_time(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "--preview", "0", "--absolute-time", SAMPLE)
     assert "Content body: 18 bytes\n" in out
     assert out.splitlines()[1].startswith("2026-11-25 ") or out.splitlines()[1][4] == "-"
-    assert "#0 C→S       Protocol header" in out.splitlines()[1]
+    assert "#0 C→S       [4] Protocol header" in out.splitlines()[1]
 
 
 def test_notices_in_text(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, CAPTURES / "midstream.pcap")
     assert status == 0
     assert out.splitlines()[1] == (
-        "  0.000000 #0 C→S       ** first frame at offset 0 (the capture starts mid-connection)"
+        "  0.000000 #0 C→S       [1] ** first frame at offset 0 (the capture starts mid-connection)"
     )
 
 
@@ -261,7 +273,8 @@ def test_raw_and_hex_inputs(capsys: pytest.CaptureFixture[str]) -> None:
     assert follow.splitlines()[0] == pcap.splitlines()[0]  # endpoints from the Node lines
 
     def described(output: str, direction: str) -> list[str]:
-        return [line[22:] for line in output.splitlines()[1:] if f" {direction} " in line]
+        lines = unnumbered(output).splitlines()[1:]
+        return [line[22:] for line in lines if f" {direction} " in line]
 
     for direction in ("C→S", "S→C"):
         assert described(follow, direction) == described(pcap, direction)
@@ -272,7 +285,7 @@ def test_raw_and_hex_inputs(capsys: pytest.CaptureFixture[str]) -> None:
 def test_ascii_output_when_the_terminal_cannot_show_arrows() -> None:
     result = python_m("decode", SAMPLE, PYTHONIOENCODING="ascii")
     assert result.returncode == 0
-    assert b" #0 C->S       Protocol header AMQP 0-9-1\n" in result.stdout
+    assert b" #0 C->S       [4] Protocol header AMQP 0-9-1\n" in result.stdout
 
 
 def test_progress_on_a_terminal(
