@@ -50,7 +50,7 @@ INPUTS: dict[str, tuple[Callable[[Path, int], None], int, dict[str, object]]] = 
     "hex_repeat_bomb": (hostile.hex_repeat_bomb, 0x0000FFFFFFFFFF10, {}),
     "hex_repeat_10GB": (hostile.hex_repeat_bomb, 10 * 1024 * MiB, {}),
     "resync_trap_1MB": (hostile.resync_trap, 1 * MiB, {}),
-    "hex_line_100MB": (hostile.hex_long_line, 100 * MiB // 24, {}),
+    "hex_line_100MB": (hostile.hex_long_line, 100 * MiB // 24, {"input_format": "hex"}),
     "header_only_100k": (hostile.header_only_connections, 100_000, {}),
     "unfinished_60x8MB": (
         lambda path, size: hostile.unfinished_frames(path, 60, size),
@@ -95,6 +95,7 @@ def measure(name: str, args: argparse.Namespace) -> str:
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(path), repr(options)],
             env=env,
+            cwd=tmp,  # not the checkout: "-c" puts the working directory first on sys.path
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
