@@ -8,6 +8,7 @@ One class per method, in a namespace per class (``Basic.Publish``); ``METHODS`` 
 
 from __future__ import annotations
 
+import datetime
 import enum
 import struct
 from collections.abc import Mapping
@@ -4258,7 +4259,7 @@ class BasicProperties(Properties):
         reply_to: str | None = None,
         expiration: str | None = None,
         message_id: str | None = None,
-        timestamp: int | None = None,
+        timestamp: int | datetime.datetime | None = None,
         type: str | None = None,
         user_id: str | None = None,
         app_id: str | None = None,

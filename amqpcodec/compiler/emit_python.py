@@ -27,7 +27,8 @@ _PY_TYPES = {
     "short": "int",
     "long": "int",
     "longlong": "int",
-    "timestamp": "int",
+    # Properties accept a datetime when encoding (naive means UTC); decoding gives int.
+    "timestamp": "int | datetime.datetime",
     "shortstr": "str",
     "longstr": "bytes",
     "table": "Mapping[str, Any]",
@@ -272,7 +273,7 @@ def _method_class(method: Method, cls: ProtocolClass) -> Iterator[str]:
 
 
 def _method_init(method: Method, i2: str, i3: str) -> Iterator[str]:
-    types = dict(_PY_TYPES, table="Mapping[str, Any] | None")
+    types = dict(_PY_TYPES, table="Mapping[str, Any] | None", timestamp="int")
     yield from _wrap_def(
         i2, "def __init__", _signature(method.fields, types, _DEFAULTS), " -> None:"
     )
@@ -646,6 +647,8 @@ def _header(spec: Spec) -> Iterator[str]:
     yield ""
     yield "from __future__ import annotations"
     yield ""
+    if any(f.type == "timestamp" for c in spec.classes for f in c.properties):
+        yield "import datetime"
     yield "import enum"
     yield "import struct"
     yield "from collections.abc import Mapping"

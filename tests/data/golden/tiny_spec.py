@@ -8,6 +8,7 @@ One class per method, in a namespace per class (``Basic.Publish``); ``METHODS`` 
 
 from __future__ import annotations
 
+import datetime
 import enum
 import struct
 from collections.abc import Mapping
@@ -453,7 +454,7 @@ class BasicProperties(Properties):
         content_type: str | None = None,
         headers: Mapping[str, Any] | None = None,
         priority: int | None = None,
-        timestamp: int | None = None,
+        timestamp: int | datetime.datetime | None = None,
         *,
         cluster_id: str | None = None,
     ) -> None:
