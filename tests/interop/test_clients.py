@@ -343,3 +343,24 @@ def test_readme_shows_the_matrix_for_every_client() -> None:
     for title in ("pika ", "py-amqp ", "aio-pika ", "amqplib ", "amqp091-go ", "bunny "):
         assert f"\n| {title}" in block, title
     assert block.count("\n| ") >= 2 * (len(matrix.CLIENTS) + 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_all_clients_at_once(mode: str, request: pytest.FixtureRequest) -> None:
+    """The ten clients' scenarios side by side on one broker (and, in proxy mode, each through
+    its own proxy): connections, queues and confirms must not leak between them."""
+    runs: list[Run] = []
+    failures: list[str] = []
+    try:
+        for client in matrix.CLIENTS:
+            runs.append(Run(client, mode, "basic", request))
+        while runs:
+            run = runs.pop(0)
+            try:
+                run.finish()
+            except (AssertionError, pytest.fail.Exception) as exc:
+                failures.append(f"{run.client}: {exc}")
+    finally:
+        for run in runs:
+            run.kill()
+    assert not failures, "\n".join(failures)
