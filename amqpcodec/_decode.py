@@ -17,6 +17,7 @@ import argparse
 import os
 import stat
 import sys
+import textwrap
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Final, TextIO
 
@@ -49,13 +50,25 @@ EXIT_UNREADABLE: Final = 2
 
 _PROGRESS_FROM: Final = 32 * 1024 * 1024  # show progress for inputs at least this big
 
-DESCRIPTION: Final = (
+DESCRIPTION: Final = textwrap.fill(
     "Print the AMQP 0-9-1 frames in a pcap or pcapng capture (TCP reassembled per"
     " connection and direction), a hex dump (plain hex, or Wireshark's"
     " 'Follow TCP Stream' hex output) or a raw byte stream of one direction."
     " Exit status: 0 decoded, 1 a stream is malformed, 2 the input is unreadable."
 )
-EPILOG: Final = "JSON output (--json):\n" + JSON_FIELDS
+EXAMPLES: Final = """\
+examples:
+  amqpcodec decode capture.pcap                      every frame, one line each
+  amqpcodec decode --messages --body text capture.pcap   whole messages, bodies as text
+  amqpcodec decode --connection 1 --method 'basic.*' capture.pcap
+  amqpcodec decode --method channel.close --method connection.close capture.pcap
+  amqpcodec decode --direction s2c --since 2.5 --until 3 --time delta capture.pcap
+  amqpcodec decode --summary capture.pcapng          counts per method, per connection
+  amqpcodec decode --json capture.pcap | jq 'select(.method == "basic.nack")'
+  amqpcodec decode --export bodies/ capture.pcap     each body into bodies/
+  tcpdump -i lo -U -w - port 5672 | amqpcodec decode -   live, a line per frame
+"""
+EPILOG: Final = EXAMPLES + "\nJSON output (--json):\n" + JSON_FIELDS
 
 
 def run(args: argparse.Namespace) -> int:

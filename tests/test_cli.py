@@ -377,8 +377,13 @@ def test_usage_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> No
 def test_help_names_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["decode", "--help"])
-    out = " ".join(capsys.readouterr().out.split())
+    text = capsys.readouterr().out
+    out = " ".join(text.split())
     assert "Exit status: 0 decoded, 1 a stream is malformed, 2 the input is unreadable." in out
+    assert "amqpcodec decode --connection 1 --method 'basic.*' capture.pcap" in text
+    from amqpcodec._output import JSON_FIELDS
+
+    assert JSON_FIELDS in text  # every JSON field described, as written
 
 
 def test_summary_columns_never_run_together() -> None:
