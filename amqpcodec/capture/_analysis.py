@@ -573,7 +573,13 @@ class _Tracker:
         message = record.message
         method = message.method
         direction = record.direction
-        method_where = Where(getattr(record, "method_time", record.time), where.packet)
+        # The method frame's time and packet: what latency counts from and to.
+        method_time = getattr(record, "method_time", None)
+        method_packet = getattr(record, "method_packet", None)
+        method_where = Where(
+            record.time if method_time is None else method_time,
+            where.packet if method_packet is None else method_packet,
+        )
         self._method(direction, message.channel, method, method_where)
         props = message.properties
         if getattr(record, "partial", False):
