@@ -538,6 +538,11 @@ def _address(address: tuple[str, int]) -> str:
 
 
 async def _serve(proxy: Proxy) -> None:
+    # Handlers first: whoever reads the line below may signal at once.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     await proxy.start()
     print(
         f"amqpcodec proxy: listening on {_address((proxy.host, proxy.port))},"
@@ -545,10 +550,6 @@ async def _serve(proxy: Proxy) -> None:
         file=sys.stderr,
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
     finally:

@@ -342,3 +342,136 @@ def test_command_line_errors() -> None:
                 timeout=60,
             )
             assert done.returncode == 2 and "cannot listen" in done.stderr
+
+
+# -- the commands in this process (so that coverage sees them) -------------------------
+
+
+def _in_process(
+    monkeypatch: pytest.MonkeyPatch, module: object, name: str, argv: list[str], work: object
+) -> int:
+    """Run ``amqpcodec ARGV`` here; once it listens, ``work(port)`` runs in a thread,
+    then SIGINT stops the command. Returns its exit status."""
+    import threading
+
+    from amqpcodec.__main__ import main
+
+    started: list[object] = []
+    original = getattr(module, name)
+
+    class Recorded(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(module, name, Recorded)
+    failures: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            while not started or not started[0].port:  # type: ignore[attr-defined]
+                threading.Event().wait(0.01)
+            work(started[0].port)  # type: ignore[attr-defined, operator]
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    status = main(argv)
+    thread.join()
+    if failures:
+        raise failures[0]
+    return status
+
+
+def test_serve_command_here(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from amqpcodec.broker import _command
+
+    def work(port: int) -> None:
+        with Client(port, username="u", password="p") as client:
+            client.declare(client.channel(), "here")
+
+    status = _in_process(
+        monkeypatch, _command, "Broker", ["serve", "--port", "0", "--user", "u:p"], work
+    )
+    assert status == 0
+    assert "amqpcodec serve: listening on 127.0.0.1:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("output", [[], ["--json", "--messages"], ["--quiet"]])
+def test_proxy_command_here(
+    broker: Broker,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    output: list[str],
+) -> None:
+    argv = ["proxy", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{broker.port}", "--check"]
+    status = _in_process(monkeypatch, proxy_module, "Proxy", argv + output, session)
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "0 mismatches, 0 errors" in err
+    if not output:
+        assert "Basic.GetOk(delivery_tag=1" in out
+    elif output[0] == "--json":
+        assert sum(json.loads(line)["type"] == "message" for line in out.splitlines()) == 6
+    else:
+        assert out == ""
+
+
+def test_proxy_command_reports_findings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    upstream = Upstream()
+    import threading
+
+    accept = threading.Thread(target=upstream.accept_all)
+    accept.start()
+
+    def work(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"AMQP\x00\x00\x09\x01\x01\x00\x01\x00\x00\x00\x04\x00\x63\x00\x01\xce")
+        accept.join(10)
+
+    argv = [
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        f"127.0.0.1:{upstream.port}",
+        "--quiet",
+    ]
+    status = _in_process(monkeypatch, proxy_module, "Proxy", argv, work)
+    upstream.listener.close()
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "!! " in out and "frame skipped" in out  # findings are printed even when quiet
+    assert "1 errors" in err
+
+
+def test_readme_commands(broker: Broker) -> None:
+    """The serve and proxy command lines in the README parse and run (on free ports)."""
+    import re
+    import shlex
+
+    from amqpcodec.__main__ import _parser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = re.findall(r"^amqpcodec (?:serve|proxy) .*$", readme, flags=re.MULTILINE)
+    assert {line.split()[1] for line in lines} == {"serve", "proxy"}
+    for line in lines:
+        argv = shlex.split(line)[1:]
+        _parser().parse_args(argv)
+        if argv[0] == "serve":
+            argv[argv.index("--port") + 1] = "0"
+        else:
+            argv[argv.index("--listen") + 1] = "127.0.0.1:0"
+            argv[argv.index("--upstream") + 1] = f"127.0.0.1:{broker.port}"
+        process, port = _start(*argv)
+        with Client(port, open=False) as client:
+            client.sock.sendall(b"")  # it accepts connections
+        status, _, err = _stop(process)
+        assert status == 0, err

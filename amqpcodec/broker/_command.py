@@ -31,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(broker: Broker) -> None:
+    # Handlers first: whoever reads the line below may signal at once.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     await broker.start()
     names = ", ".join(broker.users) or "none"
     print(
@@ -38,10 +43,6 @@ async def _serve(broker: Broker) -> None:
         file=sys.stderr,
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
     finally:

@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 SHUTDOWN_TEXT: Final = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
 _WRITE_BUFFER: Final = 1024 * 1024
+MAX_INTERNAL_ERRORS: Final = 100
 
 
 class Broker:
@@ -86,6 +87,10 @@ class Broker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self.internal_errors: list[BaseException] = []
+        """Exceptions the broker's own code raised while handling a method (each answered
+        with Connection.Close 541), the first ``MAX_INTERNAL_ERRORS``: a test can require
+        it to stay empty."""
 
     # -- where ------------------------------------------------------------------------
 
@@ -262,14 +267,18 @@ class Broker:
         if len(self._sessions) >= self.limits.max_connections:
             return False
         self._sessions.add(session)
-        assert self._idle is not None
-        self._idle.clear()
+        if self._idle is not None:
+            self._idle.clear()
         return True
 
     def forget(self, session: Session) -> None:
         self._sessions.discard(session)
         if not self._sessions and self._idle is not None:
             self._idle.set()
+
+    def internal_error(self, exc: BaseException) -> None:
+        if len(self.internal_errors) < MAX_INTERNAL_ERRORS:
+            self.internal_errors.append(exc)
 
     def _authenticate(self, credentials: Credentials) -> bool:
         name = credentials.username

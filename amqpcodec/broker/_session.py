@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -46,6 +46,7 @@ __all__ = ["Channel", "Session"]
 
 B, E, Q, Tx = spec.Basic, spec.Exchange, spec.Queue, spec.Tx
 _OPEN: Final = ChannelState.OPEN
+_CS_OPEN: Final = ConnectionState.OPEN
 _MIN_TICK: Final = 0.05  # seconds: never tick more often than this
 _CLOSE_GRACE: Final = 1.0  # seconds a failed connection is kept to let its Close be read
 
@@ -63,8 +64,8 @@ class Channel:
 
     number: int
     session: Session
-    muted: bool = False
-    """Closed later in the read being handled: what it asks is done, nothing is sent."""
+    closed: bool = False
+    """Closed (by either side): nothing more is sent or delivered on it."""
     consumers: dict[str, Consumer] = field(default_factory=dict)
     unacked: dict[int, _Delivered] = field(default_factory=dict)
     next_tag: int = 1
@@ -72,7 +73,6 @@ class Channel:
     """Prefetch for consumers created from now on (Basic.Qos global=false)."""
     global_prefetch: int = 0
     """Unacknowledged deliveries on the whole channel (Basic.Qos global=true)."""
-    paused: bool = False
     confirming: bool = False
     transactional: bool = False
     tx_publishes: list[tuple[Exchange, Message, bool]] = field(default_factory=list)
@@ -80,7 +80,7 @@ class Channel:
     last_queue: str = ""
 
     def can_deliver(self, consumer: Consumer) -> bool:
-        if self.muted or self.paused or self.session.congested:
+        if self.closed or self.session.congested:
             return False
         if consumer.no_ack:
             return True
@@ -105,6 +105,8 @@ class Session(asyncio.Protocol):
         """The broker closed the connection over a method: ignore what followed it."""
         self._timer: asyncio.TimerHandle | None = None
         self._dirty: set[Queue] = set()
+        self._head = bytearray()  # the start of the frame being read, up to 7 bytes
+        self._left = 0  # bytes of that frame after its first 7
 
     # -- asyncio protocol ----------------------------------------------------------
 
@@ -121,21 +123,53 @@ class Session(asyncio.Protocol):
         self._timer = loop.call_later(self.broker.handshake_timeout, self._handshake_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self.closed or self.failed:
-            return  # after our Close: wait for the socket to end
-        try:
-            events = self.conn.receive_data(data)
-        except AMQPError as exc:
-            # The peer broke a protocol rule: the Connection queued the Close for it
-            # (once open); process what came before, send, and hang up.
-            self._handle(getattr(exc, "events", None) or [])
-            self._fail()
-            return
-        self._handle(events)
+        # One frame at a time, so that each method is answered before the next is read,
+        # as RabbitMQ does: a refusal goes out before a Channel.Close that followed the
+        # refused method in the same read, and an error later in a read does not stop
+        # what came before it from being carried out.
+        for piece in self._frames(data):
+            if self.closed or self.failed:
+                break  # the socket is ending
+            try:
+                events = self.conn.receive_data(piece)
+            except AMQPError as exc:
+                # The peer broke a protocol rule: the Connection queued the Close for it
+                # (once open); carry out what came before, send, and hang up.
+                self._handle(getattr(exc, "events", None) or [])
+                self._fail()
+                return
+            self._handle(events)
+        self.flush()
+
+    def _frames(self, data: bytes) -> Iterator[memoryview]:
+        """``data`` cut where frames end (the protocol header counts as one); the last
+        piece may end inside a frame, which the Connection then holds."""
+        view = memoryview(data)
+        size = len(view)
+        start = pos = 0
+        head = self._head
+        while pos < size:
+            if len(head) < 7:
+                take = min(7 - len(head), size - pos)
+                head += view[pos : pos + take]
+                pos += take
+                if len(head) < 7:
+                    break
+                self._left = 1 if head[:4] == b"AMQP" else int.from_bytes(head[3:7], "big") + 1
+            take = min(self._left, size - pos)
+            pos += take
+            self._left -= take
+            if not self._left:
+                head.clear()
+                yield view[start:pos]
+                start = pos
+        if start < size:
+            yield view[start:]
 
     def eof_received(self) -> bool | None:
         if not self.closed:
             self._handle(self.conn.receive_data(b""))
+            self.flush()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -162,6 +196,7 @@ class Session(asyncio.Protocol):
 
     def _tick(self) -> None:
         self._handle(self.conn.tick(asyncio.get_running_loop().time()))
+        self.flush()
         self._schedule_tick()
 
     def _schedule_tick(self) -> None:
@@ -218,11 +253,15 @@ class Session(asyncio.Protocol):
 
     # -- sending, guarded -----------------------------------------------------------
 
+    def _can_send(self, number: int) -> bool:
+        """The connection and the channel are open (the client did not close them in
+        the read being handled, nor the broker over an error)."""
+        conn = self.conn
+        return conn.state is _CS_OPEN and conn.channel_state(number) is _OPEN
+
     def _send(self, channel: Channel, method: Method) -> None:
         """Send on a channel unless it closed meanwhile (in this read, or by an error)."""
-        if channel.muted or self.conn.channel_state(channel.number) is not _OPEN:
-            return
-        with contextlib.suppress(LocalProtocolError):  # the connection is closing
+        if not channel.closed and self._can_send(channel.number):
             self.conn.send_method(channel.number, method)
 
     def _reply(self, channel: Channel, request: Any, reply: Method) -> None:
@@ -232,24 +271,15 @@ class Session(asyncio.Protocol):
     def _send_message(
         self, channel: Channel, method: Method, properties: Properties, body: bytes
     ) -> bool:
-        if channel.muted or self.conn.channel_state(channel.number) is not _OPEN:
+        if channel.closed or not self._can_send(channel.number):
             return False
-        try:
-            self.conn.send_message(channel.number, method, properties, body)
-        except LocalProtocolError:
-            return False  # the client paused the channel (Channel.Flow)
+        self.conn.send_message(channel.number, method, properties, body)
         return True
 
     # -- events ---------------------------------------------------------------------
 
     def _handle(self, events: Sequence[Event]) -> None:
-        # Channels closed further on in this batch: their earlier methods still take
-        # effect, but no answer may go out on them (the Close-Ok already has).
-        last_close = {e.channel: i for i, e in enumerate(events) if type(e) is ChannelClosed}
-        for number in last_close:
-            if number in self.channels:
-                self.channels[number].muted = True
-        for index, event in enumerate(events):
+        for event in events:
             kind = type(event)
             if self.refused and kind is not ConnectionClosed:
                 continue
@@ -259,7 +289,7 @@ class Session(asyncio.Protocol):
                 if channel is None:
                     if event.channel == 0:
                         self._connection_method(event.method)
-                    continue
+                    continue  # a channel the broker closed earlier in this read
                 try:
                     if kind is MessageReceived:
                         assert isinstance(event, MessageReceived)
@@ -268,10 +298,13 @@ class Session(asyncio.Protocol):
                         self._method(channel, event.method)
                 except Refused as refusal:
                     self._refuse(channel, event.method, refusal)
+                except Exception as exc:  # a bug here: say so as RabbitMQ does, go on serving
+                    self.broker.internal_error(exc)
+                    text = f"{type(exc).__name__} handling {event.method.NAME}"
+                    self._refuse(channel, event.method, Refused(spec.INTERNAL_ERROR, text))
             elif kind is ChannelOpened:
                 assert isinstance(event, ChannelOpened)
-                muted = last_close.get(event.channel, -1) > index
-                self.channels[event.channel] = Channel(event.channel, self, muted=muted)
+                self.channels[event.channel] = Channel(event.channel, self)
             elif kind is ChannelClosed:
                 assert isinstance(event, ChannelClosed)
                 gone = self.channels.pop(event.channel, None)
@@ -280,9 +313,11 @@ class Session(asyncio.Protocol):
             elif kind is FlowChanged:
                 assert isinstance(event, FlowChanged)
                 flowing = self.channels.get(event.channel)
-                if flowing is not None:
-                    flowing.paused = not event.active
-                    self._dirty.update(c.queue for c in flowing.consumers.values())
+                if flowing is not None and not event.active:
+                    # RabbitMQ does not stop deliveries for a client [rmq-docs:
+                    # channel.flow]: 540, after the Flow-Ok the Connection already sent.
+                    stop = Refused(spec.NOT_IMPLEMENTED, "channel.flow active=false")
+                    self._refuse(flowing, spec.Channel.Flow(False), stop)
             elif kind is ConnectionOpened:
                 assert isinstance(event, ConnectionOpened)
                 self.vhost = self.broker.virtual_host(event.virtual_host)
@@ -290,7 +325,6 @@ class Session(asyncio.Protocol):
             elif kind is ConnectionClosed:
                 self._teardown()
         self.broker.dispatch(self._take_dirty())
-        self.flush()
 
     def _take_dirty(self) -> set[Queue]:
         dirty, self._dirty = self._dirty, set()
@@ -310,23 +344,23 @@ class Session(asyncio.Protocol):
             with contextlib.suppress(LocalProtocolError):  # already closing
                 self.conn.close(refusal.reply_code, refusal.reply_text, class_id, method_id)
             return
-        muted = channel.muted
         self.channels.pop(channel.number, None)
         self._close_channel(channel)
-        if not muted and self.conn.channel_state(channel.number) is _OPEN:
+        if self._can_send(channel.number):
             self.conn.close_channel(
                 channel.number, refusal.reply_code, refusal.reply_text, class_id, method_id
             )
 
     def _connection_method(self, method: Method) -> None:
-        if isinstance(method, spec.Connection.UpdateSecret):
+        # The connection may have closed later in the same read.
+        if isinstance(method, spec.Connection.UpdateSecret) and self.conn.state is _CS_OPEN:
             self.conn.send_method(0, spec.Connection.UpdateSecretOk())
 
     # -- teardown -------------------------------------------------------------------
 
     def _close_channel(self, channel: Channel) -> None:
         """The channel is gone: its consumers end, its unacknowledged messages go back."""
-        channel.muted = True
+        channel.closed = True
         for consumer in list(channel.consumers.values()):
             self._remove_consumer(consumer)
         channel.consumers.clear()
@@ -430,34 +464,38 @@ class Session(asyncio.Protocol):
 
     def _exchange_bind(self, channel: Channel, method: Any) -> None:
         vhost = self._model()
-        vhost.not_default(method.source)
         vhost.not_default(method.destination)
-        destination = vhost.exchange(method.destination)
+        vhost.not_default(method.source)
+        if isinstance(method, E.Unbind):
+            if method.source in vhost.exchanges and method.destination in vhost.exchanges:
+                source, destination = (
+                    vhost.exchanges[method.source],
+                    vhost.exchanges[method.destination],
+                )
+                vhost.unbind(source, destination, method.routing_key, method.arguments)
+            self._reply(channel, method, E.UnbindOk())  # unbinding what is missing succeeds
+            return
         source = vhost.exchange(method.source)
-        if isinstance(method, E.Bind):
-            vhost.bind(source, destination, method.routing_key, method.arguments)
-            self._reply(channel, method, E.BindOk())
-        else:
-            vhost.unbind(source, destination, method.routing_key, method.arguments)
-            self._reply(channel, method, E.UnbindOk())
+        destination = vhost.exchange(method.destination)
+        vhost.bind(source, destination, method.routing_key, method.arguments)
+        self._reply(channel, method, E.BindOk())
 
     def _queue_declare(self, channel: Channel, method: Any) -> None:
         vhost = self._model()
-        name = method.queue
-        if not name and not method.passive:
-            queue = vhost.add_queue(
-                generated_name("amq.gen-"),
+        if method.queue or method.passive:  # a passive "" is no shortcut: 404 for ''
+            queue = vhost.declare_queue(
+                method.queue,
                 self,
+                passive=method.passive,
                 durable=method.durable,
                 exclusive=method.exclusive,
                 auto_delete=method.auto_delete,
                 arguments=method.arguments,
             )
         else:
-            queue = vhost.declare_queue(
-                self._queue_name(channel, name),
+            queue = vhost.add_queue(
+                generated_name("amq.gen-"),
                 self,
-                passive=method.passive,
                 durable=method.durable,
                 exclusive=method.exclusive,
                 auto_delete=method.auto_delete,
@@ -468,18 +506,24 @@ class Session(asyncio.Protocol):
         self._reply(channel, method, reply)
 
     def _queue_bind(self, channel: Channel, method: Any) -> None:
+        # RabbitMQ's order: the default exchange (403), the shortcut queue name (404),
+        # the exchange (404), then the queue (404, 405).
         vhost = self._model()
-        queue = vhost.queue(self._queue_name(channel, method.queue), self)
         vhost.not_default(method.exchange)
+        name = self._queue_name(channel, method.queue)
+        if isinstance(method, Q.Unbind):
+            exchange = vhost.exchanges.get(method.exchange)
+            if exchange is not None and name in vhost.queues:
+                queue = vhost.queue(name, self)
+                vhost.unbind(exchange, queue, method.routing_key, method.arguments)
+            self._send(channel, Q.UnbindOk())  # unbinding what is missing succeeds
+            return
         exchange = vhost.exchange(method.exchange)
-        if isinstance(method, Q.Bind):
-            # An empty routing key with the default queue binds by the queue's name.
-            key = method.routing_key or ("" if method.queue else queue.name)
-            vhost.bind(exchange, queue, key, method.arguments)
-            self._reply(channel, method, Q.BindOk())
-        else:
-            vhost.unbind(exchange, queue, method.routing_key, method.arguments)
-            self._send(channel, Q.UnbindOk())
+        queue = vhost.queue(name, self)
+        # An empty routing key with the default queue binds by the queue's name.
+        key = method.routing_key or ("" if method.queue else queue.name)
+        vhost.bind(exchange, queue, key, method.arguments)
+        self._reply(channel, method, Q.BindOk())
 
     def _queue_purge(self, channel: Channel, method: Any) -> None:
         vhost = self._model()
@@ -541,9 +585,9 @@ class Session(asyncio.Protocol):
     def _basic_get(self, channel: Channel, method: Any) -> None:
         vhost = self._model()
         queue = vhost.queue(self._queue_name(channel, method.queue), self)
-        if channel.muted:
+        if not self._can_send(channel.number):
             return  # the Get-Ok could not be sent: leave the message where it is
-        if not queue.ready or channel.paused:
+        if not queue.ready:
             self._send(channel, B.GetEmpty())
             return
         entry = queue.ready.popleft()
@@ -638,6 +682,13 @@ class Session(asyncio.Protocol):
         if method.immediate:
             raise Refused(spec.NOT_IMPLEMENTED, "immediate=true")
         vhost = self._model()
+        user_id = getattr(event.properties, "user_id", None)
+        login = self.conn.credentials.username if self.conn.credentials else None
+        if user_id is not None and user_id != login:  # [rmq-docs:validated-user-id]
+            raise Refused(
+                spec.PRECONDITION_FAILED,
+                f"user_id property set to '{user_id}' but authenticated user was '{login}'",
+            )
         exchange = vhost.exchange(method.exchange)
         if exchange.internal:
             raise Refused(
