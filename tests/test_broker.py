@@ -4,6 +4,7 @@ mistakes, its bounds, and real clients (pika, py-amqp) against it, without Rabbi
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from amqp_client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amqpcodec import spec
+from amqpcodec import MethodFrame, spec
 from amqpcodec import strategies as amqp_st
 from amqpcodec.broker import Broker, Limits
 from amqpcodec.broker._model import topic_matches
@@ -648,7 +649,7 @@ def test_memory_limit_refuses_publishes() -> None:
 
 def test_count_limits() -> None:
     limits = Limits(
-        max_queues=1, max_exchanges=7, max_bindings=1, max_consumers=1, max_queue_length=1
+        max_queues=1, max_exchanges=8, max_bindings=1, max_consumers=1, max_queue_length=1
     )
     with Broker(limits=limits) as broker, Client(broker.port) as client:
         ch = client.channel()
@@ -818,21 +819,25 @@ def test_streams_rabbitmq_accepts_are_accepted(stream: amqp_st.Stream, chunk: in
 def _model_gap(frame: object) -> bool:
     """Where the strategies' model of RabbitMQ's refusals and RabbitMQ 3.10.8 differ (seen
     on the broker at 127.0.0.1:5672): unbinding from a missing queue or exchange is
-    Unbind-Ok, ``queue.delete("")`` with no queue declared on the channel is 404, and a
-    passive ``exchange.declare("")`` is 403."""
+    Unbind-Ok; a queue name "" means the channel's last declared queue (404 "no previously
+    declared queue" if none), which the model does not track; a passive
+    ``exchange.declare("")`` is 403."""
     from amqpcodec import MethodFrame
 
     if not isinstance(frame, MethodFrame):
         return False
     method = frame.method
     unbind = isinstance(method, (Q.Unbind, E.Unbind))
-    unnamed = isinstance(method, (Q.Delete, E.Declare)) and not getattr(
-        method, "queue", getattr(method, "exchange", "")
-    )
-    return unbind or unnamed
+    last_queue = getattr(method, "queue", None) == "" and not isinstance(method, Q.Declare)
+    default_exchange = isinstance(method, E.Declare) and method.exchange == ""
+    return unbind or last_queue or default_exchange
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("BROKER_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(stream=amqp_st.streams("client", **LOGIN), chunk=st.integers(1, 5000))
 def test_refusals_are_rabbitmqs(stream: amqp_st.Stream, chunk: int) -> None:
     """Any client stream: the broker's first refusal is the one RabbitMQ's rules (as
@@ -842,13 +847,17 @@ def test_refusals_are_rabbitmqs(stream: amqp_st.Stream, chunk: int) -> None:
     refusals = [(channel, code) for channel, code in closes_sent(sent) if code != 200]
     if any(_model_gap(item.frame) for item in stream.frames):
         return
-    expected = stream.refusals[0].refusal if stream.refusals else None
-    if expected is None:
+    expected = [item.refusal for item in stream.refusals if item.refusal is not None]
+    if not expected:
         assert refusals == []
-    elif "not modelled" not in expected.reason:
-        assert refusals, f"expected {expected}"
+    elif "not modelled" not in expected[0].reason:
+        assert refusals, f"expected {expected[0]}"
         channel, code = refusals[0]
-        assert (code, channel == 0) == (expected.reply_code, expected.connection), expected
+        first = stream.refusals[0].frame
+        # RabbitMQ acts on a publish once its content is in: a frame that came between
+        # (which the model, judging frame by frame, does not look at) may be refused first.
+        if not (isinstance(first, MethodFrame) and first.method.CONTENT):
+            assert (code, channel == 0) == (expected[0].reply_code, expected[0].connection)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -53,6 +53,7 @@ DEFAULT_EXCHANGES: Final = (
     ("amq.topic", "topic"),
     ("amq.headers", "headers"),
     ("amq.match", "headers"),
+    ("amq.rabbitmq.trace", "topic"),  # internal, as in RabbitMQ
 )
 MESSAGE_OVERHEAD: Final = 256
 """Bytes charged per message on top of its body (objects and bookkeeping)."""
@@ -284,7 +285,8 @@ class VirtualHost:
         self.limits = limits
         self.usage = usage
         self.exchanges: dict[str, Exchange] = {
-            xname: Exchange(xname, kind, durable=True) for xname, kind in DEFAULT_EXCHANGES
+            xname: Exchange(xname, kind, durable=True, internal=xname == "amq.rabbitmq.trace")
+            for xname, kind in DEFAULT_EXCHANGES
         }
         self.queues: dict[str, Queue] = {}
         self.binding_count = 0

@@ -682,6 +682,13 @@ class Session(asyncio.Protocol):
         if method.immediate:
             raise Refused(spec.NOT_IMPLEMENTED, "immediate=true")
         vhost = self._model()
+        # RabbitMQ's order: the exchange, internal, user_id, expiration.
+        exchange = vhost.exchange(method.exchange)
+        if exchange.internal:
+            raise Refused(
+                spec.ACCESS_REFUSED,
+                f"cannot publish to internal exchange '{exchange.name}' in vhost '{vhost.name}'",
+            )
         user_id = getattr(event.properties, "user_id", None)
         login = self.conn.credentials.username if self.conn.credentials else None
         if user_id is not None and user_id != login:  # [rmq-docs:validated-user-id]
@@ -689,12 +696,11 @@ class Session(asyncio.Protocol):
                 spec.PRECONDITION_FAILED,
                 f"user_id property set to '{user_id}' but authenticated user was '{login}'",
             )
-        exchange = vhost.exchange(method.exchange)
-        if exchange.internal:
-            raise Refused(
-                spec.ACCESS_REFUSED,
-                f"cannot publish to internal exchange '{exchange.name}' in vhost '{vhost.name}'",
-            )
+        expiration = getattr(event.properties, "expiration", None)
+        if expiration is not None and not (
+            expiration.isascii() and expiration.isdigit() and int(expiration) < 1 << 32
+        ):
+            raise Refused(spec.PRECONDITION_FAILED, f"invalid expiration '{expiration}'")
         message = Message(method.exchange, method.routing_key, event.properties, event.body)
         if channel.transactional:
             if vhost.charge(message):
