@@ -128,9 +128,17 @@ class Method(Record):
 
 
 class Properties(Record):
-    """Content properties of one class (``BasicProperties``); None means absent."""
+    """Content properties of one class (``BasicProperties``); None means absent.
 
-    __slots__ = ()
+    A decoded block keeps the bytes it came from (``_wire``) and the objects it was
+    decoded into (``_seen``): while every property is still that object, encoding writes
+    the bytes back, exactly as they arrived (flag words included) and at the cost of a copy.
+    """
+
+    __slots__ = ("_seen", "_wire")
+
+    _seen: tuple[Any, ...]
+    _wire: bytes | None
 
     CLASS_ID: ClassVar[int]
     _NONE_IS_ABSENT: ClassVar[bool] = True

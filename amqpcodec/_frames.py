@@ -207,6 +207,11 @@ def _decode_frames(
     append = frames.append
     new = _new
     frame: Any
+    view = buf.__class__ is not bytes  # a slice of bytes is bytes already: no second call
+    methods = _METHODS
+    unpack_index = _U32.unpack_from
+    properties_classes = _PROPERTIES
+    unpack_content_header = _CONTENT_HEADER.unpack_from
     while size - off >= 7:
         frame_type, channel, payload_size = unpack_header(buf, off)
         if frame_type == 0x41 and one:
@@ -239,15 +244,41 @@ def _decode_frames(
         if frame_type == _TYPE_BODY:
             frame = new(BodyFrame)
             frame.channel = channel
-            frame.payload = bytes(buf[start:end])
+            frame.payload = bytes(buf[start:end]) if view else buf[start:end]
             append(frame)
         elif frame_type == _TYPE_METHOD:
+            # _decode_method inlined for a known method (a call per frame saved); the
+            # function handles, and raises for, everything else.
+            method_class = methods.get(unpack_index(buf, start)[0]) if end - start >= 4 else None
             frame = new(MethodFrame)
             frame.channel = channel
-            frame.method = _decode_method(buf, start, end)
+            if method_class is None:
+                frame.method = _decode_method(buf, start, end)
+            else:
+                try:
+                    frame.method = method_class.decode(buf, start + 4, end)
+                except DecodeError as exc:
+                    raise _in_method(exc, method_class, end) from None
             append(frame)
         elif frame_type == _TYPE_HEADER:
-            append(_decode_header(buf, channel, start, end))
+            # _decode_header inlined for a well-formed content header, as above.
+            if end - start < 14:
+                raise _short_header(start)
+            class_id, weight, body_size = unpack_content_header(buf, start)
+            properties_class = properties_classes.get(class_id)
+            if weight or properties_class is None:
+                append(_decode_header(buf, channel, start, end))  # raises
+            try:
+                properties = properties_class.decode(buf, start + 12, end)  # type: ignore[union-attr]
+            except DecodeError as exc:
+                exc.offset = min(exc.offset, end)  # see _decode_header
+                raise
+            frame = new(HeaderFrame)
+            frame.channel = channel
+            frame.body_size = body_size
+            frame.properties = properties
+            frame.class_id = class_id
+            append(frame)
         elif frame_type == _TYPE_HEARTBEAT:
             append(_decode_heartbeat(channel, payload_size, off))
         else:
@@ -295,14 +326,23 @@ def _decode_method(buf: bytes | memoryview, start: int, end: int) -> Method:
     try:
         return method_class.decode(buf, start + 4, end)
     except DecodeError as exc:
-        exc.class_id, exc.method_id = method_class.CLASS_ID, method_class.METHOD_ID
-        exc.offset = min(exc.offset, end)  # see _decode_header
-        raise
+        raise _in_method(exc, method_class, end) from None
+
+
+def _in_method(exc: DecodeError, method_class: type[Method], end: int) -> DecodeError:
+    """A method's DecodeError, with the method's ids and an offset inside its frame."""
+    exc.class_id, exc.method_id = method_class.CLASS_ID, method_class.METHOD_ID
+    exc.offset = min(exc.offset, end)  # see _decode_header
+    return exc
+
+
+def _short_header(start: int) -> DecodeError:
+    return DecodeError("content header frame is too short", spec.FRAME_ERROR, start)
 
 
 def _decode_header(buf: bytes | memoryview, channel: int, start: int, end: int) -> HeaderFrame:
     if end - start < 14:
-        raise DecodeError("content header frame is too short", spec.FRAME_ERROR, start)
+        raise _short_header(start)
     class_id, weight, body_size = _CONTENT_HEADER.unpack_from(buf, start)
     if weight != 0:  # [PDF §4.2.6.1] weight must be zero; RabbitMQ answers 505
         raise DecodeError(f"content header weight is {weight}, not 0", 505, start + 2)

@@ -8,8 +8,13 @@ precompiled ``struct.Struct`` objects and calls in here only for tables and for 
 error paths.
 
 Field tables are lossless: a decoded :class:`FieldTable` remembers the type letter of
-every value whose letter is not the one the default mapping would choose again, so
-encoding a decoded table reproduces its bytes exactly.
+every value whose letter is not the one the default mapping would choose again, and a
+table decoded on its own (a method argument, :func:`decode_table`) also keeps the bytes
+it came from. While nothing in it changes, encoding it writes those bytes back: a copy,
+and exact whatever they held (a repeated key, a boolean octet other than 0 or 1). Every
+decoded table and array holds a *cell*, ``[dialect, parent's cell]``; a change to any of
+them (the mutating methods are overridden) clears its cell and every cell above it, so a
+change deep inside a nested table is noticed by the table that kept the bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ __all__ = [
     "encode_shortstr",
     "encode_table",
     "encode_timestamp",
+    "read_table",
+    "table_unchanged",
     "write_table",
 ]
 
@@ -116,20 +123,72 @@ _INT_STRUCTS: Final = {
 }
 
 
-class FieldTable(dict[str, Any]):
+class _DecodedTable(dict[str, Any]):
+    """What the decoder fills: FieldTable's layout without its change hooks (a store
+    through an overridden ``__setitem__`` costs a Python call per entry). The finished
+    table becomes a FieldTable by a ``__class__`` assignment."""
+
+    __slots__ = ("_cell", "_types", "_wire")
+
+    _types: dict[str, str] | None  # made on first use: most tables need none
+    _cell: Any  # see the module's docstring
+    _wire: bytes | None
+
+
+class _DecodedArray(list[Any]):
+    """What the decoder fills before it becomes a FieldArray (see _DecodedTable)."""
+
+    __slots__ = ("_cell", "_types", "_wire")
+
+    _types: dict[int, str] | None
+    _cell: Any
+    _wire: bytes | None
+
+
+def _changed(container: _DecodedTable | _DecodedArray) -> None:
+    """A decoded table or array changed: it and every table around it lose their bytes."""
+    cell = container._cell
+    if cell.__class__ is list:
+        while cell is not None:
+            cell[0] = None
+            cell = cell[1]
+    else:
+        container._cell = None
+
+
+def _intact(cell: Any, dialect: Dialect) -> bool:
+    """Whether a container with this cell is unchanged since it was decoded in ``dialect``."""
+    return cell is dialect or (cell.__class__ is list and cell[0] is dialect)
+
+
+class FieldTable(_DecodedTable):
     """A decoded field table: a ``dict`` that also remembers non-default type letters.
 
     ``types`` maps a key to the letter its value arrived with, for the values whose
     letter the default mapping would not choose again (``B`` for a small int, ``S`` for
     bytes, ...). Encoding uses a remembered letter while the value still fits it.
-    Use :meth:`set_typed` to choose a letter yourself.
+    Use :meth:`set_typed` to choose a letter yourself (changing ``types`` directly is not
+    noticed by a decoded table, which re-encodes the bytes it came from while unchanged).
     """
 
-    __slots__ = ("types",)
+    __slots__ = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.types: dict[str, str] = {}
+        self._types = None
+        self._cell = None
+        self._wire = None
+
+    @property
+    def types(self) -> dict[str, str]:
+        types = self._types
+        if types is None:
+            types = self._types = {}
+        return types
+
+    @types.setter
+    def types(self, types: dict[str, str]) -> None:
+        self._types = types
 
     def set_typed(self, key: str, value: Any, letter: str) -> None:
         """Set ``key`` to ``value``, to be encoded with type letter ``letter``."""
@@ -137,24 +196,131 @@ class FieldTable(dict[str, Any]):
         self.types[key] = letter
 
     def __repr__(self) -> str:
-        if not self.types:
+        if not self._types:
             return f"FieldTable({dict.__repr__(self)})"
         return f"FieldTable({dict.__repr__(self)}, types={self.types!r})"
 
+    # Every change goes through one of these: the table no longer has the bytes it came from.
+    def __setitem__(self, key: str, value: Any) -> None:
+        _changed(self)
+        dict.__setitem__(self, key, value)
 
-class FieldArray(list[Any]):
+    def __delitem__(self, key: str) -> None:
+        _changed(self)
+        dict.__delitem__(self, key)
+
+    def __ior__(self, other: Any) -> FieldTable:  # type: ignore[override,misc]
+        _changed(self)
+        dict.update(self, other)
+        return self
+
+    def clear(self) -> None:
+        _changed(self)
+        dict.clear(self)
+
+    def pop(self, *args: Any) -> Any:
+        _changed(self)
+        return dict.pop(self, *args)
+
+    def popitem(self) -> tuple[str, Any]:
+        _changed(self)
+        return dict.popitem(self)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        _changed(self)
+        return dict.setdefault(self, key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        _changed(self)
+        dict.update(self, *args, **kwargs)
+
+
+class FieldArray(_DecodedArray):
     """A decoded field array: a ``list`` that remembers non-default type letters by index."""
 
-    __slots__ = ("types",)
+    __slots__ = ()
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.types: dict[int, str] = {}
+        self._types = None
+        self._cell = None
+        self._wire = None
+
+    @property
+    def types(self) -> dict[int, str]:
+        types = self._types
+        if types is None:
+            types = self._types = {}
+        return types
+
+    @types.setter
+    def types(self, types: dict[int, str]) -> None:
+        self._types = types
 
     def __repr__(self) -> str:
-        if not self.types:
+        if not self._types:
             return f"FieldArray({list.__repr__(self)})"
         return f"FieldArray({list.__repr__(self)}, types={self.types!r})"
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        _changed(self)
+        list.__setitem__(self, index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        _changed(self)
+        list.__delitem__(self, index)
+
+    def __iadd__(self, other: Any) -> FieldArray:  # type: ignore[misc]
+        _changed(self)
+        list.extend(self, other)
+        return self
+
+    def __imul__(self, count: Any) -> FieldArray:  # type: ignore[misc]
+        _changed(self)
+        return list.__imul__(self, count)
+
+    def append(self, value: Any) -> None:
+        _changed(self)
+        list.append(self, value)
+
+    def extend(self, values: Any) -> None:
+        _changed(self)
+        list.extend(self, values)
+
+    def insert(self, index: Any, value: Any) -> None:
+        _changed(self)
+        list.insert(self, index, value)
+
+    def pop(self, *args: Any) -> Any:
+        _changed(self)
+        return list.pop(self, *args)
+
+    def remove(self, value: Any) -> None:
+        _changed(self)
+        list.remove(self, value)
+
+    def clear(self) -> None:
+        _changed(self)
+        list.clear(self)
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        _changed(self)
+        list.sort(self, *args, **kwargs)
+
+    def reverse(self) -> None:
+        _changed(self)
+        list.reverse(self)
+
+
+def table_unchanged(value: Any) -> bool:
+    """Whether ``value`` is None or a decoded table that kept its bytes and is unchanged
+    (the check a content-properties block makes before writing its own bytes back)."""
+    if value is None:
+        return True
+    if value.__class__ is not FieldTable:
+        return False
+    cell = value._cell
+    return cell is not None and (cell.__class__ is not list or cell[0] is not None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,7 +328,7 @@ class FieldArray(list[Any]):
 # default), where ``default`` says whether the default mapping would choose this value's
 # letter again (if not, the table remembers the letter).
 
-_Reader = Callable[[Any, int, int, "Dialect", int, int], tuple[Any, int, bool]]
+_Reader = Callable[[Any, int, int, "Dialect", int, int], tuple[Any, int, bool | None]]
 
 
 def _past_end(off: int) -> DecodeError:
@@ -287,18 +453,19 @@ def _read_void(
     return None, off, True
 
 
+# The nested readers say None for "default": the caller links the nested cell to its own.
 def _read_nested_table(
     buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
-) -> tuple[Any, int, bool]:
+) -> tuple[Any, int, bool | None]:
     table, off = _read_table(buf, off, stop, d, m, depth + 1)
-    return table, off, True
+    return table, off, None
 
 
 def _read_nested_array(
     buf: Any, off: int, stop: int, d: Dialect, m: int, depth: int
-) -> tuple[Any, int, bool]:
+) -> tuple[Any, int, bool | None]:
     array, off = _read_array(buf, off, stop, d, m, depth + 1)
-    return array, off, True
+    return array, off, None
 
 
 _READERS: Final[dict[_Kind, _Reader]] = {
@@ -337,9 +504,11 @@ def _read_table(
     if stop > end:
         raise DecodeError("field table runs past the end of its frame", _FRAME_ERROR, off)
     off += 4
-    table = _new_table(FieldTable)
-    types: dict[str, str] = {}
-    table.types = types
+    table = _new_table(_DecodedTable)
+    types: dict[str, str] | None = None
+    table._types = None
+    table._wire = None
+    cell = None  # a list once a nested table or array links to it
     readers = dialect._readers
     while off < stop:
         letter_at = off + 1 + buf[off]
@@ -369,11 +538,36 @@ def _read_table(
             raise DecodeError(f"unknown field type {chr(letter)!r} for key {key!r}", 502, letter_at)
         value, off, default = reader(buf, letter_at + 1, stop, dialect, max_depth, depth)
         table[key] = value
-        if not default:
+        if default is False:
+            if types is None:
+                types = table._types = {}
             types[key] = chr(letter)
-        elif types and key in types:  # a repeated key: the last one wins, letter too
+            continue
+        if default is None:  # a nested table or array: its changes are this table's
+            if cell is None:
+                cell = [dialect, None]
+            _link(value, cell)
+        if types and key in types:  # a repeated key: the last one wins, letter too
             del types[key]
-    return table, off
+    table._cell = dialect if cell is None else cell
+    table.__class__ = FieldTable
+    return table, off  # type: ignore[return-value]
+
+
+def _link(child: Any, cell: list[Any]) -> None:
+    """Make a nested container's changes reach the container around it (``cell``)."""
+    own = child._cell
+    if own.__class__ is list:
+        own[1] = cell
+    else:
+        child._cell = [own, cell]
+
+
+# decode_table for a caller that keeps the bytes around the table itself (a content
+# properties block): the table keeps none of its own, and no wrapper call is spent.
+# ``depth`` is the nesting so far (0); the default max_depth of 64 fits any interpreter
+# stack, a larger one should go through decode_table.
+read_table: Final = _read_table
 
 
 def _read_array(
@@ -391,20 +585,30 @@ def _read_array(
     if stop > end:
         raise DecodeError("field array runs past the end of its frame", _FRAME_ERROR, off)
     off += 4
-    array = _new_array(FieldArray)
-    types: dict[int, str] = {}
-    array.types = types
+    array = _new_array(_DecodedArray)
+    types: dict[int, str] | None = None
+    array._types = None
+    array._wire = None
+    cell = None
     readers = dialect._readers
     while off < stop:
         reader = readers.get(buf[off])
         if reader is None:
             raise DecodeError(f"unknown field type {chr(buf[off])!r} in array", 502, off)
         value, next_off, default = reader(buf, off + 1, stop, dialect, max_depth, depth)
-        if not default:
+        if default is False:
+            if types is None:
+                types = array._types = {}
             types[len(array)] = chr(buf[off])
+        elif default is None:
+            if cell is None:
+                cell = [dialect, None]
+            _link(value, cell)
         array.append(value)
         off = next_off
-    return array, off
+    array._cell = dialect if cell is None else cell
+    array.__class__ = FieldArray
+    return array, off  # type: ignore[return-value]
 
 
 _new_table = dict.__new__
@@ -511,6 +715,11 @@ _WRITERS: Final[dict[type, _Writer]] = {
 
 
 def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: int) -> None:
+    if table.__class__ is FieldTable:  # decoded and unchanged: the bytes it came from
+        wire = table._wire
+        if wire is not None and _intact(table._cell, d):
+            out += wire
+            return
     if depth >= max_depth:
         raise _Problem(f"tables nest deeper than {max_depth}", table)
     if type(table) is not dict and not isinstance(table, Mapping):
@@ -518,7 +727,13 @@ def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: 
     start = len(out)
     out += b"\0\0\0\0"
     # (A plain dict has no letters; getattr would raise and catch an AttributeError.)
-    types = None if type(table) is dict else getattr(table, "types", None)
+    types = (
+        table._types
+        if table.__class__ is FieldTable
+        else None
+        if type(table) is dict
+        else getattr(table, "types", None)
+    )
     for key, value in table.items():
         try:
             # The argument-free encode is the fast path; surrogateescape is only needed
@@ -568,11 +783,16 @@ def _write_table(out: bytearray, table: Any, d: Dialect, max_depth: int, depth: 
 
 
 def _write_array(out: bytearray, array: Any, d: Dialect, max_depth: int, depth: int) -> None:
+    if array.__class__ is FieldArray:  # decoded and unchanged: the bytes it came from
+        wire = array._wire
+        if wire is not None and _intact(array._cell, d):
+            out += wire
+            return
     if depth >= max_depth:
         raise _Problem(f"arrays nest deeper than {max_depth}", array)
     start = len(out)
     out += b"\0\0\0\0"
-    types = getattr(array, "types", None)
+    types = array._types if array.__class__ is FieldArray else getattr(array, "types", None)
     for index, value in enumerate(array):
         try:
             letter = types.get(index) if types else None
@@ -841,11 +1061,17 @@ def decode_table(
     dialect: Dialect = RABBITMQ,
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> tuple[FieldTable, int]:
-    """Read a field table (a u32 byte length, then name/type/value triples)."""
+    """Read a field table (a u32 byte length, then name/type/value triples).
+
+    The table keeps a copy of its bytes, written back by the encoders while it is
+    unchanged (see the module's docstring)."""
     try:
-        return _read_table(buf, off, end, dialect, max_depth, 0)
+        table, stop = _read_table(buf, off, end, dialect, max_depth, 0)
     except RecursionError:  # a max_depth larger than the interpreter's stack allows
         raise _too_deep_to_decode(off) from None
+    wire = buf[off:stop]
+    table._wire = wire if wire.__class__ is bytes else bytes(wire)
+    return table, stop
 
 
 def decode_array(
@@ -855,11 +1081,15 @@ def decode_array(
     dialect: Dialect = RABBITMQ,
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> tuple[FieldArray, int]:
-    """Read a field array (a u32 byte length, then type/value pairs)."""
+    """Read a field array (a u32 byte length, then type/value pairs); like a table, it
+    keeps a copy of its bytes."""
     try:
-        return _read_array(buf, off, end, dialect, max_depth, 0)
+        array, stop = _read_array(buf, off, end, dialect, max_depth, 0)
     except RecursionError:  # a max_depth larger than the interpreter's stack allows
         raise _too_deep_to_decode(off) from None
+    wire = buf[off:stop]
+    array._wire = wire if wire.__class__ is bytes else bytes(wire)
+    return array, stop
 
 
 def _too_deep_to_decode(off: int) -> DecodeError:
@@ -917,6 +1147,10 @@ def encode_table(
     max_depth: int = DEFAULT_MAX_DEPTH,
 ) -> bytes:
     """A field table with its 32-bit length."""
+    if table.__class__ is FieldTable:  # decoded and unchanged: the bytes it came from
+        wire = table._wire
+        if wire is not None and _intact(table._cell, dialect):
+            return wire
     if not table and (table is None or isinstance(table, Mapping)):
         return b"\0\0\0\0"
     out = bytearray()

@@ -16,9 +16,13 @@ from typing import Any, ClassVar, Final
 
 from amqpcodec._base import Method, Properties
 from amqpcodec._errors import DecodeError, EncodeError
+from amqpcodec._wire import DEFAULT_MAX_DEPTH as _MAX_DEPTH
+from amqpcodec._wire import RABBITMQ as _RABBITMQ
 from amqpcodec._wire import decode_table as _decode_table
 from amqpcodec._wire import encode_table as _encode_table
 from amqpcodec._wire import encode_timestamp as _encode_timestamp
+from amqpcodec._wire import read_table as _read_table
+from amqpcodec._wire import table_unchanged as _table_unchanged
 from amqpcodec._wire import write_table as _write_table
 
 __all__ = [
@@ -624,7 +628,7 @@ class Connection:
             reserved_2 (bit): Reserved: sent as 0, kept as received.
         """
 
-        __slots__ = ("reserved_1", "reserved_2", "virtual_host")
+        __slots__ = ("_stray", "reserved_1", "reserved_2", "virtual_host")
         CLASS_ID: ClassVar[int] = 10
         METHOD_ID: ClassVar[int] = 40
         INDEX: ClassVar[int] = 0x000A0028
@@ -645,6 +649,7 @@ class Connection:
             reserved_1: str = "",
             reserved_2: bool = False,
         ) -> None:
+            self._stray = 0
             self.virtual_host = virtual_host
             self.reserved_1 = reserved_1
             self.reserved_2 = reserved_2
@@ -654,6 +659,7 @@ class Connection:
                 v_virtual_host = self.virtual_host.encode("utf-8", "surrogateescape")
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.reserved_2 else 0
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHB.pack(10, 40, len(v_virtual_host)),
@@ -687,6 +693,7 @@ class Connection:
             self.virtual_host = virtual_host
             self.reserved_1 = reserved_1
             self.reserved_2 = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class OpenOk(Method):
@@ -1153,7 +1160,7 @@ class Channel:
             active (bit): True: the peer may send content; False: it must pause.
         """
 
-        __slots__ = ("active",)
+        __slots__ = ("_stray", "active")
         CLASS_ID: ClassVar[int] = 20
         METHOD_ID: ClassVar[int] = 20
         INDEX: ClassVar[int] = 0x00140014
@@ -1168,11 +1175,13 @@ class Channel:
         __match_args__ = ("active",)
 
         def __init__(self, active: bool = False) -> None:
+            self._stray = 0
             self.active = active
 
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.active else 0
+                bits0 |= self._stray
                 return _S_HHB.pack(20, 20, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -1188,6 +1197,7 @@ class Channel:
                 raise _length_mismatch("channel.flow", off, end)
             self = _new(cls)
             self.active = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class FlowOk(Method):
@@ -1201,7 +1211,7 @@ class Channel:
             active (bit): The flow state now in effect.
         """
 
-        __slots__ = ("active",)
+        __slots__ = ("_stray", "active")
         CLASS_ID: ClassVar[int] = 20
         METHOD_ID: ClassVar[int] = 21
         INDEX: ClassVar[int] = 0x00140015
@@ -1216,11 +1226,13 @@ class Channel:
         __match_args__ = ("active",)
 
         def __init__(self, active: bool = False) -> None:
+            self._stray = 0
             self.active = active
 
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.active else 0
+                bits0 |= self._stray
                 return _S_HHB.pack(20, 21, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -1236,6 +1248,7 @@ class Channel:
                 raise _length_mismatch("channel.flow-ok", off, end)
             self = _new(cls)
             self.active = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class Close(Method):
@@ -1374,6 +1387,7 @@ class Exchange:
         """
 
         __slots__ = (
+            "_stray",
             "arguments",
             "auto_delete",
             "durable",
@@ -1439,6 +1453,7 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.exchange = exchange
             self.type = type
@@ -1462,6 +1477,7 @@ class Exchange:
                     bits0 |= 8
                 if self.no_wait:
                     bits0 |= 16
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHHB.pack(40, 10, self.reserved_1, len(v_exchange)),
@@ -1503,6 +1519,7 @@ class Exchange:
             self.internal = (bits0 & 8) != 0
             self.no_wait = (bits0 & 16) != 0
             self.arguments = arguments
+            self._stray = bits0 & 0xE0
             return self
 
     class DeclareOk(Method):
@@ -1553,7 +1570,7 @@ class Exchange:
             no_wait (bit): True: the receiver sends no reply method.
         """
 
-        __slots__ = ("exchange", "if_unused", "no_wait", "reserved_1")
+        __slots__ = ("_stray", "exchange", "if_unused", "no_wait", "reserved_1")
         CLASS_ID: ClassVar[int] = 40
         METHOD_ID: ClassVar[int] = 20
         INDEX: ClassVar[int] = 0x00280014
@@ -1575,6 +1592,7 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.exchange = exchange
             self.if_unused = if_unused
@@ -1586,6 +1604,7 @@ class Exchange:
                 bits0 = 1 if self.if_unused else 0
                 if self.no_wait:
                     bits0 |= 2
+                bits0 |= self._stray
                 return (
                     _S_HHHB.pack(40, 20, self.reserved_1, len(v_exchange))
                     + v_exchange
@@ -1612,6 +1631,7 @@ class Exchange:
             self.exchange = exchange
             self.if_unused = (bits0 & 1) != 0
             self.no_wait = (bits0 & 2) != 0
+            self._stray = bits0 & 0xFC
             return self
 
     class DeleteOk(Method):
@@ -1664,7 +1684,15 @@ class Exchange:
             arguments (table): Binding arguments (headers exchanges match on them).
         """
 
-        __slots__ = ("arguments", "destination", "no_wait", "reserved_1", "routing_key", "source")
+        __slots__ = (
+            "_stray",
+            "arguments",
+            "destination",
+            "no_wait",
+            "reserved_1",
+            "routing_key",
+            "source",
+        )
         CLASS_ID: ClassVar[int] = 40
         METHOD_ID: ClassVar[int] = 30
         INDEX: ClassVar[int] = 0x0028001E
@@ -1702,6 +1730,7 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.destination = destination
             self.source = source
@@ -1715,6 +1744,7 @@ class Exchange:
                 v_source = self.source.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHHB.pack(40, 30, self.reserved_1, len(v_destination)),
@@ -1759,6 +1789,7 @@ class Exchange:
             self.routing_key = routing_key
             self.no_wait = (bits0 & 1) != 0
             self.arguments = arguments
+            self._stray = bits0 & 0xFE
             return self
 
     class BindOk(Method):
@@ -1811,7 +1842,15 @@ class Exchange:
             arguments (table): Arguments of the binding to remove.
         """
 
-        __slots__ = ("arguments", "destination", "no_wait", "reserved_1", "routing_key", "source")
+        __slots__ = (
+            "_stray",
+            "arguments",
+            "destination",
+            "no_wait",
+            "reserved_1",
+            "routing_key",
+            "source",
+        )
         CLASS_ID: ClassVar[int] = 40
         METHOD_ID: ClassVar[int] = 40
         INDEX: ClassVar[int] = 0x00280028
@@ -1849,6 +1888,7 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.destination = destination
             self.source = source
@@ -1862,6 +1902,7 @@ class Exchange:
                 v_source = self.source.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHHB.pack(40, 40, self.reserved_1, len(v_destination)),
@@ -1906,6 +1947,7 @@ class Exchange:
             self.routing_key = routing_key
             self.no_wait = (bits0 & 1) != 0
             self.arguments = arguments
+            self._stray = bits0 & 0xFE
             return self
 
     class UnbindOk(Method):
@@ -1973,6 +2015,7 @@ class Queue:
         """
 
         __slots__ = (
+            "_stray",
             "arguments",
             "auto_delete",
             "durable",
@@ -2033,6 +2076,7 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.queue = queue
             self.passive = passive
@@ -2054,6 +2098,7 @@ class Queue:
                     bits0 |= 8
                 if self.no_wait:
                     bits0 |= 16
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHHB.pack(50, 10, self.reserved_1, len(v_queue)),
@@ -2088,6 +2133,7 @@ class Queue:
             self.auto_delete = (bits0 & 8) != 0
             self.no_wait = (bits0 & 16) != 0
             self.arguments = arguments
+            self._stray = bits0 & 0xE0
             return self
 
     class DeclareOk(Method):
@@ -2173,7 +2219,15 @@ class Queue:
             arguments (table): Binding arguments (headers exchanges match on them).
         """
 
-        __slots__ = ("arguments", "exchange", "no_wait", "queue", "reserved_1", "routing_key")
+        __slots__ = (
+            "_stray",
+            "arguments",
+            "exchange",
+            "no_wait",
+            "queue",
+            "reserved_1",
+            "routing_key",
+        )
         CLASS_ID: ClassVar[int] = 50
         METHOD_ID: ClassVar[int] = 20
         INDEX: ClassVar[int] = 0x00320014
@@ -2211,6 +2265,7 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.queue = queue
             self.exchange = exchange
@@ -2224,6 +2279,7 @@ class Queue:
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHHB.pack(50, 20, self.reserved_1, len(v_queue)),
@@ -2268,6 +2324,7 @@ class Queue:
             self.routing_key = routing_key
             self.no_wait = (bits0 & 1) != 0
             self.arguments = arguments
+            self._stray = bits0 & 0xFE
             return self
 
     class BindOk(Method):
@@ -2454,7 +2511,7 @@ class Queue:
             no_wait (bit): True: the receiver sends no reply method.
         """
 
-        __slots__ = ("no_wait", "queue", "reserved_1")
+        __slots__ = ("_stray", "no_wait", "queue", "reserved_1")
         CLASS_ID: ClassVar[int] = 50
         METHOD_ID: ClassVar[int] = 30
         INDEX: ClassVar[int] = 0x0032001E
@@ -2469,6 +2526,7 @@ class Queue:
         __match_args__ = ("queue", "no_wait")
 
         def __init__(self, queue: str = "", no_wait: bool = False, *, reserved_1: int = 0) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.queue = queue
             self.no_wait = no_wait
@@ -2477,6 +2535,7 @@ class Queue:
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
+                bits0 |= self._stray
                 return (
                     _S_HHHB.pack(50, 30, self.reserved_1, len(v_queue)) + v_queue + _S_B.pack(bits0)
                 )
@@ -2500,6 +2559,7 @@ class Queue:
             self.reserved_1 = reserved_1
             self.queue = queue
             self.no_wait = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class PurgeOk(Method):
@@ -2564,7 +2624,7 @@ class Queue:
             no_wait (bit): True: the receiver sends no reply method.
         """
 
-        __slots__ = ("if_empty", "if_unused", "no_wait", "queue", "reserved_1")
+        __slots__ = ("_stray", "if_empty", "if_unused", "no_wait", "queue", "reserved_1")
         CLASS_ID: ClassVar[int] = 50
         METHOD_ID: ClassVar[int] = 40
         INDEX: ClassVar[int] = 0x00320028
@@ -2593,6 +2653,7 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.queue = queue
             self.if_unused = if_unused
@@ -2607,6 +2668,7 @@ class Queue:
                     bits0 |= 2
                 if self.no_wait:
                     bits0 |= 4
+                bits0 |= self._stray
                 return (
                     _S_HHHB.pack(50, 40, self.reserved_1, len(v_queue)) + v_queue + _S_B.pack(bits0)
                 )
@@ -2632,6 +2694,7 @@ class Queue:
             self.if_unused = (bits0 & 1) != 0
             self.if_empty = (bits0 & 2) != 0
             self.no_wait = (bits0 & 4) != 0
+            self._stray = bits0 & 0xF8
             return self
 
     class DeleteOk(Method):
@@ -2706,7 +2769,7 @@ class Basic:
                 consumer.
         """
 
-        __slots__ = ("global_", "prefetch_count", "prefetch_size")
+        __slots__ = ("_stray", "global_", "prefetch_count", "prefetch_size")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 10
         INDEX: ClassVar[int] = 0x003C000A
@@ -2726,6 +2789,7 @@ class Basic:
             prefetch_count: int = 0,
             global_: bool = False,
         ) -> None:
+            self._stray = 0
             self.prefetch_size = prefetch_size
             self.prefetch_count = prefetch_count
             self.global_ = global_
@@ -2733,6 +2797,7 @@ class Basic:
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.global_ else 0
+                bits0 |= self._stray
                 return _S_HHIHB.pack(60, 10, self.prefetch_size, self.prefetch_count, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -2750,6 +2815,7 @@ class Basic:
             self.prefetch_size = prefetch_size
             self.prefetch_count = prefetch_count
             self.global_ = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class QosOk(Method):
@@ -2808,6 +2874,7 @@ class Basic:
         """
 
         __slots__ = (
+            "_stray",
             "arguments",
             "consumer_tag",
             "exclusive",
@@ -2868,6 +2935,7 @@ class Basic:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.queue = queue
             self.consumer_tag = consumer_tag
@@ -2888,6 +2956,7 @@ class Basic:
                     bits0 |= 4
                 if self.no_wait:
                     bits0 |= 8
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHHB.pack(60, 20, self.reserved_1, len(v_queue)),
@@ -2928,6 +2997,7 @@ class Basic:
             self.exclusive = (bits0 & 4) != 0
             self.no_wait = (bits0 & 8) != 0
             self.arguments = arguments
+            self._stray = bits0 & 0xF0
             return self
 
     class ConsumeOk(Method):
@@ -2993,7 +3063,7 @@ class Basic:
             no_wait (bit): True: the receiver sends no reply method.
         """
 
-        __slots__ = ("consumer_tag", "no_wait")
+        __slots__ = ("_stray", "consumer_tag", "no_wait")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 30
         INDEX: ClassVar[int] = 0x003C001E
@@ -3008,6 +3078,7 @@ class Basic:
         __match_args__ = ("consumer_tag", "no_wait")
 
         def __init__(self, consumer_tag: str = "", no_wait: bool = False) -> None:
+            self._stray = 0
             self.consumer_tag = consumer_tag
             self.no_wait = no_wait
 
@@ -3015,6 +3086,7 @@ class Basic:
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
+                bits0 |= self._stray
                 return _S_HHB.pack(60, 30, len(v_consumer_tag)) + v_consumer_tag + _S_B.pack(bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -3035,6 +3107,7 @@ class Basic:
             self = _new(cls)
             self.consumer_tag = consumer_tag
             self.no_wait = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class CancelOk(Method):
@@ -3104,7 +3177,7 @@ class Basic:
                 refuses it).
         """
 
-        __slots__ = ("exchange", "immediate", "mandatory", "reserved_1", "routing_key")
+        __slots__ = ("_stray", "exchange", "immediate", "mandatory", "reserved_1", "routing_key")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 40
         INDEX: ClassVar[int] = 0x003C0028
@@ -3133,6 +3206,7 @@ class Basic:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.exchange = exchange
             self.routing_key = routing_key
@@ -3146,6 +3220,7 @@ class Basic:
                 bits0 = 1 if self.mandatory else 0
                 if self.immediate:
                     bits0 |= 2
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHHB.pack(60, 40, self.reserved_1, len(v_exchange)),
@@ -3181,6 +3256,7 @@ class Basic:
             self.routing_key = routing_key
             self.mandatory = (bits0 & 1) != 0
             self.immediate = (bits0 & 2) != 0
+            self._stray = bits0 & 0xFC
             return self
 
     class Return(Method):
@@ -3283,7 +3359,14 @@ class Basic:
             routing_key (shortstr): Routing key it was published with.
         """
 
-        __slots__ = ("consumer_tag", "delivery_tag", "exchange", "redelivered", "routing_key")
+        __slots__ = (
+            "_stray",
+            "consumer_tag",
+            "delivery_tag",
+            "exchange",
+            "redelivered",
+            "routing_key",
+        )
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 60
         INDEX: ClassVar[int] = 0x003C003C
@@ -3317,6 +3400,7 @@ class Basic:
             exchange: str = "",
             routing_key: str = "",
         ) -> None:
+            self._stray = 0
             self.consumer_tag = consumer_tag
             self.delivery_tag = delivery_tag
             self.redelivered = redelivered
@@ -3327,6 +3411,7 @@ class Basic:
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.redelivered else 0
+                bits0 |= self._stray
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
                 return b"".join(
@@ -3367,6 +3452,7 @@ class Basic:
             self.redelivered = (bits0 & 1) != 0
             self.exchange = exchange
             self.routing_key = routing_key
+            self._stray = bits0 & 0xFE
             return self
 
     class Get(Method):
@@ -3382,7 +3468,7 @@ class Basic:
             no_ack (bit): True: the message needs no acknowledgement.
         """
 
-        __slots__ = ("no_ack", "queue", "reserved_1")
+        __slots__ = ("_stray", "no_ack", "queue", "reserved_1")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 70
         INDEX: ClassVar[int] = 0x003C0046
@@ -3397,6 +3483,7 @@ class Basic:
         __match_args__ = ("queue", "no_ack")
 
         def __init__(self, queue: str = "", no_ack: bool = False, *, reserved_1: int = 0) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.queue = queue
             self.no_ack = no_ack
@@ -3405,6 +3492,7 @@ class Basic:
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_ack else 0
+                bits0 |= self._stray
                 return (
                     _S_HHHB.pack(60, 70, self.reserved_1, len(v_queue)) + v_queue + _S_B.pack(bits0)
                 )
@@ -3428,6 +3516,7 @@ class Basic:
             self.reserved_1 = reserved_1
             self.queue = queue
             self.no_ack = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class GetOk(Method):
@@ -3445,7 +3534,14 @@ class Basic:
             message_count (long): Messages left in the queue.
         """
 
-        __slots__ = ("delivery_tag", "exchange", "message_count", "redelivered", "routing_key")
+        __slots__ = (
+            "_stray",
+            "delivery_tag",
+            "exchange",
+            "message_count",
+            "redelivered",
+            "routing_key",
+        )
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 71
         INDEX: ClassVar[int] = 0x003C0047
@@ -3473,6 +3569,7 @@ class Basic:
             routing_key: str = "",
             message_count: int = 0,
         ) -> None:
+            self._stray = 0
             self.delivery_tag = delivery_tag
             self.redelivered = redelivered
             self.exchange = exchange
@@ -3482,6 +3579,7 @@ class Basic:
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.redelivered else 0
+                bits0 |= self._stray
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
                 return b"".join(
@@ -3519,6 +3617,7 @@ class Basic:
             self.exchange = exchange
             self.routing_key = routing_key
             self.message_count = message_count
+            self._stray = bits0 & 0xFE
             return self
 
     class GetEmpty(Method):
@@ -3584,7 +3683,7 @@ class Basic:
             multiple (bit): True: acknowledge every tag up to and including delivery-tag.
         """
 
-        __slots__ = ("delivery_tag", "multiple")
+        __slots__ = ("_stray", "delivery_tag", "multiple")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 80
         INDEX: ClassVar[int] = 0x003C0050
@@ -3599,12 +3698,14 @@ class Basic:
         __match_args__ = ("delivery_tag", "multiple")
 
         def __init__(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+            self._stray = 0
             self.delivery_tag = delivery_tag
             self.multiple = multiple
 
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.multiple else 0
+                bits0 |= self._stray
                 return _S_HHQB.pack(60, 80, self.delivery_tag, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -3621,6 +3722,7 @@ class Basic:
             self = _new(cls)
             self.delivery_tag = delivery_tag
             self.multiple = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class Reject(Method):
@@ -3636,7 +3738,7 @@ class Basic:
                 it.
         """
 
-        __slots__ = ("delivery_tag", "requeue")
+        __slots__ = ("_stray", "delivery_tag", "requeue")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 90
         INDEX: ClassVar[int] = 0x003C005A
@@ -3651,12 +3753,14 @@ class Basic:
         __match_args__ = ("delivery_tag", "requeue")
 
         def __init__(self, delivery_tag: int = 0, requeue: bool = False) -> None:
+            self._stray = 0
             self.delivery_tag = delivery_tag
             self.requeue = requeue
 
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.requeue else 0
+                bits0 |= self._stray
                 return _S_HHQB.pack(60, 90, self.delivery_tag, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -3673,6 +3777,7 @@ class Basic:
             self = _new(cls)
             self.delivery_tag = delivery_tag
             self.requeue = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class RecoverAsync(Method):
@@ -3686,7 +3791,7 @@ class Basic:
             requeue (bit): True: requeue the messages; False: redeliver to the same consumer.
         """
 
-        __slots__ = ("requeue",)
+        __slots__ = ("_stray", "requeue")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 100
         INDEX: ClassVar[int] = 0x003C0064
@@ -3701,11 +3806,13 @@ class Basic:
         __match_args__ = ("requeue",)
 
         def __init__(self, requeue: bool = False) -> None:
+            self._stray = 0
             self.requeue = requeue
 
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.requeue else 0
+                bits0 |= self._stray
                 return _S_HHB.pack(60, 100, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -3721,6 +3828,7 @@ class Basic:
                 raise _length_mismatch("basic.recover-async", off, end)
             self = _new(cls)
             self.requeue = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class Recover(Method):
@@ -3734,7 +3842,7 @@ class Basic:
             requeue (bit): True: requeue the messages; False: redeliver to the same consumer.
         """
 
-        __slots__ = ("requeue",)
+        __slots__ = ("_stray", "requeue")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 110
         INDEX: ClassVar[int] = 0x003C006E
@@ -3749,11 +3857,13 @@ class Basic:
         __match_args__ = ("requeue",)
 
         def __init__(self, requeue: bool = False) -> None:
+            self._stray = 0
             self.requeue = requeue
 
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.requeue else 0
+                bits0 |= self._stray
                 return _S_HHB.pack(60, 110, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -3769,6 +3879,7 @@ class Basic:
                 raise _length_mismatch("basic.recover", off, end)
             self = _new(cls)
             self.requeue = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class RecoverOk(Method):
@@ -3821,7 +3932,7 @@ class Basic:
                 dead-letter them.
         """
 
-        __slots__ = ("delivery_tag", "multiple", "requeue")
+        __slots__ = ("_stray", "delivery_tag", "multiple", "requeue")
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 120
         INDEX: ClassVar[int] = 0x003C0078
@@ -3841,6 +3952,7 @@ class Basic:
             multiple: bool = False,
             requeue: bool = False,
         ) -> None:
+            self._stray = 0
             self.delivery_tag = delivery_tag
             self.multiple = multiple
             self.requeue = requeue
@@ -3850,6 +3962,7 @@ class Basic:
                 bits0 = 1 if self.multiple else 0
                 if self.requeue:
                     bits0 |= 2
+                bits0 |= self._stray
                 return _S_HHQB.pack(60, 120, self.delivery_tag, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -3867,6 +3980,7 @@ class Basic:
             self.delivery_tag = delivery_tag
             self.multiple = (bits0 & 1) != 0
             self.requeue = (bits0 & 2) != 0
+            self._stray = bits0 & 0xFC
             return self
 
 
@@ -4104,7 +4218,7 @@ class Confirm:
             nowait (bit): True: the receiver sends no reply method.
         """
 
-        __slots__ = ("nowait",)
+        __slots__ = ("_stray", "nowait")
         CLASS_ID: ClassVar[int] = 85
         METHOD_ID: ClassVar[int] = 10
         INDEX: ClassVar[int] = 0x0055000A
@@ -4119,11 +4233,13 @@ class Confirm:
         __match_args__ = ("nowait",)
 
         def __init__(self, nowait: bool = False) -> None:
+            self._stray = 0
             self.nowait = nowait
 
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.nowait else 0
+                bits0 |= self._stray
                 return _S_HHB.pack(85, 10, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -4139,6 +4255,7 @@ class Confirm:
                 raise _length_mismatch("confirm.select", off, end)
             self = _new(cls)
             self.nowait = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class SelectOk(Method):
@@ -4266,6 +4383,7 @@ class BasicProperties(Properties):
         *,
         cluster_id: str | None = None,
     ) -> None:
+        self._wire = None
         self.content_type = content_type
         self.content_encoding = content_encoding
         self.headers = headers
@@ -4282,6 +4400,27 @@ class BasicProperties(Properties):
         self.cluster_id = cluster_id
 
     def encode(self) -> bytes:
+        wire = self._wire
+        if wire is not None:
+            seen = self._seen
+            if (
+                self.content_type is seen[0]
+                and self.content_encoding is seen[1]
+                and self.headers is seen[2]
+                and _table_unchanged(seen[2])
+                and self.delivery_mode is seen[3]
+                and self.priority is seen[4]
+                and self.correlation_id is seen[5]
+                and self.reply_to is seen[6]
+                and self.expiration is seen[7]
+                and self.message_id is seen[8]
+                and self.timestamp is seen[9]
+                and self.type is seen[10]
+                and self.user_id is seen[11]
+                and self.app_id is seen[12]
+                and self.cluster_id is seen[13]
+            ):
+                return wire
         out = bytearray()
         flags0 = 0
         try:
@@ -4369,7 +4508,7 @@ class BasicProperties(Properties):
 
     @classmethod
     def decode(cls, buf: Any, off: int, end: int) -> BasicProperties:
-        self = _new(cls)
+        start = off
         try:
             (flags0,) = _S_H.unpack_from(buf, off)
             off += 2
@@ -4380,112 +4519,141 @@ class BasicProperties(Properties):
             if flags0 & 0xF000:
                 if flags0 & 0x8000:
                     n = buf[off]
-                    self.content_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_content_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.content_type = None
+                    v_content_type = None
                 if flags0 & 0x4000:
                     n = buf[off]
-                    self.content_encoding = str(
-                        buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape"
-                    )
+                    v_content_encoding = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.content_encoding = None
+                    v_content_encoding = None
                 if flags0 & 0x2000:
-                    self.headers, off = _decode_table(buf, off, end)
+                    v_headers, off = _read_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)
                 else:
-                    self.headers = None
+                    v_headers = None
                 if flags0 & 0x1000:
-                    self.delivery_mode = buf[off]
+                    v_delivery_mode = buf[off]
                     off += 1
                 else:
-                    self.delivery_mode = None
+                    v_delivery_mode = None
             else:
-                self.content_type = None
-                self.content_encoding = None
-                self.headers = None
-                self.delivery_mode = None
+                v_content_type = None
+                v_content_encoding = None
+                v_headers = None
+                v_delivery_mode = None
             if flags0 & 0x0F00:
                 if flags0 & 0x0800:
-                    self.priority = buf[off]
+                    v_priority = buf[off]
                     off += 1
                 else:
-                    self.priority = None
+                    v_priority = None
                 if flags0 & 0x0400:
                     n = buf[off]
-                    self.correlation_id = str(
-                        buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape"
-                    )
+                    v_correlation_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.correlation_id = None
+                    v_correlation_id = None
                 if flags0 & 0x0200:
                     n = buf[off]
-                    self.reply_to = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_reply_to = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.reply_to = None
+                    v_reply_to = None
                 if flags0 & 0x0100:
                     n = buf[off]
-                    self.expiration = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_expiration = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.expiration = None
+                    v_expiration = None
             else:
-                self.priority = None
-                self.correlation_id = None
-                self.reply_to = None
-                self.expiration = None
+                v_priority = None
+                v_correlation_id = None
+                v_reply_to = None
+                v_expiration = None
             if flags0 & 0x00F0:
                 if flags0 & 0x0080:
                     n = buf[off]
-                    self.message_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_message_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.message_id = None
+                    v_message_id = None
                 if flags0 & 0x0040:
-                    (self.timestamp,) = _S_Q.unpack_from(buf, off)
+                    (v_timestamp,) = _S_Q.unpack_from(buf, off)
                     off += 8
                 else:
-                    self.timestamp = None
+                    v_timestamp = None
                 if flags0 & 0x0020:
                     n = buf[off]
-                    self.type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.type = None
+                    v_type = None
                 if flags0 & 0x0010:
                     n = buf[off]
-                    self.user_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_user_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.user_id = None
+                    v_user_id = None
             else:
-                self.message_id = None
-                self.timestamp = None
-                self.type = None
-                self.user_id = None
+                v_message_id = None
+                v_timestamp = None
+                v_type = None
+                v_user_id = None
             if flags0 & 0x000C:
                 if flags0 & 0x0008:
                     n = buf[off]
-                    self.app_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_app_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.app_id = None
+                    v_app_id = None
                 if flags0 & 0x0004:
                     n = buf[off]
-                    self.cluster_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_cluster_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.cluster_id = None
+                    v_cluster_id = None
             else:
-                self.app_id = None
-                self.cluster_id = None
+                v_app_id = None
+                v_cluster_id = None
         except (struct.error, IndexError):
             raise _truncated("basic properties", off, end) from None
         if off != end:
             raise _length_mismatch("basic properties", off, end)
+        self = _new(cls)
+        self.content_type = v_content_type
+        self.content_encoding = v_content_encoding
+        self.headers = v_headers
+        self.delivery_mode = v_delivery_mode
+        self.priority = v_priority
+        self.correlation_id = v_correlation_id
+        self.reply_to = v_reply_to
+        self.expiration = v_expiration
+        self.message_id = v_message_id
+        self.timestamp = v_timestamp
+        self.type = v_type
+        self.user_id = v_user_id
+        self.app_id = v_app_id
+        self.cluster_id = v_cluster_id
+        self._seen = (
+            v_content_type,
+            v_content_encoding,
+            v_headers,
+            v_delivery_mode,
+            v_priority,
+            v_correlation_id,
+            v_reply_to,
+            v_expiration,
+            v_message_id,
+            v_timestamp,
+            v_type,
+            v_user_id,
+            v_app_id,
+            v_cluster_id,
+        )
+        wire = buf[start:end]
+        self._wire = wire if wire.__class__ is bytes else bytes(wire)
         return self
 
 

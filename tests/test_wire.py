@@ -32,6 +32,7 @@ from amqpcodec._wire import (
     encode_longstr,
     encode_shortstr,
     encode_table,
+    write_table,
 )
 
 UTC = datetime.timezone.utc
@@ -314,12 +315,94 @@ def test_duplicate_keys_last_one_wins() -> None:
     assert table.types == {}  # the letter went with the value it belonged to
 
 
-def test_bool_octets_other_than_0_and_1_normalise() -> None:
+def test_bool_octets_other_than_0_and_1_survive_until_the_table_changes() -> None:
     # Any non-zero octet is true (PDF §4.2.5.5); a bool cannot keep which one it was,
-    # so this is the one value whose bytes do not survive re-encoding.
-    table = decode_all(table_bytes((b"v", b"t\x02")))
+    # but the decoded table keeps its bytes while unchanged.
+    data = table_bytes((b"v", b"t\x02"))
+    table = decode_all(data)
     assert table == {"v": True}
-    assert encode_table(table) == table_bytes((b"v", b"t\x01"))
+    assert encode_table(table) == data
+    out = bytearray()
+    write_table(out, table)
+    assert out == data
+    table["w"] = False  # a changed table is written from its values: true is 1
+    assert encode_table(table) == table_bytes((b"v", b"t\x01"), (b"w", b"t\x00"))
+
+
+def test_a_repeated_key_keeps_both_entries_on_the_wire() -> None:
+    data = table_bytes((b"a", b"B\x01"), (b"b", b"V"), (b"a", b"I\x00\x00\x00\x02"))
+    table = decode_all(data)
+    assert table == {"a": 2, "b": None}
+    assert encode_table(table) == data
+    del table["b"]
+    assert encode_table(table) == table_bytes((b"a", b"I\x00\x00\x00\x02"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t.__setitem__("k", 1),
+        lambda t: t.__delitem__("n"),
+        lambda t: t.pop("n"),
+        lambda t: t.pop("missing", None),
+        lambda t: t.popitem(),
+        lambda t: t.clear(),
+        lambda t: t.setdefault("k", 1),
+        lambda t: t.update(k=1),
+        lambda t: t.__ior__({"k": 1}),
+        lambda t: t.set_typed("k", 1, "b"),
+        lambda t: t["n"].__setitem__("k", 1),
+        lambda t: t["n"]["deeper"].append(1),
+        lambda t: t["n"]["deeper"].__setitem__(0, 2),
+        lambda t: t["n"]["deeper"].__delitem__(0),
+        lambda t: t["n"]["deeper"].__iadd__([1]),
+        lambda t: t["n"]["deeper"].__imul__(2),
+        lambda t: t["n"]["deeper"].extend([1]),
+        lambda t: t["n"]["deeper"].insert(0, 1),
+        lambda t: t["n"]["deeper"].pop(),
+        lambda t: t["n"]["deeper"].remove(True),
+        lambda t: t["n"]["deeper"].clear(),
+        lambda t: t["n"]["deeper"].sort(),
+        lambda t: t["n"]["deeper"].reverse(),
+    ],
+)
+def test_any_change_makes_a_decoded_table_encode_its_values(change: Any) -> None:
+    """A change anywhere inside is seen by the table that kept the bytes."""
+    data = table_bytes((b"n", b"F" + table_bytes((b"deeper", b"A\x00\x00\x00\x04t\x02t\x00"))))
+    table = decode_all(data)
+    assert encode_table(table) == data
+    change(table)
+    assert encode_table(table) == encode_table(_rebuilt(table))
+    assert encode_table(table) != data  # the nested true is written as 1 now
+
+
+def _rebuilt(value: Any) -> Any:
+    """A copy built by hand: it has no bytes to write back."""
+    if isinstance(value, dict):
+        table = FieldTable({k: _rebuilt(v) for k, v in value.items()})
+        table.types = dict(value.types)
+        return table
+    if isinstance(value, list):
+        array = FieldArray(_rebuilt(v) for v in value)
+        array.types = dict(value.types)
+        return array
+    return value
+
+
+def test_a_decoded_table_is_rewritten_in_another_dialect() -> None:
+    data = table_bytes((b"v", b"t\x02"), (b"n", b"b\xff"))
+    table = decode_all(data)
+    assert encode_table(table, dialect=STRICT) == table_bytes((b"v", b"t\x01"), (b"n", b"b\xff"))
+    assert encode_table(table) == data
+
+
+def test_a_decoded_array_keeps_its_bytes() -> None:
+    data = b"\x00\x00\x00\x04t\x05t\x00"
+    array, _ = decode_array(data, 0, len(data))
+    assert array == [True, False]
+    assert encode_array(array) == data
+    array.append(True)
+    assert encode_array(array) == b"\x00\x00\x00\x06t\x01t\x00t\x01"
 
 
 # ---------------------------------------------------------------------------------------

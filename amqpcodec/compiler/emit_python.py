@@ -183,8 +183,8 @@ def _wrap_call(
     yield f"{indent}){suffix}"
 
 
-def _slots(fields: tuple[Field, ...], indent: str) -> Iterator[str]:
-    names = sorted(_q(f.py_name) for f in fields)
+def _slots(fields: tuple[Field, ...], indent: str, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    names = sorted(_q(name) for name in (*(f.py_name for f in fields), *extra))
     if not names:
         yield f"{indent}__slots__ = ()"
         return
@@ -246,7 +246,7 @@ def _method_class(method: Method, cls: ProtocolClass) -> Iterator[str]:
     else:
         yield f'{i2}Received by the {receivers}."""'
     yield ""
-    yield from _slots(method.fields, i2)
+    yield from _slots(method.fields, i2, ("_stray",) if method.keeps_stray_bits else ())
     yield f"{i2}CLASS_ID: ClassVar[int] = {method.class_index}"
     yield f"{i2}METHOD_ID: ClassVar[int] = {method.index}"
     yield f"{i2}INDEX: ClassVar[int] = 0x{method.class_index << 16 | method.index:08X}"
@@ -279,6 +279,8 @@ def _method_init(method: Method, i2: str, i3: str) -> Iterator[str]:
     )
     if not method.fields:
         yield f"{i3}pass"
+    if method.keeps_stray_bits:
+        yield f"{i3}self._stray = 0"
     for f in method.fields:
         if f.type == "table":
             value = f"{{}} if {f.py_name} is None else {f.py_name}"
@@ -305,7 +307,8 @@ def _method_encode(method: Method, i2: str, i3: str) -> Iterator[str]:
         if isinstance(segment, FixedRun):
             for item in segment.items:
                 if isinstance(item, BitGroup):
-                    yield from _bits_lines(item, _group_number(method, item), i4)
+                    several = len(method.bit_groups) > 1
+                    yield from _bits_lines(item, _group_number(method, item), i4, several)
             continue
         f = segment.field
         if f.type == "shortstr":
@@ -350,12 +353,27 @@ def _method_encode(method: Method, i2: str, i3: str) -> Iterator[str]:
     yield f"{i4}raise self._encode_error() from None"
 
 
-def _bits_lines(group: BitGroup, number: int, indent: str) -> Iterator[str]:
+def _bits_lines(group: BitGroup, number: int, indent: str, several: bool) -> Iterator[str]:
     first, *rest = group.fields
     yield f"{indent}bits{number} = 1 if self.{first.py_name} else 0"
     for bit, f in enumerate(rest, 1):
         yield f"{indent}if self.{f.py_name}:"
         yield f"{indent}{_INDENT}bits{number} |= {1 << bit}"
+    if group.stray_mask:  # the unnamed bits a decoded method arrived with
+        if several:
+            yield f"{indent}bits{number} |= self._stray >> {8 * number} & 0xFF"
+        else:
+            yield f"{indent}bits{number} |= self._stray"
+
+
+def _stray_expression(method: Method) -> str:
+    """The decoder's value of ``_stray``: every group's unnamed bits, group k at 8k."""
+    parts = []
+    for number, group in enumerate(method.bit_groups):
+        if group.stray_mask:
+            bits = f"bits{number} & 0x{group.stray_mask:02X}"
+            parts.append(f"({bits}) << {8 * number}" if number else bits)
+    return " | ".join(parts)
 
 
 def _method_decode(method: Method, cls: ProtocolClass, i2: str, i3: str) -> Iterator[str]:
@@ -408,6 +426,8 @@ def _method_decode(method: Method, cls: ProtocolClass, i2: str, i3: str) -> Iter
                         yield f"{i3}self.{f.py_name} = (bits{number} & {1 << bit}) != 0"
         else:
             yield f"{i3}self.{segment.field.py_name} = {segment.field.py_name}"
+    if method.keeps_stray_bits:
+        yield f"{i3}self._stray = {_stray_expression(method)}"
     yield f"{i3}return self"
 
 
@@ -490,14 +510,34 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     types = {k: f"{v} | None" for k, v in _PY_TYPES.items()}
     defaults = dict.fromkeys(_PY_TYPES, "None")
     yield from _wrap_def(i1, "def __init__", _signature(fields, types, defaults), " -> None:")
+    yield f"{i2}self._wire = None"
     for f in fields:
         yield f"{i2}self.{f.py_name} = {f.py_name}"
     yield ""
     # encode
     words = (len(fields) + 14) // 15 or 1
-    # The properties go into one bytearray (octets and string lengths appended, the
-    # table written in place); a length or an octet over 255 is a ValueError there.
+    # A decoded block whose properties are all still the objects it was decoded into (and
+    # whose tables are unchanged) is written back as the bytes it came from. Otherwise the
+    # properties go into one bytearray (octets and string lengths appended, the table
+    # written in place); a length or an octet over 255 is a ValueError there.
     yield f"{i1}def encode(self) -> bytes:"
+    yield f"{i2}wire = self._wire"
+    yield f"{i2}if wire is not None:"
+    yield f"{i3}seen = self._seen"
+    checks = []
+    for index, f in enumerate(fields):
+        checks.append(f"self.{f.py_name} is seen[{index}]")
+        if f.type == "table":
+            checks.append(f"_table_unchanged(seen[{index}])")
+    if checks:
+        yield f"{i3}if ("
+        yield f"{i4}{checks[0]}"
+        for check in checks[1:]:
+            yield f"{i4}and {check}"
+        yield f"{i3}):"
+        yield f"{i4}return wire"
+    else:
+        yield f"{i3}return wire"
     yield f"{i2}out = bytearray()"
     for w in range(words):
         yield f"{i2}flags{w} = 0"
@@ -526,7 +566,7 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     yield f"{i1}@classmethod"
     yield f"{i1}def decode(cls, buf: Any, off: int, end: int) -> {name}:"
     label = _q(f"{cls.name} properties")
-    yield f"{i2}self = _new(cls)"
+    yield f"{i2}start = off"
     yield f"{i2}try:"
     for w in range(words):
         if w:
@@ -561,15 +601,22 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
             yield f"{indent}if flags{word} & 0x{mask:04X}:"
             yield from _decode_property(fields[index], indent + _INDENT, label)
             yield f"{indent}else:"
-            yield f"{indent}{_INDENT}self.{fields[index].py_name} = None"
+            yield f"{indent}{_INDENT}{_local(fields[index])} = None"
         if len(group) > 1:
             yield f"{i3}else:"
             for index in group:
-                yield f"{i4}self.{fields[index].py_name} = None"
+                yield f"{i4}{_local(fields[index])} = None"
     yield f"{i2}except (struct.error, IndexError):"
     yield f"{i3}raise _truncated({label}, off, end) from None"
     yield f"{i2}if off != end:"
     yield f"{i3}raise _length_mismatch({label}, off, end)"
+    yield f"{i2}self = _new(cls)"
+    for f in fields:
+        yield f"{i2}self.{f.py_name} = {_local(f)}"
+    # What encode compares against, and the bytes it writes back while nothing changed.
+    yield from _tuple_literal(i2, "self._seen", [_local(f) for f in fields])
+    yield f"{i2}wire = buf[start:end]"
+    yield f"{i2}self._wire = wire if wire.__class__ is bytes else bytes(wire)"
     yield f"{i2}return self"
 
 
@@ -604,7 +651,7 @@ def _encode_property(f: Field, indent: str, label: str) -> Iterator[str]:
 
 
 def _decode_property(f: Field, indent: str, label: str) -> Iterator[str]:
-    target = f"self.{f.py_name}"
+    target = _local(f)
     if f.type == "shortstr":
         yield f"{indent}n = buf[off]"
         args = 'buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape"'
@@ -621,8 +668,8 @@ def _decode_property(f: Field, indent: str, label: str) -> Iterator[str]:
         yield f"{indent}{_INDENT}raise _truncated({label}, off, end)"
         yield f"{indent}{target} = bytes(buf[off + 4 : off + 4 + n])"
         yield f"{indent}off += 4 + n"
-    elif f.type == "table":
-        yield f"{indent}{target}, off = _decode_table(buf, off, end)"
+    elif f.type == "table":  # the block keeps its bytes: the table need not keep its own
+        yield f"{indent}{target}, off = _read_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)"
     elif f.type == "octet":  # indexing beats struct
         yield f"{indent}{target} = buf[off]"
         yield f"{indent}off += 1"
@@ -656,9 +703,13 @@ def _header(spec: Spec) -> Iterator[str]:
     yield ""
     yield "from amqpcodec._base import Method, Properties"
     yield "from amqpcodec._errors import DecodeError, EncodeError"
+    yield "from amqpcodec._wire import DEFAULT_MAX_DEPTH as _MAX_DEPTH"
+    yield "from amqpcodec._wire import RABBITMQ as _RABBITMQ"
     yield "from amqpcodec._wire import decode_table as _decode_table"
     yield "from amqpcodec._wire import encode_table as _encode_table"
     yield "from amqpcodec._wire import encode_timestamp as _encode_timestamp"
+    yield "from amqpcodec._wire import read_table as _read_table"
+    yield "from amqpcodec._wire import table_unchanged as _table_unchanged"
     yield "from amqpcodec._wire import write_table as _write_table"
     yield ""
 

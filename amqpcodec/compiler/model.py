@@ -158,6 +158,11 @@ class BitGroup:
 
     fields: tuple[Field, ...]
 
+    @property
+    def stray_mask(self) -> int:
+        """The octet's bits that name no field: a peer may set them, and they are kept."""
+        return 0xFF & ~((1 << len(self.fields)) - 1)
+
 
 @dataclass(frozen=True)
 class FixedRun:
@@ -207,6 +212,22 @@ class Method:
     @property
     def full_name(self) -> str:
         return f"{self.class_name}.{self.name}"
+
+    @property
+    def bit_groups(self) -> tuple[BitGroup, ...]:
+        """The bit groups in wire order; group ``k`` is packed in the local ``bits{k}``."""
+        return tuple(
+            item
+            for segment in self.layout
+            if isinstance(segment, FixedRun)
+            for item in segment.items
+            if isinstance(item, BitGroup)
+        )
+
+    @property
+    def keeps_stray_bits(self) -> bool:
+        """Whether a bit group has unnamed bits, kept in ``_stray`` for re-encoding."""
+        return any(group.stray_mask for group in self.bit_groups)
 
     @property
     def has_no_wait(self) -> bool:

@@ -16,9 +16,13 @@ from typing import Any, ClassVar, Final
 
 from amqpcodec._base import Method, Properties
 from amqpcodec._errors import DecodeError, EncodeError
+from amqpcodec._wire import DEFAULT_MAX_DEPTH as _MAX_DEPTH
+from amqpcodec._wire import RABBITMQ as _RABBITMQ
 from amqpcodec._wire import decode_table as _decode_table
 from amqpcodec._wire import encode_table as _encode_table
 from amqpcodec._wire import encode_timestamp as _encode_timestamp
+from amqpcodec._wire import read_table as _read_table
+from amqpcodec._wire import table_unchanged as _table_unchanged
 from amqpcodec._wire import write_table as _write_table
 
 __all__ = [
@@ -122,7 +126,7 @@ class Queue:
 
         Received by the server."""
 
-        __slots__ = ("arguments", "durable", "no_wait", "passive", "queue", "reserved_1")
+        __slots__ = ("_stray", "arguments", "durable", "no_wait", "passive", "queue", "reserved_1")
         CLASS_ID: ClassVar[int] = 50
         METHOD_ID: ClassVar[int] = 10
         INDEX: ClassVar[int] = 0x0032000A
@@ -153,6 +157,7 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._stray = 0
             self.reserved_1 = reserved_1
             self.queue = queue
             self.passive = passive
@@ -168,6 +173,7 @@ class Queue:
                     bits0 |= 2
                 if self.no_wait:
                     bits0 |= 4
+                bits0 |= self._stray
                 return b"".join(
                     (
                         _S_HHHB.pack(50, 10, self.reserved_1, len(v_queue)),
@@ -200,6 +206,7 @@ class Queue:
             self.durable = (bits0 & 2) != 0
             self.no_wait = (bits0 & 4) != 0
             self.arguments = arguments
+            self._stray = bits0 & 0xF8
             return self
 
     class DeclareOk(Method):
@@ -255,7 +262,7 @@ class Queue:
 
         Received by the server."""
 
-        __slots__ = ("global_",)
+        __slots__ = ("_stray", "global_")
         CLASS_ID: ClassVar[int] = 50
         METHOD_ID: ClassVar[int] = 30
         INDEX: ClassVar[int] = 0x0032001E
@@ -270,11 +277,13 @@ class Queue:
         __match_args__ = ("global_",)
 
         def __init__(self, global_: bool = False) -> None:
+            self._stray = 0
             self.global_ = global_
 
         def encode(self) -> bytes:
             try:
                 bits0 = 1 if self.global_ else 0
+                bits0 |= self._stray
                 return _S_HHB.pack(50, 30, bits0)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
                 raise self._encode_error() from None
@@ -290,6 +299,7 @@ class Queue:
                 raise _length_mismatch("queue.purge", off, end)
             self = _new(cls)
             self.global_ = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
 
@@ -304,7 +314,15 @@ class Basic:
 
         Received by the client."""
 
-        __slots__ = ("challenge", "consumer_tag", "delivery_tag", "redelivered", "stamp", "weight")
+        __slots__ = (
+            "_stray",
+            "challenge",
+            "consumer_tag",
+            "delivery_tag",
+            "redelivered",
+            "stamp",
+            "weight",
+        )
         CLASS_ID: ClassVar[int] = 60
         METHOD_ID: ClassVar[int] = 60
         INDEX: ClassVar[int] = 0x003C003C
@@ -348,6 +366,7 @@ class Basic:
             weight: int = 0,
             stamp: int = 0,
         ) -> None:
+            self._stray = 0
             self.consumer_tag = consumer_tag
             self.delivery_tag = delivery_tag
             self.redelivered = redelivered
@@ -359,6 +378,7 @@ class Basic:
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.redelivered else 0
+                bits0 |= self._stray
                 v_challenge = self.challenge
                 return b"".join(
                     (
@@ -398,6 +418,7 @@ class Basic:
             self.challenge = challenge
             self.weight = weight
             self.stamp = stamp
+            self._stray = bits0 & 0xFE
             return self
 
     class RecoverOk(Method):
@@ -458,6 +479,7 @@ class BasicProperties(Properties):
         *,
         cluster_id: str | None = None,
     ) -> None:
+        self._wire = None
         self.content_type = content_type
         self.headers = headers
         self.priority = priority
@@ -465,6 +487,18 @@ class BasicProperties(Properties):
         self.cluster_id = cluster_id
 
     def encode(self) -> bytes:
+        wire = self._wire
+        if wire is not None:
+            seen = self._seen
+            if (
+                self.content_type is seen[0]
+                and self.headers is seen[1]
+                and _table_unchanged(seen[1])
+                and self.priority is seen[2]
+                and self.timestamp is seen[3]
+                and self.cluster_id is seen[4]
+            ):
+                return wire
         out = bytearray()
         flags0 = 0
         try:
@@ -500,7 +534,7 @@ class BasicProperties(Properties):
 
     @classmethod
     def decode(cls, buf: Any, off: int, end: int) -> BasicProperties:
-        self = _new(cls)
+        start = off
         try:
             (flags0,) = _S_H.unpack_from(buf, off)
             off += 2
@@ -511,39 +545,48 @@ class BasicProperties(Properties):
             if flags0 & 0xF000:
                 if flags0 & 0x8000:
                     n = buf[off]
-                    self.content_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                    v_content_type = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                     off += 1 + n
                 else:
-                    self.content_type = None
+                    v_content_type = None
                 if flags0 & 0x4000:
-                    self.headers, off = _decode_table(buf, off, end)
+                    v_headers, off = _read_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)
                 else:
-                    self.headers = None
+                    v_headers = None
                 if flags0 & 0x2000:
-                    self.priority = buf[off]
+                    v_priority = buf[off]
                     off += 1
                 else:
-                    self.priority = None
+                    v_priority = None
                 if flags0 & 0x1000:
-                    (self.timestamp,) = _S_Q.unpack_from(buf, off)
+                    (v_timestamp,) = _S_Q.unpack_from(buf, off)
                     off += 8
                 else:
-                    self.timestamp = None
+                    v_timestamp = None
             else:
-                self.content_type = None
-                self.headers = None
-                self.priority = None
-                self.timestamp = None
+                v_content_type = None
+                v_headers = None
+                v_priority = None
+                v_timestamp = None
             if flags0 & 0x0800:
                 n = buf[off]
-                self.cluster_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
+                v_cluster_id = str(buf[off + 1 : off + 1 + n], "utf-8", "surrogateescape")
                 off += 1 + n
             else:
-                self.cluster_id = None
+                v_cluster_id = None
         except (struct.error, IndexError):
             raise _truncated("basic properties", off, end) from None
         if off != end:
             raise _length_mismatch("basic properties", off, end)
+        self = _new(cls)
+        self.content_type = v_content_type
+        self.headers = v_headers
+        self.priority = v_priority
+        self.timestamp = v_timestamp
+        self.cluster_id = v_cluster_id
+        self._seen = (v_content_type, v_headers, v_priority, v_timestamp, v_cluster_id)
+        wire = buf[start:end]
+        self._wire = wire if wire.__class__ is bytes else bytes(wire)
         return self
 
 
