@@ -66,6 +66,7 @@ examples:
   amqpcodec decode --summary capture.pcapng          counts per method, per connection
   amqpcodec decode --json capture.pcap | jq 'select(.method == "basic.nack")'
   amqpcodec decode --export bodies/ capture.pcap     each body into bodies/
+  amqpcodec decode --tcp --method 'connection.*' capture.pcap   who closed, and how
   tcpdump -i lo -U -w - port 5672 | amqpcodec decode -   live, a line per frame
 """
 EPILOG: Final = EXAMPLES + "\nJSON output (--json):\n" + JSON_FIELDS
@@ -232,6 +233,12 @@ def add_arguments(decode: argparse.ArgumentParser) -> None:
         help="body bytes shown in text output (default 64; 0 for none)",
     )
     decode.add_argument(
+        "--tcp",
+        action="store_true",
+        help="also show each connection's TCP SYN, FIN and RST (who opened and who closed"
+        " the socket, when)",
+    )
+    decode.add_argument(
         "-l",
         "--line-buffered",
         action="store_true",
@@ -249,6 +256,7 @@ def _decode(args: argparse.Namespace) -> int:
         messages=args.messages or args.export is not None,
         max_frame_size=args.max_frame_size,
         resync_on_error=args.resync,
+        tcp_events=args.tcp,
         input_format=args.format,
         direction=args.direction,
         progress=_Progress(sys.stderr) if show_progress else None,
@@ -452,7 +460,7 @@ class _Summary:
         if self.notices:
             out.write("\n")
             for kind, (count, size) in self.notices.items():
-                label, unit = _NOTICE_LABELS[kind]
+                label, unit = _NOTICE_LABELS.get(kind, (kind.value, ""))
                 extra = f" ({size} bytes {unit})" if unit else ""
                 out.write(f"  {label}: {count}{extra}\n")
 
@@ -485,6 +493,8 @@ _NOTICE_LABELS: Final = {
     NoticeKind.GAP: ("gaps in the capture", "missing"),
     NoticeKind.SKIPPED: ("resynchronisations", "skipped"),
     NoticeKind.TRUNCATED: ("streams ending inside a frame", "left over"),
+    NoticeKind.TCP: ("TCP SYN, FIN and RST", ""),
+    NoticeKind.EVICTED: ("connections dropped over the memory budget", "held"),
     NoticeKind.ERROR: ("errors", ""),
 }
 

@@ -619,3 +619,15 @@ def test_export_writes_each_body(capsys: pytest.CaptureFixture[str], tmp_path: P
     (tmp_path / "file").write_text("")
     status, _, err = run(capsys, "--export", tmp_path / "file", CAPTURES / "pika_large_body.pcap")
     assert status == 2 and "cannot write to" in err
+
+
+def test_tcp_events_show_who_closed_the_socket(capsys: pytest.CaptureFixture[str]) -> None:
+    path = CAPTURES / "report" / "heartbeat_stop.pcap"
+    status, out, _ = run(capsys, "--tcp", path)
+    assert status == 0
+    tcp = [line for line in out.splitlines() if "** SYN" in line or "** RST" in line]
+    assert len(tcp) == 3 and tcp[-1].endswith("** RST from the server")
+    _, plain, _ = run(capsys, path)
+    assert "** RST" not in plain
+    _, out, _ = run(capsys, "--tcp", "--summary", path)
+    assert "  TCP SYN, FIN and RST: 3\n" in out

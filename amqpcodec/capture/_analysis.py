@@ -338,6 +338,7 @@ def analyze(
     """Read the capture ``source`` and report on each AMQP connection in it (module
     docstring). ``reader_options`` go to :class:`CaptureReader`. Raises
     :class:`CaptureError` when the input cannot be read."""
+    reader_options.setdefault("tcp_events", True)  # who closed the socket, and how
     reader = CaptureReader(ports=ports, messages=True, **reader_options)
     records = reader.read(source)
     return analyze_records(
@@ -473,6 +474,7 @@ class _Tracker:
         self.started: dict[Direction, bool] = {}
         self.closed_cleanly = False
         self.ended: str = ""
+        self.end_time: float | None = None
         self.last: dict[Direction, Where] = {}
         self.silence: dict[Direction, Silence] = {}
         self.tuned_heartbeat: int | None = None
@@ -514,6 +516,8 @@ class _Tracker:
     def record(self, record: Record) -> None:
         direction = record.direction
         where = Where(record.time, getattr(record, "packet", None))
+        if record.time is not None:
+            self.end_time = record.time  # records come in capture order
         if isinstance(record, Notice):
             self._notice(record, where)
             return
@@ -566,8 +570,9 @@ class _Tracker:
             self._unknown(f"malformed data ({direction}): {notice.message}")
             if self.replay is not None:
                 self.replay.stop(f"malformed data ({direction})", where)
-        elif notice.kind.value == "tcp":
-            self.ended = notice.message
+        elif notice.kind is NoticeKind.TCP and "SYN" not in notice.message and not self.ended:
+            at = f" [{where.packet}]" if where.packet is not None else ""
+            self.ended = notice.message + at
 
     def _message(self, record: MessageRecord, where: Where) -> None:
         message = record.message
@@ -918,7 +923,7 @@ class _Tracker:
 
     def _heartbeats(self) -> Heartbeats:
         beats = Heartbeats(self.tuned_heartbeat, ended=self.ended)
-        end_time = max((w.time for w in self.last.values() if w.time is not None), default=None)
+        end_time = self.end_time
         for direction in (C2S, S2C):
             last = self.last.get(direction)
             beats.last_frame[direction.value] = last
