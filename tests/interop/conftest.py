@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import matrix  # found through the path entry above
+import toolchains
 
 RABBITMQ = ("127.0.0.1", 5672)
 
@@ -37,6 +38,18 @@ def rabbitmq() -> tuple[str, int]:
             pytest.fail("AMQPCODEC_REQUIRE_RABBITMQ=1 but nothing listens on 127.0.0.1:5672")
         pytest.skip("no RabbitMQ on 127.0.0.1:5672 (bash .ci/start-rabbitmq.sh starts one)")
     return RABBITMQ
+
+
+@pytest.fixture(scope="session")
+def java_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The interop Java program, compiled once per run: ``java`` and its class path, NUL-joined."""
+    return toolchains.build_java(tmp_path_factory.mktemp("java"))
+
+
+@pytest.fixture(scope="session")
+def go_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The interop Go program, built once per run."""
+    return toolchains.build_go(tmp_path_factory.mktemp("go"))
 
 
 @pytest.hookimpl(wrapper=True)

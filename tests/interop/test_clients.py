@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,10 +30,10 @@ from pathlib import Path
 
 import matrix
 import pytest
+from toolchains import CLIENTS_DIR, NODE_PATH, require, tool
 
 pytestmark = pytest.mark.rabbitmq
 
-CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
 USER, PASSWORD = "guest", "guest"
 RUN_TIMEOUT = 120  # seconds; a client that hangs fails instead of holding the run
 
@@ -44,68 +43,6 @@ EXTRAS = {client: ALL_EXTRAS for client in matrix.CLIENTS} | {
     # one connection per command, no confirms, string headers only: see client_amqp_tools.py
     "amqp-tools": ("auth",),
 }
-
-JAVA_JARS = [
-    Path("/usr/share/java/amqp-client.jar"),
-    Path("/usr/share/java/slf4j-api.jar"),
-    Path("/usr/share/java/slf4j-nop.jar"),
-]
-GOPATH = Path("/usr/share/gocode")
-AMQP091_GO = GOPATH / "src" / "github.com" / "rabbitmq" / "amqp091-go"
-# Where amqplib is: `npm install` in clients/ puts it in clients/node_modules; CI points
-# AMQPCODEC_NODE_MODULES there for the runs from an unpacked sdist, which has no node_modules.
-NODE_PATH = {
-    "NODE_PATH": os.environ.get("AMQPCODEC_NODE_MODULES", str(CLIENTS_DIR / "node_modules"))
-}
-
-
-def require(what: str) -> None:
-    """Skip a test for want of a toolchain or client; in CI, where .ci/run installs them all,
-    fail instead."""
-    if os.environ.get("AMQPCODEC_REQUIRE_RABBITMQ") == "1":
-        pytest.fail(f"{what} (.ci/run installs it)")
-    pytest.skip(what)
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        require(f"{name} is not installed")
-    assert path is not None
-    return path
-
-
-@pytest.fixture(scope="session")
-def java_classpath(tmp_path_factory: pytest.TempPathFactory) -> str:
-    javac, java = _tool("javac"), _tool("java")
-    for jar in JAVA_JARS:
-        if not jar.exists():
-            require(f"{jar} is missing (Debian librabbitmq-client-java)")
-    out = tmp_path_factory.mktemp("java")
-    classpath = ":".join(str(jar) for jar in JAVA_JARS)
-    subprocess.run(
-        [javac, "-d", str(out), "-cp", classpath, str(CLIENTS_DIR / "InteropClient.java")],
-        check=True,
-        timeout=300,
-    )
-    return f"{java}\0{classpath}:{out}"
-
-
-@pytest.fixture(scope="session")
-def go_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
-    go = _tool("go")
-    if not AMQP091_GO.exists():
-        require(f"{AMQP091_GO} is missing (Debian golang-github-rabbitmq-amqp091-go-dev)")
-    out = tmp_path_factory.mktemp("go")
-    env = os.environ | {"GOPATH": str(GOPATH), "GO111MODULE": "off", "GOCACHE": str(out / "cache")}
-    binary = out / "client_amqp091"
-    subprocess.run(
-        [go, "build", "-o", str(binary), str(CLIENTS_DIR / "client_amqp091.go")],
-        check=True,
-        timeout=300,
-        env=env,
-    )
-    return str(binary)
 
 
 def command(client: str, request: pytest.FixtureRequest) -> list[str]:
@@ -120,7 +57,7 @@ def command(client: str, request: pytest.FixtureRequest) -> list[str]:
     if client in python:
         return [sys.executable, str(CLIENTS_DIR / python[client])]
     if client == "amqplib":
-        node = _tool("node")
+        node = tool("node")
         if not (Path(NODE_PATH["NODE_PATH"]) / "amqplib").is_dir():
             require(f"amqplib is not installed in {NODE_PATH['NODE_PATH']}: npm install there")
         return [node, str(CLIENTS_DIR / "client_amqplib.js")]
@@ -130,14 +67,14 @@ def command(client: str, request: pytest.FixtureRequest) -> list[str]:
     if client == "amqp091-go":
         return [request.getfixturevalue("go_binary")]
     if client == "bunny":
-        ruby = _tool("ruby")
+        ruby = tool("ruby")
         check = subprocess.run([ruby, "-e", "require 'bunny'"], capture_output=True, check=False)
         if check.returncode != 0:
             require("Bunny is not installed (Debian ruby-bunny)")
         return [ruby, str(CLIENTS_DIR / "client_bunny.rb")]
     assert client == "amqp-tools"
-    for tool in ("amqp-declare-queue", "amqp-publish", "amqp-consume", "amqp-get"):
-        _tool(tool)
+    for name in ("amqp-declare-queue", "amqp-publish", "amqp-consume", "amqp-get"):
+        tool(name)
     return [sys.executable, str(CLIENTS_DIR / "client_amqp_tools.py")]
 
 

@@ -1,6 +1,10 @@
 // The interop scenario (see scenario.py) with amqp091-go, RabbitMQ's Go client.
 // Build: GOPATH=/usr/share/gocode GO111MODULE=off go build -o client_amqp091 client_amqp091.go
 // Usage: client_amqp091 SCENARIO HOST PORT USER PASSWORD
+//
+// One more scenario, "finding-int", reproduces a finding (the README's interop section): it
+// publishes the header {"big": int(1<<40 + 5)} to the queue "amqpcodec.interop.finding-int"
+// and leaves it there for the test to read at the broker.
 package main
 
 import (
@@ -187,6 +191,22 @@ func tables(conn *amqp.Connection) error {
 	return ch.Close()
 }
 
+func findingInt(conn *amqp.Connection) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	q, err := ch.QueueDeclare("amqpcodec.interop.finding-int", false, false, false, false, nil)
+	if err != nil {
+		return err
+	}
+	p := amqp.Publishing{Headers: amqp.Table{"big": int(1<<40 + 5)}, Body: []byte("int")}
+	if err := ch.Publish("", q.Name, false, false, p); err != nil {
+		return err
+	}
+	return ch.Close()
+}
+
 func run(scenario, host, port, user, password string) error {
 	if scenario == "auth" {
 		conn, err := connect(host, port, user, password, 0)
@@ -216,6 +236,8 @@ func run(scenario, host, port, user, password string) error {
 		err = basic(conn, true)
 	case "tables":
 		err = tables(conn)
+	case "finding-int":
+		err = findingInt(conn)
 	default:
 		err = basic(conn, false)
 	}
@@ -226,7 +248,7 @@ func run(scenario, host, port, user, password string) error {
 }
 
 func main() {
-	scenarios := map[string]bool{"basic": true, "auth": true, "heartbeat": true, "confirm-consume": true, "tables": true}
+	scenarios := map[string]bool{"basic": true, "auth": true, "heartbeat": true, "confirm-consume": true, "tables": true, "finding-int": true}
 	if len(os.Args) != 6 || !scenarios[os.Args[1]] {
 		fmt.Fprintln(os.Stderr, "usage: client_amqp091 {basic,auth,heartbeat,confirm-consume,tables} HOST PORT USER PASSWORD")
 		os.Exit(2)
