@@ -141,15 +141,24 @@ class TextWriter:
         if isinstance(record, FrameRecord):
             channel = "" if isinstance(record.frame, ProtocolHeader) else f"ch{record.channel}"
             text = self._frame(record, extra)
+            if record.truncated:
+                text += " (truncated: the capture holds only its start)"
         elif isinstance(record, MessageRecord):
             channel = f"ch{record.channel}"
             message = record.message
             text = method_text(message.method, style, self.show_credentials)
             props = properties_text(message.properties, style)
-            if props:
+            if record.missing is None:
+                text += " | properties not captured"
+            elif props:
                 text += f" | {props}"
-            shown = self._body(message.body, _content_type(message.properties), True, extra)
+            whole = not record.partial
+            shown = self._body(message.body, _content_type(message.properties), whole, extra)
             text += f" | body: {shown}"
+            if record.partial:
+                # A gap cut through the message: what is there, and what is not.
+                lost = "an unknown number of" if record.missing is None else record.missing
+                text += f" present, {lost} bytes missing (partial)"
         else:
             channel = ""
             text = notice_text(record)
@@ -382,7 +391,12 @@ method and message:
   arguments   {field name: value} with every field, reserved ones included
 header:   class_id, body_size, properties {name: value} (absent properties left out)
 body:     payload_size, payload_base64
-message:  properties, body_size, body_base64
+frames:   truncated (true: a packet cut by the capture's snapshot length held only the
+          start of the frame; the frame is what those bytes hold)
+message:  properties, body_size (bytes present), body_base64, method_time and
+          method_packet (of its method frame; time and packet are of its last frame),
+          partial (bytes of it are missing from the capture), missing (how many;
+          null when even its content header was lost and properties are unknown)
 protocol-header: protocol_id, major, minor, revision
 notice:   kind ("gap", "skipped", "truncated", "error"), message (the explanation)
 Credentials (connection.start-ok response, connection.update-secret new_secret)
@@ -427,7 +441,7 @@ def json_record(record: Record, *, show_credentials: bool = False) -> dict[str, 
     """The JSON object for ``record`` (``JSON_FIELDS``)."""
     connection = record.connection
     data: dict[str, Any] = {
-        "packet": getattr(record, "packet", None),
+        "packet": record.packet,
         "time": record.time,
         "connection": connection.index,
         "client": str(connection.client) if connection.client else None,
@@ -437,6 +451,7 @@ def json_record(record: Record, *, show_credentials: bool = False) -> dict[str, 
     }
     if isinstance(record, FrameRecord):
         data["size"] = record.size
+        data["truncated"] = record.truncated
         data.update(_json_frame(record, show_credentials))
     elif isinstance(record, MessageRecord):
         message = record.message
@@ -446,6 +461,10 @@ def json_record(record: Record, *, show_credentials: bool = False) -> dict[str, 
         data["properties"] = _json_properties(message.properties)
         data["body_size"] = len(message.body)
         data["body_base64"] = base64.b64encode(message.body).decode("ascii")
+        data["method_time"] = record.method_time
+        data["method_packet"] = record.method_packet
+        data["partial"] = record.partial
+        data["missing"] = record.missing
     else:
         data["type"] = "notice"
         data["kind"] = record.kind.value

@@ -166,6 +166,15 @@ def _silence(silence: Silence | None, epoch: float | None) -> str:
     return f"{silence.seconds:.3f} s from {_at(silence.since, epoch)[3:]} {end}"
 
 
+def _product(neg: dict[str, Any], side: str) -> str:
+    """``RabbitMQ 3.10.8 (Erlang/OTP 25.2.3)``, leaving out what the peer did not say."""
+    name = " ".join(
+        str(neg[f"{side}_{k}"]) for k in ("product", "version") if neg.get(f"{side}_{k}")
+    )
+    platform = neg.get(f"{side}_platform")
+    return (name or "unnamed") + (f" ({platform})" if platform else "")
+
+
 def _connection(rep: ConnectionReport, epoch: float | None) -> list[str]:
     head = f"connection #{rep.connection}"
     if rep.client:
@@ -184,24 +193,21 @@ def _connection(rep: ConnectionReport, epoch: float | None) -> list[str]:
         )
     if "client_product" in neg:
         add(
-            f"  client: {neg.get('client_product')} {neg.get('client_version')}"
-            f" ({neg.get('client_platform')}), mechanism {neg.get('mechanism')},"
+            f"  client: {_product(neg, 'client')}, mechanism {neg.get('mechanism')},"
             f" virtual host {neg.get('virtual_host', '?')!r}"
         )
     if "server_product" in neg:
-        add(
-            f"  server: {neg.get('server_product')} {neg.get('server_version')}"
-            f" ({neg.get('server_platform')})"
-        )
+        add(f"  server: {_product(neg, 'server')}")
     add(f"  channels: {rep.channels_opened} opened, {rep.channels_closed} closed")
     for life in rep.channels:
         text = f"    {life.channel}: opened {_at(life.opened, epoch)}"
         if life.closed_by is not None:
             text += f", closed by {life.closed_by} ({life.reply_code})"
-            if life.closed is not None:
-                text += f", done {_at(life.closed, epoch)}"
-        elif life.closed is None:
-            text += ", still open at the end"
+        if life.closed is not None:
+            done = "done" if life.ended == "closed" else life.ended
+            text += f", {done} {_at(life.closed, epoch)}"
+        elif life.ended:
+            text += f", {life.ended}"
         add(text)
     if rep.more.get("channels"):
         add(f"    and {rep.more['channels']} more")

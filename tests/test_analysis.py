@@ -349,3 +349,18 @@ def test_memory_follows_open_state_not_the_input() -> None:
     small, large = peak(20_000), peak(200_000)
     assert large < small * 1.5, (small, large)
     assert large < 4 * 1024 * 1024
+
+
+def test_channel_lives() -> None:
+    (life,) = only("kernel_drop").channels  # py-amqp closes the connection, not the channel
+    assert life.ended == "connection closed" and life.closed is not None
+    assert life.opened is not None and life.opened.packet is not None
+    lives = only("work_queue").channels
+    assert [(c.channel, c.ended, c.closed_by, c.reply_code) for c in lives] == [
+        (1, "closed", "client", 200),
+        (2, "closed", "client", 200),
+    ]
+    (error_life,) = report("three_connections").connections[1].channels
+    assert (error_life.closed_by, error_life.reply_code) == ("server", 404)
+    beats = only("heartbeat_stop")
+    assert beats.channels == []

@@ -170,6 +170,7 @@ def test_json_one_object_per_frame(capsys: pytest.CaptureFixture[str]) -> None:
         "direction": "c2s",
         "offset": 0,
         "size": 8,
+        "truncated": False,
         "type": "protocol-header",
         "protocol_id": 0,
         "major": 0,
@@ -631,3 +632,21 @@ def test_tcp_events_show_who_closed_the_socket(capsys: pytest.CaptureFixture[str
     assert "** RST" not in plain
     _, out, _ = run(capsys, "--tcp", "--summary", path)
     assert "  TCP SYN, FIN and RST: 3\n" in out
+
+
+def test_a_message_a_gap_cut_through_is_shown_partial(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    facts = json.loads((CAPTURES / "report" / "kernel_drop.facts.json").read_text())
+    path = CAPTURES / "report" / "kernel_drop.pcap"
+    _, out, _ = run(capsys, "--messages", "--method", "basic.publish", path)
+    (partial,) = [line for line in out.splitlines() if "(partial)" in line]
+    assert f"routing_key='{facts['queue']}'" in partial
+    assert "bytes missing (partial)" in partial
+    _, out, _ = run(capsys, "--messages", "--json", "--method", "basic.publish", path)
+    objects = [json.loads(line) for line in out.splitlines()]
+    (cut,) = [o for o in objects if o["partial"]]
+    assert cut["missing"] + cut["body_size"] == facts["body_size"]
+    assert cut["method_packet"] <= cut["packet"]
+    whole = [o for o in objects if not o["partial"]]
+    assert whole and all(o["missing"] == 0 for o in whole)

@@ -179,3 +179,20 @@ def test_export(tmp_path: Path) -> None:
         [*names, *(n.removesuffix(".body") + ".json" for n in names)]
     )
     assert exporter.count == 4
+
+
+def test_truncated_and_partial_records() -> None:
+    record = frame(MethodFrame(1, spec.Channel.Close(reply_code=404, reply_text="NOT_")))
+    record.truncated = True
+    text = TextWriter(io.StringIO()).format(record)
+    assert text.rstrip().endswith("(truncated: the capture holds only its start)")
+    assert json_record(record)["truncated"] is True
+    lost = message(b"abc")
+    lost.missing = None  # even the content header was lost
+    text = TextWriter(io.StringIO()).format(lost)
+    assert "| properties not captured |" in text
+    assert text.rstrip().endswith(
+        "3 bytes 'abc' present, an unknown number of bytes missing (partial)"
+    )
+    data = json_record(lost)
+    assert data["partial"] is True and data["missing"] is None

@@ -166,6 +166,9 @@ class ChannelLife:
     closed_by: Side | None = None
     reply_code: int | None = None
     reply_text: str | None = None
+    ended: str = ""
+    """``closed`` (channel.close-ok), ``connection closed``, ``reopened, its close not
+    in the capture``, or ``open at the end of the capture``."""
 
 
 @dataclass(slots=True)
@@ -625,7 +628,7 @@ class _Tracker:
         if isinstance(method, spec.Channel.Open):
             old = self.channels.pop(number, None)
             if old is not None:
-                self._end_channel(old, None, None)
+                self._end_channel(old, None, None, "reopened, its close not in the capture")
             self.channels[number] = _Channel(
                 ChannelLife(number, opened=where), self.limits, self.report.forgotten
             )
@@ -635,7 +638,7 @@ class _Tracker:
         if isinstance(method, spec.Channel.Close):
             self._close(direction, method, where, "channel", number, channel)
         elif isinstance(method, spec.Channel.CloseOk):
-            self._end_channel(channel, where, None)
+            self._end_channel(channel, where, None, "closed")
             self.channels.pop(number, None)
         elif direction is C2S:
             self._client_method(channel, method, where)
@@ -677,6 +680,10 @@ class _Tracker:
         elif isinstance(method, spec.Connection.CloseOk):
             self.closed_cleanly = True
             self.ended = "close handshake"
+            # Closing the connection closes its channels [XML connection.close].
+            for channel in self.channels.values():
+                self._end_channel(channel, where, None, "connection closed")
+            self.channels.clear()
 
     def _close(
         self,
@@ -875,8 +882,11 @@ class _Tracker:
         if method.SYNCHRONOUS and method.RESPONSES and not _no_wait(method):
             self.pending.put((direction, number), (method, where))
 
-    def _end_channel(self, channel: _Channel, where: Where | None, by: Side | None) -> None:
+    def _end_channel(
+        self, channel: _Channel, where: Where | None, by: Side | None, how: str
+    ) -> None:
         life = channel.life
+        life.ended = how
         if where is not None:
             life.closed = where
             self.report.channels_closed += 1
@@ -900,7 +910,7 @@ class _Tracker:
         if not self.closed_cleanly and not self.ended:
             self.ended = "capture ended"
         for channel in list(self.channels.values()):
-            self._end_channel(channel, None, None)
+            self._end_channel(channel, None, None, "open at the end of the capture")
         self.channels.clear()
         if not self.closed_cleanly and self.ended == "capture ended":
             self._unknown(
