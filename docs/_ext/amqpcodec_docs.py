@@ -71,8 +71,10 @@ def _kind(obj: Any) -> str:
 def _attribute_doc(name: str, obj: Any) -> list[str] | None:
     """The doc comment (``#:``) or docstring that follows ``name = ...`` in the module of
     the package that defines it, for a constant re-exported elsewhere."""
-    from sphinx.pycode import ModuleAnalyzer
-
+    try:
+        from sphinx.pycode import ModuleAnalyzer
+    except ImportError:  # the tests run without Sphinx: the entry is then an autodata
+        return None
     for module_name, module in sorted(sys.modules.items()):
         if not module_name.startswith("amqpcodec") or getattr(module, name, None) is not obj:
             continue
