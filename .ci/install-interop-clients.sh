@@ -28,6 +28,8 @@ done
 if ((${#missing[@]})); then
     log "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # slim Debian images drop /usr/share/man, and the JDK's postinst fails without man1
+    mkdir -p /usr/share/man/man1
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
