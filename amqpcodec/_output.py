@@ -85,8 +85,9 @@ class TextWriter:
     - ``flush``: flush ``out`` after every record (a pipe, a live capture).
 
     The packet number (``[12]``, the capture's frame number as Wireshark counts) leads
-    the line when the record has one. Memory: the content type of each channel's
-    content in progress, one entry per (connection, direction, channel).
+    the text when the record has one. Memory: the content type and bytes left of each
+    content in progress (one entry per connection, direction and channel with a body
+    under way) and the number of each connection introduced so far.
     """
 
     def __init__(
@@ -115,8 +116,9 @@ class TextWriter:
         self.flush = flush
         self._first: float | None = None
         self._previous: float | None = None
+        # Connections already introduced: an int each (the reader keeps more per connection).
         self._seen: set[int] = set()
-        self._content_types: dict[tuple[int, Direction, int], str | None] = {}
+        self._contents: dict[tuple[int, Direction, int], tuple[str | None, int]] = {}
 
     def write(self, record: Record) -> None:
         self.out.write(self.format(record))
@@ -174,13 +176,19 @@ class TextWriter:
             return method_text(frame.method, style, self.show_credentials)
         key = (record.connection.index, record.direction, getattr(frame, "channel", 0))
         if isinstance(frame, HeaderFrame):
-            # Bounded by the channels in use: one entry per channel, replaced by the
-            # next content header on it.
-            self._content_types[key] = _content_type(frame.properties)
+            # Held while the body is in progress (bounded by the contents in progress;
+            # gone when the body is complete, or replaced by the next header).
+            if frame.body_size:
+                self._contents[key] = (_content_type(frame.properties), frame.body_size)
+            else:
+                self._contents.pop(key, None)
             props = properties_text(frame.properties, style)
             return f"Content header: body_size={frame.body_size}" + (f", {props}" if props else "")
         if isinstance(frame, BodyFrame):
-            content_type = self._content_types.get(key)
+            content_type, left = self._contents.pop(key, (None, 0))
+            left -= len(frame.payload)
+            if left > 0:
+                self._contents[key] = (content_type, left)
             return "Content body: " + self._body(frame.payload, content_type, False, extra)
         if isinstance(frame, HeartbeatFrame):
             return "Heartbeat"

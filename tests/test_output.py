@@ -196,3 +196,22 @@ def test_truncated_and_partial_records() -> None:
     )
     data = json_record(lost)
     assert data["partial"] is True and data["missing"] is None
+
+
+def test_text_writer_holds_only_contents_in_progress() -> None:
+    writer = TextWriter(io.StringIO())
+    props = BasicProperties(content_type="text/plain")
+    for index in range(1000):
+        info = ConnectionInfo(index)
+        for channel in (1, 2):
+            for item in (
+                HeaderFrame(channel, 6, props),
+                BodyFrame(channel, b"ab"),
+                BodyFrame(channel, b"cdef"),
+            ):
+                text = writer.format(FrameRecord(1.0, info, C2S, item, 0, 8))
+        assert text.rstrip().endswith("Content body: 4 bytes 'cdef'")
+    assert writer._contents == {}  # every body completed: nothing held
+    writer.format(frame(HeaderFrame(1, 10, props)))
+    writer.format(frame(BodyFrame(1, b"12345")))
+    assert len(writer._contents) == 1  # one body under way
