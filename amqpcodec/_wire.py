@@ -950,7 +950,8 @@ def _decimal_bytes(value: Decimal) -> bytes:
 class Dialect:
     """A set of field-value type letters.
 
-    :data:`RABBITMQ` (the default) is what RabbitMQ, Qpid and nearly every client use;
+    :data:`RABBITMQ` (the default) is what RabbitMQ, Qpid and nearly every client use
+    (it also reads the grammar's ``U``, signed 16-bit, which RabbitMQ itself refuses);
     :data:`STRICT` is the AMQP 0-9-1 grammar read literally (``s`` is a short string,
     ``U`` a signed 16-bit, ``l`` an unsigned 64-bit, no ``x``).
     """
@@ -987,6 +988,9 @@ RABBITMQ: Final = Dialect(
         "b": _Kind.INT8,
         "B": _Kind.UINT8,
         "s": _Kind.INT16,
+        # The 0-9-1 grammar's signed 16-bit letter: RabbitMQ writes s, but U takes no other
+        # meaning here, so a table that uses it decodes (and keeps its letter).
+        "U": _Kind.INT16,
         "u": _Kind.UINT16,
         "I": _Kind.INT32,
         "i": _Kind.UINT32,

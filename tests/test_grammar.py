@@ -316,8 +316,9 @@ def test_every_type_letter_of_both_dialects() -> None:
     assert grammar.FieldValue.parse(b"x\x00\x00\x00\x01z").value == b"z"
     with pytest.raises(construct.ExplicitError):
         grammar.StrictFieldValue.parse(b"x\x00\x00\x00\x01z")
+    assert grammar.FieldValue.parse(b"U\xff\xfe").value == -2  # the grammar's U, read too
     with pytest.raises(construct.ExplicitError):
-        grammar.FieldValue.parse(b"U\xff\xfe")
+        grammar.FieldValue.parse(b"Z\xff\xfe")
     # Golden vectors [protocol-facts 15].
     assert grammar.FieldValue.parse(bytes.fromhex("44 02 ff ff ff 6a")).value == {
         "scale": 2,

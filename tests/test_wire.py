@@ -269,6 +269,24 @@ def test_bad_keys_and_non_mappings_are_encode_errors() -> None:
 # Remembered type letters
 
 
+def test_the_0_9_1_grammar_u_reads_as_signed_16_bit_in_rabbitmq_dialect() -> None:
+    # The letter is free in RabbitMQ's table (it writes ``s``): a capture of a client that
+    # sends the grammar's ``U`` must decode, and re-encode with its letter.
+    data = table_bytes((b"u", b"U\xff\xfe"), (b"s", b"s\x00\x02"))
+    table = decode_all(data)
+    assert table == {"u": -2, "s": 2}
+    assert table.types == {"u": "U", "s": "s"}
+    assert encode_table(table) == data
+    assert encode_table(FieldTable(table)) == table_bytes(
+        (b"u", b"I\xff\xff\xff\xfe"), (b"s", b"I\x00\x00\x00\x02")
+    )
+    rebuilt = FieldTable()
+    rebuilt.set_typed("u", -2, "U")
+    assert encode_table(rebuilt) == table_bytes((b"u", b"U\xff\xfe"))
+    array = b"\x00\x00\x00\x03U\x80\x00"
+    assert decode_array(array, 0, len(array))[0] == [-32768]
+
+
 def test_remembered_letters_are_used_while_the_value_fits() -> None:
     table = FieldTable()
     table.set_typed("b", 200, "B")
@@ -429,6 +447,7 @@ _SCALAR_RAW: dict[str, dict[str, st.SearchStrategy[bytes]]] = {
         "b": _fixed(1),
         "B": _fixed(1),
         "s": _fixed(2),
+        "U": _fixed(2),
         "u": _fixed(2),
         "I": _fixed(4),
         "i": _fixed(4),
@@ -603,7 +622,7 @@ def test_encoding_past_64_levels_is_an_encode_error() -> None:
 
 @pytest.mark.parametrize(
     ("dialect", "letter"),
-    [(RABBITMQ, b"Z"), (RABBITMQ, b"U"), (STRICT, b"x"), (STRICT, b"\x00")],
+    [(RABBITMQ, b"Z"), (RABBITMQ, b"N"), (STRICT, b"x"), (STRICT, b"\x00")],
 )
 def test_unknown_type_letter_is_a_decode_error_with_its_offset(
     dialect: Dialect, letter: bytes

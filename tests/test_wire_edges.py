@@ -42,6 +42,7 @@ def test_reprs_show_remembered_letters() -> None:
     assert repr(array) == "FieldArray([1, 2], types={1: 'u'})"
     assert repr(RABBITMQ) == "<Dialect rabbitmq>"
     assert set(STRICT.letters) == set("tbBUuIiLlfdDsSATFV")
+    assert set(RABBITMQ.letters) == set("tbBsUuIilLfdDSxATFV")
 
 
 @pytest.mark.parametrize(
