@@ -415,8 +415,11 @@ class FrameDecoder:
                 self._error.offset,
             )
         buf = self._buffer
-        if self._started and type(data) is bytes:
-            return self._feed_bytes(data)
+        if type(data) is bytes:
+            if self._started:
+                return self._feed_bytes(data, [], 0)
+            if not buf and data and (data[0] != 0x41 or len(data) >= 8):
+                return self._feed_first(data)
         buf += data
         size = len(buf)
         frames: list[Frame] = []
@@ -446,7 +449,23 @@ class FrameDecoder:
             self._consumed += off
         return frames
 
-    def _feed_bytes(self, data: bytes) -> list[Frame]:
+    def _feed_first(self, data: bytes) -> list[Frame]:
+        """The first feed, when ``data`` itself settles whether a protocol header opens
+        the stream: then the frames are decoded in place as on every later feed."""
+        self._started = True
+        frames: list[Frame] = []
+        if data[0] != 0x41:
+            return self._feed_bytes(data, frames, 0)
+        try:
+            header = _protocol_header(data, 0, len(data))
+        except DecodeError as exc:
+            exc.frames = frames
+            self._error = exc
+            raise
+        frames.append(header[0])  # type: ignore[index]
+        return self._feed_bytes(data, frames, 8)
+
+    def _feed_bytes(self, data: bytes, frames: list[Frame], pos: int) -> list[Frame]:
         """feed() for ``bytes`` once the stream has started: whole frames are decoded
         straight from ``data`` (slicing ``bytes`` is cheaper than slicing a view, and they
         are never copied into the buffer). The buffer only ever holds one incomplete
@@ -454,10 +473,9 @@ class FrameDecoder:
         at the end of ``data`` is kept for the next feed."""
         buf = self._buffer
         limit = self.max_frame_size
-        frames: list[Frame] = []
         size = len(data)
         start = self._consumed + len(buf)  # stream offset of data[0]
-        pos = 0  # data[:pos] has gone into the buffer
+        # data[:pos] is decoded (a protocol header) or has gone into the buffer
         if buf:
             held = len(buf)
             if held < 7:  # the pending frame's header first, then exactly its size

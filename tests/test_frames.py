@@ -394,6 +394,46 @@ def test_100_mib_in_64k_chunks_equals_one_shot() -> None:
     assert decoder.offset == len(stream)
 
 
+@pytest.mark.parametrize("opening", [b"", b"AMQP\x00\x00\x09\x01"])
+def test_a_first_feed_of_bytes_is_decoded_in_place(opening: bytes) -> None:
+    """A fresh decoder's first feed holds no copy of the data: the peak is the frames."""
+    stream, expected = _big_body_stream(8 * 1024 * 1024, 4096)
+    data = opening + stream
+    tracemalloc.start()
+    try:
+        frames = FrameDecoder().feed(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert frames[len(frames) - len(expected) :] == expected
+    assert (ProtocolHeader() in frames) == bool(opening)
+    # The frames hold the bodies (one copy of the data); a second copy was the buffer.
+    assert peak < 1.25 * len(data)
+
+
+@pytest.mark.parametrize(
+    "first", [b"A", b"AMQ", b"AMQP\x00\x00\x09", b"\x08", b"AMQP\x00\x00\x09\x01\x08\x00"]
+)
+def test_any_first_feed_then_the_rest_gives_the_same_frames(first: bytes) -> None:
+    data = b"AMQP\x00\x00\x09\x01" + HeartbeatFrame().encode() * 3
+    if not data.startswith(first):
+        data = first + HeartbeatFrame().encode()[1:] + HeartbeatFrame().encode()
+    decoder = FrameDecoder()
+    frames = decoder.feed(first) + decoder.feed(data[len(first) :])
+    assert frames == FrameDecoder().feed(data)
+    assert decoder.offset == len(data)
+
+
+def test_a_first_feed_that_is_not_amqp_fails_at_once() -> None:
+    decoder = FrameDecoder()
+    with pytest.raises(DecodeError) as info:
+        decoder.feed(b"HTTP/1.1 200 OK\r\n")
+    assert info.value.offset == 0
+    assert info.value.frames == []
+    with pytest.raises(DecodeError):
+        decoder.feed(HeartbeatFrame().encode())
+
+
 @pytest.mark.parametrize(("chunk", "total"), [(1, 1 << 20), (7, 4 << 20)])
 def test_small_chunks_over_large_frames_finish(chunk: int, total: int) -> None:
     """Byte-at-a-time and 7-byte feeding of MiB-sized streams made of 128 KiB frames.
