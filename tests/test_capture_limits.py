@@ -22,6 +22,7 @@ from amqpcodec.capture import (
     CaptureError,
     CaptureReader,
     FrameRecord,
+    MessageRecord,
     Notice,
     NoticeKind,
     Record,
@@ -29,7 +30,7 @@ from amqpcodec.capture import (
     read_capture,
 )
 from amqpcodec.capture._hexdump import HexParser
-from amqpcodec.capture._limits import DEFAULT_MAX_FRAME_SIZE
+from amqpcodec.capture._limits import CONNECTION_COST, DEFAULT_MAX_FRAME_SIZE, SEGMENT_COST
 
 MiB = 1024 * 1024
 HEARTBEAT = HeartbeatFrame().encode()
@@ -45,12 +46,18 @@ def notices_of(records: Iterable[Record], kind: NoticeKind | None = None) -> lis
 
 def peak_of(run: Any) -> tuple[Any, int]:
     """What ``run()`` returns and the peak of Python allocations while it ran."""
+    _warm()
     tracemalloc.start()
     try:
         result = run()
         return result, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def _warm() -> None:
+    """Import what reading a capture imports, so that a measurement does not count it."""
+    list(read_capture(Path(__file__).parent / "data" / "captures" / "midstream.pcap"))
 
 
 # -- hex dumps ---------------------------------------------------------------------------
@@ -212,3 +219,88 @@ def test_a_candidate_waits_for_credit_rather_than_being_passed_over() -> None:
     assert out == []
     stream.feed(b"\x00" * 64, out)  # 256 bytes of credit more: enough
     assert out[1] == (MethodFrame(1, spec.Queue.Declare(queue="q" * 200)), 3, len(frame))
+
+
+# -- the memory budget -------------------------------------------------------------------
+
+
+def read_peak(path: Path, **options: Any) -> tuple[list[Record], int]:
+    """Some records of ``path`` (messages, and the first 20 notices of each kind; the
+    consumer keeps little) and the peak memory while it was read."""
+
+    def run() -> list[Record]:
+        kept: list[Record] = []
+        seen: dict[NoticeKind, int] = {}
+        for record in read_capture(path, **options):
+            if isinstance(record, MessageRecord):
+                kept.append(record)
+            elif isinstance(record, Notice):
+                seen[record.kind] = seen.get(record.kind, 0) + 1
+                if seen[record.kind] <= 20:
+                    kept.append(record)
+        counts.update(seen)
+        return kept
+
+    counts: dict[NoticeKind, int] = {}
+    records, peak = peak_of(run)
+    read_peak.counts = counts  # type: ignore[attr-defined]
+    return records, peak
+
+
+def test_many_connections_that_only_say_hello(tmp_path: Path) -> None:
+    path = tmp_path / "hello.pcap"
+    hostile.header_only_connections(path, 8000)
+    limit = 2 * MiB
+    records, peak = read_peak(path, memory_limit=limit)
+    evicted = notices_of(records, NoticeKind.EVICTED)
+    # 8,000 connections at CONNECTION_COST each is 12 MiB: most are dropped, oldest first.
+    kept = limit // CONNECTION_COST
+    assert read_peak.counts[NoticeKind.EVICTED] == 8000 - kept  # type: ignore[attr-defined]
+    assert [n.connection.index for n in evicted[:3]] == [0, 1, 2]
+    assert evicted[0].size == CONNECTION_COST
+    assert "memory_limit (2097152 bytes)" in evicted[0].message
+    # The budget, and what is kept of every connection seen (stats.connections lists
+    # them: about 300 bytes each).
+    assert peak < limit * 1.25 + 8000 * 400 + MiB
+    _, unbounded = read_peak(path)
+    assert unbounded > peak + 6 * MiB
+
+
+def test_many_connections_each_inside_a_frame(tmp_path: Path) -> None:
+    path = tmp_path / "unfinished.pcap"
+    hostile.unfinished_frames(path, 24, 2 * MiB)  # 48 MiB held if nothing is dropped
+    limit = 8 * MiB
+    records, peak = read_peak(path, memory_limit=limit)
+    evicted = notices_of(records, NoticeKind.EVICTED)
+    assert evicted and all(n.size >= CONNECTION_COST for n in evicted)
+    # The budget (buffers grow by an eighth at a time), and the frame being read on
+    # top of it, which a buffer growing may hold twice for a moment.
+    assert peak < limit * 1.25 + 3 * 2 * MiB + 2 * MiB
+    _, unbounded = read_peak(path)
+    assert unbounded > 48 * MiB  # what the budget saved
+
+
+def test_out_of_order_segments_count_what_they_cost(tmp_path: Path) -> None:
+    path = tmp_path / "reordered.pcap"
+    hostile.out_of_order_segments(path, 20_000)  # 20,000 bytes, about 4 MB to hold
+    limit = MiB
+    records, peak = read_peak(path, reorder_limit=limit)
+    held = limit // (1 + SEGMENT_COST)
+    gaps = notices_of(records, NoticeKind.GAP)
+    assert gaps[0].size == 1  # the missing first byte, declared once the limit was hit
+    assert peak < 2 * limit + MiB
+    # Counted at one byte each, all 20,000 would have been held (4 MB).
+    assert held < 20_000
+
+
+def test_messages_over_the_budget_are_given_out_as_partial(tmp_path: Path) -> None:
+    path = tmp_path / "large.bin"
+    hostile.large_message(path, 8 * MiB)
+    limit = 2 * MiB
+    records, peak = read_peak(path, messages=True, memory_limit=limit)
+    (evicted,) = notices_of(records, NoticeKind.EVICTED)
+    (partial,) = [r for r in records if isinstance(r, MessageRecord)]
+    assert partial.partial and partial.missing == 8 * MiB - len(partial.message.body)
+    assert len(partial.message.body) == evicted.size > limit
+    assert not notices_of(records, NoticeKind.ERROR)  # the rest are orphans, not errors
+    assert peak < 3 * limit + 2 * MiB  # held, handed out, and the frames being read

@@ -119,6 +119,32 @@ class Half:
             records += self.messages.finish()
         return records
 
+    @property
+    def held(self) -> int:
+        """What this direction holds: its reorder buffer, frame buffer, message bodies."""
+        held = self.tcp.pending
+        if self.stream is not None:
+            held += len(self.stream.buf)
+        if self.messages is not None:
+            held += self.messages.held
+        return held
+
+    def drop(self, text: str, size: int | None = None) -> list[Record]:
+        """The memory budget is spent: give out the messages in progress as partial and
+        drop them. ``size``: what is dropped, when it is more than those (the whole
+        connection); a notice says so unless nothing is."""
+        messages = self.messages
+        if size is None:
+            size = messages.held if messages is not None else 0
+            if not size:
+                return []
+        offset = self.stream.base if self.stream is not None else 0
+        records: list[Record] = [self.notice(NoticeKind.EVICTED, offset, size, text)]
+        if messages is not None:
+            records += messages.finish()
+            messages.lost()
+        return records
+
     def notice(self, kind: NoticeKind, offset: int, size: int, text: str) -> Notice:
         clock = self.clock
         return Notice(
@@ -156,6 +182,13 @@ class Half:
                 records.append(FrameRecord(ts, info, direction, frame, offset, size, packet))
             else:
                 messages.feed(frame, offset, size, records)
+        limit = self.reader.memory_limit
+        if messages is not None and messages.held > limit:
+            text = (
+                f"messages in progress hold {messages.held} bytes, more than memory_limit"
+                f" ({limit}): they are given out as partial"
+            )
+            records += self.drop(text)
         return records
 
 

@@ -47,20 +47,21 @@ class _Pending:
 class MessageAssembler:
     """Frames of one direction in, frame and message records out."""
 
-    __slots__ = ("clean", "half", "max_body_size", "pending")
+    __slots__ = ("clean", "half", "held", "max_body_size", "pending")
 
     def __init__(self, half: Half, max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> None:
         self.half = half
         self.max_body_size = max_body_size
         self.pending: dict[int, _Pending] = {}
+        self.held = 0  # body bytes held for the messages in progress
         # Channels whose content sequence can be trusted: all of them on a stream read
         # from its start (None); after bytes were lost, those where a method was seen since.
         self.clean: set[int] | None = None
 
-    @property
-    def held(self) -> int:
-        """Body bytes held for messages in progress."""
-        return sum(p.received for p in self.pending.values())
+    def _take(self, channel: int) -> _Pending:
+        pending = self.pending.pop(channel)
+        self.held -= pending.received
+        return pending
 
     def lost(self) -> None:
         """Bytes of the stream were lost: the messages in progress are cut, and content
@@ -97,7 +98,7 @@ class MessageAssembler:
             if pending.cut:
                 self._partial(channel, records)
             else:
-                del self.pending[channel]
+                self._take(channel)
                 text = f"{method.NAME} on channel {channel} in the middle of a content"
                 self._error(text, spec.UNEXPECTED_FRAME, method, offset, records)
         if not method.CONTENT:
@@ -160,8 +161,7 @@ class MessageAssembler:
             return
         self._misfit(frame, offset, size, problem, records)
 
-    @staticmethod
-    def _add(pending: _Pending, payload: bytes | bytearray | memoryview) -> None:
+    def _add(self, pending: _Pending, payload: bytes | bytearray | memoryview) -> None:
         body = pending.body
         if body is None:
             pending.body = bytes(payload)  # one frame so far: no buffer (no copy of bytes)
@@ -172,6 +172,7 @@ class MessageAssembler:
         else:
             body.write(payload)
         pending.received += len(payload)
+        self.held += len(payload)
 
     def _misfit(
         self,
@@ -190,7 +191,8 @@ class MessageAssembler:
             # Not an orphan whose start was lost: it breaks the content rules.
             text, reply_code = problem
             culprit = pending.method if pending is not None else None
-            self.pending.pop(channel, None)
+            if pending is not None:
+                self._take(channel)
             self._error(text, reply_code, culprit, offset, records)
         records.append(self._frame(frame, offset, size))
 
@@ -229,11 +231,11 @@ class MessageAssembler:
         return FrameRecord(clock.time, half.info, half.direction, frame, offset, size, clock.packet)
 
     def _complete(self, channel: int, records: list[Record]) -> None:
-        pending = self.pending.pop(channel)
+        pending = self._take(channel)
         records.append(self._record(channel, pending, 0))
 
     def _partial(self, channel: int, records: list[Record]) -> None:
-        pending = self.pending.pop(channel)
+        pending = self._take(channel)
         header = pending.header
         missing = None if header is None else header.body_size - pending.received
         records.append(self._record(channel, pending, missing))

@@ -14,6 +14,7 @@ from ._input import COMPRESSIONS, SNIFF, Input, closing, decompressing, file_siz
 from ._limits import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_HEX_REPEAT,
+    DEFAULT_MEMORY_LIMIT,
     DEFAULT_PORTS,
     DEFAULT_REORDER_LIMIT,
 )
@@ -54,6 +55,13 @@ class CaptureReader:
     - ``progress``: called now and then with (bytes read, total size or None).
     - ``reorder_limit``: out-of-order bytes held per direction (each segment counted
       at what it costs in memory) before the missing bytes are declared a gap.
+    - ``memory_limit``: what the reader may hold across connections (256 MiB): each
+      connection's bookkeeping (``CONNECTION_COST``), reorder buffers, partial frames
+      and messages in progress. Beyond it the least recently active connections are
+      dropped (a ``EVICTED`` notice each; their messages in progress are given out as
+      partial), and messages in progress on the connection being read are given out
+      as partial; the frame being read is bounded by ``max_frame_size`` and its
+      reorder buffer by ``reorder_limit``, whatever this limit.
     - ``tcp_events``: report each SYN, FIN and RST of an AMQP connection as a
       :class:`Notice` of kind ``TCP`` (who opened and who closed it, when).
     - ``max_hex_repeat``: how many bytes the ``*`` lines of a hex dump may stand for,
@@ -75,6 +83,7 @@ class CaptureReader:
         reorder_limit: int = DEFAULT_REORDER_LIMIT,
         max_hex_repeat: int = DEFAULT_MAX_HEX_REPEAT,
         tcp_events: bool = False,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         if input_format not in ("auto", "pcap", "pcapng", "hex", "raw"):
             raise ValueError(f"unknown input format {input_format!r}")
@@ -88,6 +97,7 @@ class CaptureReader:
         self.reorder_limit = reorder_limit
         self.max_hex_repeat = max_hex_repeat
         self.tcp_events = tcp_events
+        self.memory_limit = memory_limit
         self.stats = CaptureStats()
         self.clock = Clock()
 

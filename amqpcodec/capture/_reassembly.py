@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from typing import Final, TypeAlias
 
-from ._limits import DEFAULT_REORDER_LIMIT
+from ._limits import DEFAULT_REORDER_LIMIT, SEGMENT_COST
 
 __all__ = ["SEQ_MASK", "Chunk", "Reassembler"]
 
@@ -53,7 +53,8 @@ class Reassembler:
 
     @property
     def pending(self) -> int:
-        """Bytes held back waiting for missing ones before them."""
+        """What the bytes held back waiting for missing ones before them cost (each
+        segment: its bytes and ``SEGMENT_COST``)."""
         return self._pending
 
     def syn(self, seq: int) -> None:
@@ -81,7 +82,7 @@ class Reassembler:
             return out
         self._count += 1
         heapq.heappush(self._heap, (self.offset + rel, self._count, data, ts))
-        self._pending += len(data)
+        self._pending += len(data) + SEGMENT_COST
         while self._pending > self.limit:
             self._skip_to_first(out)
         return out
@@ -133,7 +134,7 @@ class Reassembler:
         heap = self._heap
         while heap and heap[0][0] <= self.offset:
             start, _, data, ts = heapq.heappop(heap)
-            self._pending -= len(data)
+            self._pending -= len(data) + SEGMENT_COST
             if start + len(data) <= self.offset:
                 continue  # wholly overlapped by what was delivered
             self._deliver(data[self.offset - start :], ts, out)

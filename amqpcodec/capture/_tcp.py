@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from ._direction import Half
+from ._limits import CONNECTION_COST
 from ._pcap import (
     LINK_ETHERNET,
     LINK_LINUX_SLL,
@@ -37,7 +38,7 @@ __all__ = ["Conn", "TCPTracker"]
 class Conn:
     """One AMQP connection: its two directions."""
 
-    __slots__ = ("c2s", "client", "events", "info", "isn", "reset", "s2c")
+    __slots__ = ("c2s", "client", "cost", "events", "info", "isn", "reset", "s2c")
 
     def __init__(self, reader: CaptureReader, info: ConnectionInfo, client: Any) -> None:
         self.info = info
@@ -45,6 +46,7 @@ class Conn:
         self.c2s = Half(reader, info, Direction.CLIENT_TO_SERVER, self)
         self.s2c = Half(reader, info, Direction.SERVER_TO_CLIENT, self)
         self.events = reader.tcp_events  # SYN, FIN and RST as notices
+        self.cost = 0  # what the reader holds for it, as last counted
         self.isn: int | None = None  # the client's SYN sequence number
         self.reset = False
 
@@ -53,6 +55,25 @@ class Conn:
         limit = value or default
         self.c2s.set_limit(limit)
         self.s2c.set_limit(limit)
+
+    def weight(self) -> int:
+        """What the reader holds for this connection now."""
+        return CONNECTION_COST + self.c2s.held + self.s2c.held
+
+    def dispose(self) -> None:
+        """Break the reference cycles between the connection and its parts, so that
+        its memory comes back at once rather than at the next full garbage collection."""
+        for half in (self.c2s, self.s2c):
+            half.conn = None
+            half.messages = None
+
+    def evict(self, text: str) -> list[Record]:
+        """The connection's state is dropped (the memory budget): say so, and give out
+        its messages in progress as partial."""
+        records = self.c2s.drop(text, self.cost)
+        if self.s2c.messages is not None:
+            records += self.s2c.messages.finish()
+        return records
 
     @property
     def done(self) -> bool:
@@ -113,7 +134,9 @@ class TCPTracker:
     def __init__(self, reader: CaptureReader) -> None:
         self.reader = reader
         self.dpkt = dpkt_module()
-        self.conns: dict[Any, Conn] = {}
+        self.conns: OrderedDict[Any, Conn] = OrderedDict()  # least recently active first
+        self.held = 0  # what the connections cost, as last counted
+        self.limit = reader.memory_limit
         self.closed: OrderedDict[Any, None] = OrderedDict()
         self.other: OrderedDict[Any, None] = OrderedDict()
         self.syns: OrderedDict[Any, dict[Any, int]] = OrderedDict()
@@ -172,7 +195,29 @@ class TCPTracker:
         records += conn.packet(src == conn.client, tcp, dpkt)
         if conn.done:
             records += self._close(key, conn)
+        else:
+            weight = conn.weight()
+            self.held += weight - conn.cost
+            conn.cost = weight
+            self.conns.move_to_end(key)
+            if self.held > self.limit:
+                self._evict(conn, records)
         return records
+
+    def _evict(self, current: Conn, records: list[Record]) -> None:
+        """Drop the least recently active connections until the budget holds (the one
+        being read stays: its frame and reorder buffers have bounds of their own)."""
+        while self.held > self.limit and len(self.conns) > 1:
+            key, oldest = next(iter(self.conns.items()))
+            del self.conns[key]
+            self.held -= oldest.cost
+            text = (
+                f"the reader holds more than memory_limit ({self.limit} bytes): this"
+                f" connection's state ({oldest.cost} bytes) is dropped, the least recently"
+                " active first; later packets of it are read as a new connection"
+            )
+            records += oldest.evict(text)
+            oldest.dispose()
 
     def _new(self, key: Any, src: Any, dst: Any, ip: Any, tcp: Any, ts: float) -> Conn | None:
         dpkt = self.dpkt
@@ -218,8 +263,11 @@ class TCPTracker:
 
     def _close(self, key: Any, conn: Conn) -> list[Record]:
         del self.conns[key]
+        self.held -= conn.cost
         _remember(self.closed, key, None, self._MEMORY)
-        return conn.close()
+        records = conn.close()
+        conn.dispose()
+        return records
 
     def finish(self) -> Iterator[Record]:
         for key, conn in sorted(self.conns.items(), key=lambda item: item[1].info.index):
