@@ -55,6 +55,9 @@ FRAME_MAX_TOLERANCE: Final = 8
 """Bytes over the negotiated frame_max a frame may have (RabbitMQ accepts 8)."""
 MAX_MISMATCHES_KEPT: Final = 100
 _FRAME_END: Final = spec.FRAME_END
+_FRAME_TYPES: Final = frozenset(
+    {spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY, spec.FRAME_HEARTBEAT}
+)
 
 EXIT_OK: Final = 0
 EXIT_FINDINGS: Final = 1
@@ -128,6 +131,15 @@ class _Decoding:
         while size - pos >= 7 and not self.stopped:
             if buffer[pos : pos + 4] == b"AMQP":
                 need = 8
+            elif buffer[pos] not in _FRAME_TYPES:
+                self._error(
+                    f"unknown frame type {buffer[pos]} at offset {self.offset + pos}; not"
+                    " decoding this direction any further",
+                    size - pos,
+                    pos,
+                )
+                self.stopped = True
+                break
             else:
                 need = int.from_bytes(buffer[pos + 3 : pos + 7], "big") + 8
                 if self.limit and need > self.limit:

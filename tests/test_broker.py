@@ -12,7 +12,7 @@ from amqp_client import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amqpcodec import MethodFrame, spec
+from amqpcodec import Connection, MethodFrame, Role, spec
 from amqpcodec import strategies as amqp_st
 from amqpcodec.broker import Broker, Limits
 from amqpcodec.broker._model import topic_matches
@@ -874,3 +874,73 @@ def test_any_client_stream_is_answered_not_crashed_on(data: bytes, chunk: int) -
     assert broker.internal_errors == []
     for _, code in closes_sent(sent):
         assert code in {200, 403, 404, 405, 406, 501, 502, 503, 504, 505, 530, 540}, code
+
+
+def test_a_bug_in_the_broker_is_541_and_recorded(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amqpcodec.broker import _session
+
+    def broken(self: object, channel: object, method: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setitem(_session._HANDLERS, B.Qos, broken)
+    with Client(broker.port) as client:
+        ch = client.channel()
+        reply = client.call(ch, B.Qos(prefetch_count=1))
+        assert closed_with(reply, 541) and "ZeroDivisionError" in reply.reply_text
+    assert [type(e) for e in broker.internal_errors] == [ZeroDivisionError]
+
+
+def test_names_that_are_not_utf8_are_refused_cleanly(client: Client) -> None:
+    ch = client.channel()
+    reply = client.call(ch, Q.Declare(queue="bad\udcff", passive=True))
+    assert (
+        closed_with(reply, 404) and reply.reply_text == "NOT_FOUND - no queue 'bad?' in vhost '/'"
+    )
+
+
+def test_a_client_that_does_not_read_gets_no_more_deliveries() -> None:
+    """Deliveries stop while the transport's buffer is over its high-water mark, and the
+    client's own input is not read; they resume when it drains."""
+    from amqpcodec.broker._session import Session
+
+    async def main() -> None:
+        broker = Broker()
+        consumer, publisher = Session(broker), Session(broker)
+        ct, pt = MemoryTransport(), MemoryTransport()
+        consumer.connection_made(ct)
+        publisher.connection_made(pt)
+
+        def pump(session: Session, transport: MemoryTransport, client: Connection) -> list:
+            events = []
+            while data := client.data_to_send():
+                session.data_received(data)
+                if transport.data:
+                    events += client.receive_data(bytes(transport.data))
+                    transport.data.clear()
+            return events
+
+        for session, transport in ((consumer, ct), (publisher, pt)):
+            client = Connection(Role.CLIENT)
+            pump(session, transport, client)
+            ch = client.open_channel()
+            pump(session, transport, client)
+            client.send_method(ch, Q.Declare(queue="q", no_wait=True))
+            if session is consumer:
+                client.send_method(ch, B.Consume(queue="q", consumer_tag="c", no_wait=True))
+            pump(session, transport, client)
+            session.client = client  # type: ignore[attr-defined]
+        consumer.pause_writing()  # the consumer's socket buffer is full
+        assert not ct.reading
+        sender: Connection = publisher.client  # type: ignore[attr-defined]
+        for _ in range(5):
+            sender.send_message(1, B.Publish(routing_key="q"), None, b"x" * 100)
+        publisher.data_received(sender.data_to_send())
+        assert ct.data == b"" and len(broker.messages("q")) == 5
+        consumer.resume_writing()
+        assert ct.reading and broker.messages("q") == []
+        delivered = consumer.client.receive_data(bytes(ct.data))  # type: ignore[attr-defined]
+        assert sum(isinstance(e, MessageReceived) for e in delivered) == 5
+
+    asyncio.run(main())

@@ -479,3 +479,49 @@ def test_readme_commands(broker: Broker) -> None:
             client.sock.sendall(b"")  # it accepts connections
         status, _, err = _stop(process)
         assert status == 0, err
+
+
+def test_each_direction_holds_at_most_one_frame() -> None:
+    from amqpcodec import BodyFrame
+    from amqpcodec.capture import ConnectionInfo
+
+    records: list[Record] = []
+    proxy = Proxy(("127.0.0.1", 1), max_frame_size=8192, on_record=records.append)
+    c2s = proxy_module._Decoding(proxy, ConnectionInfo(0), Direction.CLIENT_TO_SERVER)
+    s2c = proxy_module._Decoding(proxy, ConnectionInfo(0), Direction.SERVER_TO_CLIENT)
+    c2s.peer, s2c.peer = s2c, c2s
+    c2s.feed(b"AMQP\x00\x00\x09\x01")
+    # A body frame that says it is 50 MB: reported at once, then passed over unbuffered.
+    c2s.feed(b"\x03\x00\x01" + (50_000_000).to_bytes(4, "big"))
+    peak = 0
+    for _ in range(700):
+        c2s.feed(b"z" * 65536)
+        peak = max(peak, len(c2s.buffer))
+    assert peak == 0 and c2s.skip == 50_000_008 - 7 - 700 * 65536  # its header was read
+    c2s.feed(b"z" * c2s.skip)
+    # Tune-Ok sets the limit for both directions: frame_max plus RabbitMQ's 8 bytes.
+    c2s.feed(MethodFrame(0, spec.Connection.TuneOk(0, 4096, 0)).encode())
+    assert c2s.limit == s2c.limit == 4096 + 8
+    fits = BodyFrame(1, b"y" * 4096).encode()  # frame_max + 8 bytes in all
+    too_big = BodyFrame(1, b"y" * 4097).encode()
+    assert len(fits) == 4104 and len(too_big) == 4105
+    s2c.feed(fits[:100])
+    assert len(s2c.buffer) == 100  # waiting for the rest of a frame within the limit
+    s2c.feed(fits[100:] + too_big)
+    kinds = [type(r).__name__ for r in records]
+    assert kinds == ["FrameRecord", "Notice", "FrameRecord", "FrameRecord", "Notice"]
+    assert "over the limit of 4104" in records[-1].message  # type: ignore[union-attr]
+    assert proxy.stats.errors == 2
+
+
+def test_an_unknown_frame_type_stops_decoding_at_once() -> None:
+    from amqpcodec.capture import ConnectionInfo
+
+    records: list[Record] = []
+    proxy = Proxy(("127.0.0.1", 1), on_record=records.append)
+    c2s = proxy_module._Decoding(proxy, ConnectionInfo(0), Direction.CLIENT_TO_SERVER)
+    c2s.feed(b"AMQP\x00\x00\x09\x01" + b"zzzzzzzzzz")
+    c2s.feed(MethodFrame(1, spec.Basic.Ack(1)).encode())  # not looked at any more
+    assert c2s.stopped and c2s.buffer == b""
+    assert [type(r).__name__ for r in records] == ["FrameRecord", "Notice"]
+    assert "unknown frame type 122 at offset 8" in records[1].message  # type: ignore[union-attr]

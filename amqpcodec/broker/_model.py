@@ -91,7 +91,8 @@ class Refused(Exception):
     def reply_text(self) -> str:
         """``NAME - explanation`` as RabbitMQ writes it, cut to a short string's 255 bytes."""
         text = f"{spec.ReplyCode(self.reply_code).name} - {self.explanation}"
-        return text.encode("utf-8")[:255].decode("utf-8", "ignore")
+        # Names that arrived as bytes that are not UTF-8 hold surrogates: shown as "?".
+        return text.encode("utf-8", "replace")[:255].decode("utf-8", "ignore")
 
 
 @dataclass(frozen=True, slots=True)

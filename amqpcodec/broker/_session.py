@@ -280,51 +280,64 @@ class Session(asyncio.Protocol):
 
     def _handle(self, events: Sequence[Event]) -> None:
         for event in events:
-            kind = type(event)
-            if self.refused and kind is not ConnectionClosed:
-                continue
-            if kind is MethodReceived or kind is MessageReceived:
-                assert isinstance(event, (MethodReceived, MessageReceived))
-                channel = self.channels.get(event.channel)
-                if channel is None:
-                    if event.channel == 0:
-                        self._connection_method(event.method)
-                    continue  # a channel the broker closed earlier in this read
-                try:
-                    if kind is MessageReceived:
-                        assert isinstance(event, MessageReceived)
-                        self._publish(channel, event)
-                    else:
-                        self._method(channel, event.method)
-                except Refused as refusal:
-                    self._refuse(channel, event.method, refusal)
-                except Exception as exc:  # a bug here: say so as RabbitMQ does, go on serving
-                    self.broker.internal_error(exc)
-                    text = f"{type(exc).__name__} handling {event.method.NAME}"
-                    self._refuse(channel, event.method, Refused(spec.INTERNAL_ERROR, text))
-            elif kind is ChannelOpened:
-                assert isinstance(event, ChannelOpened)
-                self.channels[event.channel] = Channel(event.channel, self)
-            elif kind is ChannelClosed:
-                assert isinstance(event, ChannelClosed)
-                gone = self.channels.pop(event.channel, None)
-                if gone is not None:
-                    self._close_channel(gone)
-            elif kind is FlowChanged:
-                assert isinstance(event, FlowChanged)
-                flowing = self.channels.get(event.channel)
-                if flowing is not None and not event.active:
-                    # RabbitMQ does not stop deliveries for a client [rmq-docs:
-                    # channel.flow]: 540, after the Flow-Ok the Connection already sent.
-                    stop = Refused(spec.NOT_IMPLEMENTED, "channel.flow active=false")
-                    self._refuse(flowing, spec.Channel.Flow(False), stop)
-            elif kind is ConnectionOpened:
-                assert isinstance(event, ConnectionOpened)
-                self.vhost = self.broker.virtual_host(event.virtual_host)
-                self._start_heartbeats()
-            elif kind is ConnectionClosed:
-                self._teardown()
+            if self.refused and type(event) is not ConnectionClosed:
+                continue  # the broker closed the connection: only its end matters
+            try:
+                self._event(event)
+            except Exception as exc:  # a bug here: say so as RabbitMQ does (541), go on
+                self._internal_error(event, exc)
         self.broker.dispatch(self._take_dirty())
+
+    def _event(self, event: Event) -> None:
+        kind = type(event)
+        if kind is MethodReceived or kind is MessageReceived:
+            assert isinstance(event, (MethodReceived, MessageReceived))
+            channel = self.channels.get(event.channel)
+            if channel is None:
+                if event.channel == 0:
+                    self._connection_method(event.method)
+                return  # a channel the broker closed earlier in this read
+            try:
+                if kind is MessageReceived:
+                    assert isinstance(event, MessageReceived)
+                    self._publish(channel, event)
+                else:
+                    self._method(channel, event.method)
+            except Refused as refusal:
+                self._refuse(channel, event.method, refusal)
+        elif kind is ChannelOpened:
+            assert isinstance(event, ChannelOpened)
+            self.channels[event.channel] = Channel(event.channel, self)
+        elif kind is ChannelClosed:
+            assert isinstance(event, ChannelClosed)
+            gone = self.channels.pop(event.channel, None)
+            if gone is not None:
+                self._close_channel(gone)
+        elif kind is FlowChanged:
+            assert isinstance(event, FlowChanged)
+            flowing = self.channels.get(event.channel)
+            if flowing is not None and not event.active:
+                # RabbitMQ does not stop deliveries for a client [rmq-docs:
+                # channel.flow]: 540, after the Flow-Ok the Connection already sent.
+                stop = Refused(spec.NOT_IMPLEMENTED, "channel.flow active=false")
+                self._refuse(flowing, spec.Channel.Flow(False), stop)
+        elif kind is ConnectionOpened:
+            assert isinstance(event, ConnectionOpened)
+            self.vhost = self.broker.virtual_host(event.virtual_host)
+            self._start_heartbeats()
+        elif kind is ConnectionClosed:
+            self._teardown()
+
+    def _internal_error(self, event: Event, exc: Exception) -> None:
+        self.broker.internal_error(exc)
+        method = getattr(event, "method", None)
+        class_id, method_id = (method.CLASS_ID, method.METHOD_ID) if method else (0, 0)
+        text = f"INTERNAL_ERROR - {type(exc).__name__} handling {type(event).__name__}"
+        self.refused = True
+        with contextlib.suppress(Exception):
+            self._teardown()
+        with contextlib.suppress(AMQPError):
+            self.conn.close(spec.INTERNAL_ERROR, text, class_id, method_id)
 
     def _take_dirty(self) -> set[Queue]:
         dirty, self._dirty = self._dirty, set()
