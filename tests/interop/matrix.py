@@ -33,6 +33,7 @@ EXTRA_SCENARIOS = {
     "heartbeat": "heartbeat 1 s, idle 7 s",
     "auth": "wrong password (403)",
     "tables": "every table type",
+    "frame-max-4096": "frame_max 4096",
 }
 
 results: dict[tuple[str, str, str], str] = {}  # (client, mode, scenario) -> pass / FAIL / skip

@@ -143,3 +143,17 @@ def test_bunny_does_not_say_the_reply_code_of_a_refused_login() -> None:
         require("Bunny is not installed (Debian ruby-bunny)")
     assert done.stdout.startswith("Bunny::AuthenticationFailureError: "), done
     assert "403" not in done.stdout and "ACCESS_REFUSED" not in done.stdout, done.stdout
+
+
+def test_py_amqp_ignores_its_frame_max_setting() -> None:
+    amqp = pytest.importorskip("amqp")
+    with Broker() as broker:  # proposes frame_max 131072
+        connection = amqp.Connection(
+            host=f"{broker.host}:{broker.port}", frame_max=4096, connect_timeout=10
+        )
+        connection.connect()
+        try:
+            negotiated = connection.frame_max  # what its Connection.Tune-Ok said
+        finally:
+            connection.close()
+    assert negotiated == 131072  # the server's proposal replaced the 4096 asked for

@@ -152,12 +152,18 @@ public class InteropClient {
     }
 
     static Connection connect(String host, int port, String user, String password, int heartbeat) throws Exception {
+        return connect(host, port, user, password, heartbeat, 131072);
+    }
+
+    static Connection connect(String host, int port, String user, String password, int heartbeat, int frameMax)
+            throws Exception {
         ConnectionFactory factory = new ConnectionFactory();
         factory.setHost(host);
         factory.setPort(port);
         factory.setUsername(user);
         factory.setPassword(password);
         factory.setRequestedHeartbeat(heartbeat);
+        factory.setRequestedFrameMax(frameMax);
         factory.setConnectionTimeout(10000);
         factory.setAutomaticRecoveryEnabled(false);
         return factory.newConnection();
@@ -173,7 +179,11 @@ public class InteropClient {
             }
             throw new Mismatch("logged in with a wrong password");
         }
-        Connection conn = connect(host, port, user, password, scenario.equals("heartbeat") ? 1 : 0);
+        Connection conn = connect(host, port, user, password, scenario.equals("heartbeat") ? 1 : 0,
+                scenario.equals("frame-max-4096") ? 4096 : 131072);
+        if (scenario.equals("frame-max-4096") && conn.getFrameMax() != 4096) {
+            throw new Mismatch("frame_max " + conn.getFrameMax() + " negotiated, asked for 4096");
+        }
         switch (scenario) {
             case "heartbeat":
                 Thread.sleep(IDLE_SECONDS * 1000L); // the client's own thread sends heartbeats
@@ -192,7 +202,7 @@ public class InteropClient {
     }
 
     public static void main(String[] args) {
-        List<String> scenarios = Arrays.asList("basic", "auth", "heartbeat", "confirm-consume", "tables");
+        List<String> scenarios = Arrays.asList("basic", "auth", "heartbeat", "confirm-consume", "tables", "frame-max-4096");
         if (args.length != 5 || !scenarios.contains(args[0])) {
             System.err.println("usage: InteropClient {" + String.join(",", scenarios) + "} HOST PORT USER PASSWORD");
             System.exit(2);

@@ -76,9 +76,9 @@ func normalise(v interface{}) interface{} {
 	return v
 }
 
-func connect(host, port, user, password string, heartbeat time.Duration) (*amqp.Connection, error) {
+func connect(host, port, user, password string, heartbeat time.Duration, frameMax int) (*amqp.Connection, error) {
 	u := url.URL{Scheme: "amqp", User: url.UserPassword(user, password), Host: net.JoinHostPort(host, port), Path: "/"}
-	return amqp.DialConfig(u.String(), amqp.Config{Heartbeat: heartbeat, Locale: "en_US"})
+	return amqp.DialConfig(u.String(), amqp.Config{Heartbeat: heartbeat, FrameSize: frameMax, Locale: "en_US"})
 }
 
 func basic(conn *amqp.Connection, consumeFirst bool) error {
@@ -209,7 +209,7 @@ func findingInt(conn *amqp.Connection) error {
 
 func run(scenario, host, port, user, password string) error {
 	if scenario == "auth" {
-		conn, err := connect(host, port, user, password, 0)
+		conn, err := connect(host, port, user, password, 0, 0)
 		if err == nil {
 			conn.Close()
 			return fail("logged in with a wrong password")
@@ -224,9 +224,16 @@ func run(scenario, host, port, user, password string) error {
 	if scenario == "heartbeat" {
 		heartbeat = time.Second
 	}
-	conn, err := connect(host, port, user, password, heartbeat)
+	frameMax := 0 // the server's
+	if scenario == "frame-max-4096" {
+		frameMax = 4096
+	}
+	conn, err := connect(host, port, user, password, heartbeat, frameMax)
 	if err != nil {
 		return err
+	}
+	if frameMax != 0 && conn.Config.FrameSize != frameMax {
+		return fail("frame_max %d negotiated, asked for %d", conn.Config.FrameSize, frameMax)
 	}
 	switch scenario {
 	case "heartbeat":
@@ -248,9 +255,9 @@ func run(scenario, host, port, user, password string) error {
 }
 
 func main() {
-	scenarios := map[string]bool{"basic": true, "auth": true, "heartbeat": true, "confirm-consume": true, "tables": true, "finding-int": true}
+	scenarios := map[string]bool{"basic": true, "auth": true, "heartbeat": true, "confirm-consume": true, "tables": true, "frame-max-4096": true, "finding-int": true}
 	if len(os.Args) != 6 || !scenarios[os.Args[1]] {
-		fmt.Fprintln(os.Stderr, "usage: client_amqp091 {basic,auth,heartbeat,confirm-consume,tables} HOST PORT USER PASSWORD")
+		fmt.Fprintln(os.Stderr, "usage: client_amqp091 {basic,auth,heartbeat,confirm-consume,tables,frame-max-4096,finding-int} HOST PORT USER PASSWORD")
 		os.Exit(2)
 	}
 	if err := run(os.Args[1], os.Args[2], os.Args[3], os.Args[4], os.Args[5]); err != nil {

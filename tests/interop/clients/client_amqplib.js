@@ -39,8 +39,8 @@ function check(n, msg) {
 }
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function connect(host, port, user, password, heartbeat) {
-  return amqp.connect({ protocol: 'amqp', hostname: host, port: Number(port), username: user, password, heartbeat });
+function connect(host, port, user, password, heartbeat, frameMax = 131072) {
+  return amqp.connect({ protocol: 'amqp', hostname: host, port: Number(port), username: user, password, heartbeat, frameMax });
 }
 
 async function basic(conn, consumeFirst) {
@@ -126,7 +126,11 @@ async function run(scenario, host, port, user, password) {
     await conn.close();
     throw mismatch('logged in with a wrong password');
   }
-  const conn = await connect(host, port, user, password, scenario === 'heartbeat' ? 1 : 0);
+  const conn = await connect(host, port, user, password, scenario === 'heartbeat' ? 1 : 0,
+    scenario === 'frame-max-4096' ? 4096 : 131072);
+  if (scenario === 'frame-max-4096' && conn.connection.frameMax !== 4096) {
+    throw mismatch(`frame_max ${conn.connection.frameMax} negotiated, asked for 4096`);
+  }
   if (scenario === 'heartbeat') {
     await sleep(IDLE_SECONDS * 1000); // amqplib's timers send and check heartbeats
     await basic(conn, false);
@@ -141,8 +145,9 @@ async function run(scenario, host, port, user, password) {
 }
 
 const [scenario, host, port, user, password] = process.argv.slice(2);
-if (!['basic', 'auth', 'heartbeat', 'confirm-consume', 'tables'].includes(scenario) || password === undefined) {
-  console.error('usage: client_amqplib.js {basic,auth,heartbeat,confirm-consume,tables} HOST PORT USER PASSWORD');
+const SCENARIOS = ['basic', 'auth', 'heartbeat', 'confirm-consume', 'tables', 'frame-max-4096'];
+if (!SCENARIOS.includes(scenario) || password === undefined) {
+  console.error(`usage: client_amqplib.js {${SCENARIOS}} HOST PORT USER PASSWORD`);
   process.exit(2);
 }
 run(scenario, host, port, user, password).then(

@@ -9,7 +9,7 @@ require 'timeout'
 CONTENT_TYPE = 'application/x-amqpcodec-interop'.freeze
 SIZES = [0, 10, 5000, 300_000].freeze
 IDLE_SECONDS = 7
-SCENARIOS = %w[basic auth heartbeat confirm-consume tables].freeze
+SCENARIOS = %w[basic auth heartbeat confirm-consume tables frame-max-4096].freeze
 
 class Mismatch < StandardError; end
 
@@ -23,8 +23,9 @@ end
 
 LOG = StringIO.new
 
-def connect(host, port, user, password, heartbeat)
+def connect(host, port, user, password, heartbeat, frame_max = 131_072)
   conn = Bunny.new(host: host, port: port.to_i, user: user, password: password, heartbeat: heartbeat,
+                   frame_max: frame_max,
                    automatically_recover: false, connection_timeout: 10, logger: Logger.new(LOG, level: :error))
   conn.start
   conn
@@ -95,7 +96,11 @@ def run(scenario, host, port, user, password)
     end
     raise Mismatch, 'logged in with a wrong password'
   end
-  conn = connect(host, port, user, password, scenario == 'heartbeat' ? 1 : 0)
+  conn = connect(host, port, user, password, scenario == 'heartbeat' ? 1 : 0,
+                 scenario == 'frame-max-4096' ? 4096 : 131_072)
+  if scenario == 'frame-max-4096' && conn.frame_max != 4096
+    raise Mismatch, "frame_max #{conn.frame_max} negotiated, asked for 4096"
+  end
   case scenario
   when 'heartbeat'
     sleep IDLE_SECONDS # Bunny's heartbeat sender thread keeps the connection alive

@@ -11,13 +11,14 @@ import scenario as sc
 
 
 def connect(
-    host: str, port: int, user: str, password: str, heartbeat: int = 0
+    host: str, port: int, user: str, password: str, heartbeat: int = 0, frame_max: int = 131072
 ) -> pika.BlockingConnection:
     parameters = pika.ConnectionParameters(
         host=host,
         port=port,
         credentials=pika.PlainCredentials(user, password),
         heartbeat=heartbeat,
+        frame_max=frame_max,
         connection_attempts=1,
         socket_timeout=10,
         blocked_connection_timeout=60,
@@ -109,7 +110,17 @@ def run(scenario: str, host: str, port: int, user: str, password: str) -> None:
                 raise sc.Mismatch(f"refused without 403: {exc!r}") from exc
             return
         raise sc.Mismatch("logged in with a wrong password")
-    connection = connect(host, port, user, password, heartbeat=1 if scenario == "heartbeat" else 0)
+    connection = connect(
+        host,
+        port,
+        user,
+        password,
+        heartbeat=1 if scenario == "heartbeat" else 0,
+        frame_max=4096 if scenario == "frame-max-4096" else 131072,
+    )
+    negotiated = connection._impl.params.frame_max  # pika keeps the tuned value there
+    if scenario == "frame-max-4096" and negotiated != 4096:
+        raise sc.Mismatch(f"frame_max {negotiated} negotiated, asked for 4096")
     if scenario == "heartbeat":
         connection.sleep(sc.IDLE_SECONDS)  # pika answers heartbeats while it sleeps
         basic(connection)

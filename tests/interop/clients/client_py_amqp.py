@@ -13,12 +13,15 @@ import amqp.exceptions
 import scenario as sc
 
 
-def connect(host: str, port: int, user: str, password: str, heartbeat: int = 0) -> amqp.Connection:
+def connect(
+    host: str, port: int, user: str, password: str, heartbeat: int = 0, frame_max: int = 131072
+) -> amqp.Connection:
     connection = amqp.Connection(
         host=f"{host}:{port}",
         userid=user,
         password=password,
         heartbeat=heartbeat,
+        frame_max=frame_max,
         confirm_publish=True,  # basic_publish waits for the broker's ack, raises on a nack
         connect_timeout=10,
     )
@@ -118,7 +121,16 @@ def run(scenario: str, host: str, port: int, user: str, password: str) -> None:
                 raise sc.Mismatch(f"refused with {exc.reply_code}") from exc
             return
         raise sc.Mismatch("logged in with a wrong password")
-    connection = connect(host, port, user, password, heartbeat=1 if scenario == "heartbeat" else 0)
+    connection = connect(
+        host,
+        port,
+        user,
+        password,
+        heartbeat=1 if scenario == "heartbeat" else 0,
+        frame_max=4096 if scenario == "frame-max-4096" else 131072,
+    )
+    if scenario == "frame-max-4096" and connection.frame_max != 4096:
+        raise sc.Mismatch(f"frame_max {connection.frame_max} negotiated, asked for 4096")
     if scenario == "heartbeat":
         # py-amqp sends heartbeats only when the application calls heartbeat_tick
         deadline = time.monotonic() + sc.IDLE_SECONDS
