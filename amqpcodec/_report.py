@@ -307,6 +307,8 @@ def _connection(rep: ConnectionReport, epoch: float | None) -> list[str]:
         add("  not known from this capture:")
         for text in rep.unknown:
             add(f"    - {text}")
+        if rep.more.get("unknown"):
+            add(f"    - and {rep.more['unknown']} more")
         for table, dropped in rep.forgotten.items():
             add(f"    - {dropped} {table} dropped: the table was full (--max-open)")
     return lines

@@ -208,3 +208,113 @@ def _update_readme() -> None:  # pragma: no cover - a maintenance helper
 
 if __name__ == "__main__" and sys.argv[1:] == ["--update-readme"]:  # pragma: no cover
     _update_readme()
+
+
+def test_render_text_of_a_busy_connection() -> None:
+    """One synthetic connection that touches every part of the text form."""
+    from amqpcodec import BasicProperties, HeartbeatFrame, MethodFrame, ProtocolHeader, spec
+    from amqpcodec._content import Message
+    from amqpcodec.capture import (
+        ConnectionInfo,
+        Direction,
+        FrameRecord,
+        MessageRecord,
+        Notice,
+        NoticeKind,
+    )
+    from amqpcodec.capture._analysis import analyze_records
+
+    c2s, s2c = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
+    info = ConnectionInfo(0)
+    records: list[object] = []
+
+    def add(direction: Direction, item: object) -> None:
+        when = 100.0 + len(records) / 100
+        packet = len(records) + 1
+        if isinstance(item, Message):
+            records.append(MessageRecord(when, info, direction, item, 0, packet, when, packet))
+        elif isinstance(item, Notice):
+            records.append(item)
+        else:
+            records.append(FrameRecord(when, info, direction, item, 0, 8, packet))  # type: ignore[arg-type]
+
+    C, Ch, B = spec.Connection, spec.Channel, spec.Basic
+    add(c2s, ProtocolHeader())
+    start = C.Start(version_major=0, version_minor=9, server_properties={"product": "Fake"})
+    add(s2c, MethodFrame(0, start))
+    add(c2s, MethodFrame(0, C.StartOk(client_properties={}, mechanism="PLAIN", response=b"x")))
+    add(s2c, MethodFrame(0, C.Tune(channel_max=5, frame_max=4096, heartbeat=0)))
+    add(c2s, MethodFrame(0, C.TuneOk(channel_max=5, frame_max=4096, heartbeat=0)))
+    add(c2s, MethodFrame(0, C.Open(virtual_host="/")))
+    add(s2c, MethodFrame(0, C.OpenOk()))
+    for number in (1, 2):
+        add(c2s, MethodFrame(number, Ch.Open()))
+        add(s2c, MethodFrame(number, Ch.OpenOk()))
+    add(c2s, MethodFrame(1, B.Qos(prefetch_count=2, global_=True)))
+    add(s2c, MethodFrame(1, B.QosOk()))
+    add(c2s, MethodFrame(1, B.Consume(queue="q", consumer_tag="c1", no_wait=True)))
+    props = BasicProperties()
+    for tag in (1, 2, 3):
+        add(s2c, Message(1, B.Deliver(consumer_tag="c1", delivery_tag=tag), props, b"m"))
+    add(c2s, MethodFrame(1, B.Ack(delivery_tag=2, multiple=True)))
+    add(c2s, MethodFrame(1, B.Reject(delivery_tag=3)))
+    add(c2s, MethodFrame(1, B.Get(queue="q")))
+    add(s2c, Message(1, B.GetOk(delivery_tag=4), props, b"g"))
+    add(c2s, MethodFrame(1, B.Get(queue="q")))
+    add(s2c, MethodFrame(1, B.GetEmpty()))
+    add(s2c, Message(1, B.Deliver(consumer_tag="ghost", delivery_tag=5), props, b"?"))
+    add(s2c, MethodFrame(1, B.Cancel(consumer_tag="ghost2")))
+    add(c2s, MethodFrame(2, spec.Confirm.Select()))
+    add(s2c, MethodFrame(2, spec.Confirm.SelectOk()))
+    rpc = BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="x1")
+    for _ in range(3):
+        add(c2s, Message(2, B.Publish(routing_key="rpc"), rpc, b"call"))
+    add(s2c, MethodFrame(2, B.Nack(delivery_tag=2, multiple=True)))
+    add(s2c, MethodFrame(1, B.Ack(delivery_tag=9)))  # channel 1 is not in confirm mode
+    add(c2s, MethodFrame(2, spec.Queue.Declare(queue="never answered")))
+    add(c2s, HeartbeatFrame())
+    add(s2c, Notice(101.0, info, s2c, NoticeKind.ERROR, 0, 0, "a frame end octet of 0x00"))
+    close = C.Close(reply_code=541, reply_text="INTERNAL_ERROR", class_id=99, method_id=1)
+    add(c2s, MethodFrame(0, close))
+    report = analyze_records(iter(records))  # type: ignore[arg-type]
+    out = io.StringIO()
+    render_text(report, out, "busy")
+    text = out.getvalue()
+    assert text.startswith("busy: , 1 AMQP connection\n")
+    assert "  server: Fake\n" in text
+    assert "  client: unnamed, mechanism PLAIN" in text
+    assert "  heartbeat: off; ended: capture ended" in text
+    assert "connection closed by client at " in text
+    assert "541 INTERNAL_ERROR; caused by unknown method 99/1" in text
+    assert (
+        "'c1' on channel 1 <- queue 'q': 3 deliveries, most in flight 3 (prefetch 2 (global))"
+        in text
+    )
+    assert "'ghost' on channel 1 <- queue ?: 1 deliveries, no_ack unknown" in text
+    assert (
+        "'ghost2' on channel 1 <- queue ?: 0 deliveries, no_ack unknown; cancelled by server"
+        in text
+    )
+    # 1 and 2 acked (multiple), 3 rejected: the get's 4 and the unknown consumer's 5 stay
+    assert "never acknowledged: channel 1 tag 4 [21] (basic.get), 5 [24] (ghost)" in text
+    assert "confirms (channel 2): 3 published, 0 acked, 2 nacked, 1 never confirmed" in text
+    assert "    nacked: channel 2 tag 1 [31], 2 [31]" in text
+    assert "    never confirmed: channel 2 tag 3 [30]" in text
+    assert "queue.declare" not in text  # the connection's close ended the wait
+    assert "  unanswered: connection.close on channel 0 at " in text
+    assert "  RPC calls: 3, 3 over direct reply-to, 0 answered: none" in text
+    assert "    unanswered call at " in text
+    assert "went silent first: the server (s2c)" in text
+    assert "- malformed data (s2c): a frame end octet of 0x00" in text
+    assert "- confirms on channel 1 for publishes made before the capture started" in text
+    assert "consumer 'ghost' on channel 1 started before the capture" in text
+    assert "  protocol violations (up to malformed data (s2c)):" in text
+    assert "    s2c at 100.010000 [2]: 403 in connection.start: " in text
+    small = analyze_records(iter(records), max_open=2, max_items=1)  # type: ignore[arg-type]
+    out = io.StringIO()
+    render_text(small, out)
+    text = out.getvalue()
+    assert "    and 1 more\n" in text  # channels over --max-items
+    assert "    - and 3 more\n" in text  # unknowns over --max-items
+    assert "- 1 unacknowledged deliveries dropped: the table was full (--max-open)" in text
+    assert "- 1 unconfirmed publishes dropped: the table was full (--max-open)" in text
