@@ -8,7 +8,10 @@ per line with ``--json``), or counts them (``--summary``). Formatting is in
 Exit status: 0 when everything decoded (also when the reader of the output went away,
 as with ``| head``); 1 when a stream was malformed (what decoded before the bad spot is
 printed first); 2 when the input cannot be read at all (not a capture, no such file,
-dpkt missing) or the command line is wrong.
+dpkt missing, an unsupported link type, a hex dump whose ``*`` lines stand for too much)
+or the command line is wrong; 3 when the capture could be read only in part (the file
+is cut short, a packet record is damaged, packets of an unsupported link type were
+skipped), what it held decoded (3 wins over 1: the damage may be why a stream broke).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = ["add_arguments", "run"]
 EXIT_OK: Final = 0
 EXIT_MALFORMED: Final = 1
 EXIT_UNREADABLE: Final = 2
+EXIT_INCOMPLETE: Final = 3
 
 _PROGRESS_FROM: Final = 32 * 1024 * 1024  # show progress for inputs at least this big
 
@@ -54,7 +58,8 @@ DESCRIPTION: Final = textwrap.fill(
     "Print the AMQP 0-9-1 frames in a pcap or pcapng capture (TCP reassembled per"
     " connection and direction), a hex dump (plain hex, or Wireshark's"
     " 'Follow TCP Stream' hex output) or a raw byte stream of one direction."
-    " Exit status: 0 decoded, 1 a stream is malformed, 2 the input is unreadable."
+    " Exit status: 0 decoded, 1 a stream is malformed, 2 the input is unreadable,"
+    " 3 the capture could be read only in part."
 )
 EXAMPLES: Final = """\
 examples:
@@ -316,13 +321,13 @@ def _decode(args: argparse.Namespace) -> int:
     for warning in reader.stats.warnings:
         print(f"amqpcodec: warning: {name}: {warning}", file=sys.stderr)
     if not errors:
-        return EXIT_OK
+        return EXIT_INCOMPLETE if reader.stats.incomplete else EXIT_OK
     for notice in errors[:10]:
         where = f"connection {notice.connection}, {notice.direction.value}"
         print(f"amqpcodec: error: {name}: {where}: {notice.message}", file=sys.stderr)
     if len(errors) > 10:
         print(f"amqpcodec: error: {name}: and {len(errors) - 10} more", file=sys.stderr)
-    return EXIT_MALFORMED
+    return EXIT_INCOMPLETE if reader.stats.incomplete else EXIT_MALFORMED
 
 
 def _filter(args: argparse.Namespace) -> RecordFilter:

@@ -33,6 +33,7 @@ from amqpcodec.capture._hexdump import HexParser
 from amqpcodec.capture._limits import CONNECTION_COST, DEFAULT_MAX_FRAME_SIZE, SEGMENT_COST
 
 MiB = 1024 * 1024
+CAPTURES = Path(__file__).parent / "data" / "captures"
 HEARTBEAT = HeartbeatFrame().encode()
 
 
@@ -57,7 +58,7 @@ def peak_of(run: Any) -> tuple[Any, int]:
 
 def _warm() -> None:
     """Import what reading a capture imports, so that a measurement does not count it."""
-    list(read_capture(Path(__file__).parent / "data" / "captures" / "midstream.pcap"))
+    list(read_capture(CAPTURES / "midstream.pcap"))
 
 
 # -- hex dumps ---------------------------------------------------------------------------
@@ -304,3 +305,71 @@ def test_messages_over_the_budget_are_given_out_as_partial(tmp_path: Path) -> No
     assert len(partial.message.body) == evicted.size > limit
     assert not notices_of(records, NoticeKind.ERROR)  # the rest are orphans, not errors
     assert peak < 3 * limit + 2 * MiB  # held, handed out, and the frames being read
+
+
+# -- what the exit status says ----------------------------------------------------------
+
+
+def _cli(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, str]:
+    from amqpcodec.__main__ import main
+
+    status = main(["decode", str(path)])
+    return status, capsys.readouterr().err
+
+
+def test_a_capture_cut_short_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = (CAPTURES / "pika_handshake_close.pcap").read_bytes()
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(data[:-30])
+    reader = CaptureReader()
+    assert list(frames_of(reader.read(path)))
+    (why,) = reader.stats.incomplete
+    assert why.startswith("the capture file ends in the middle of a packet record")
+    status, err = _cli(capsys, path)
+    assert status == 3 and "ends in the middle of a packet record" in err
+
+
+def test_a_record_length_of_0_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = bytearray((CAPTURES / "pika_handshake_close.pcap").read_bytes())
+    (caplen,) = struct.unpack_from("<I", data, 24 + 8)
+    struct.pack_into("<II", data, 24 + 16 + caplen + 8, 0, 0)  # the second record's lengths
+    path = tmp_path / "zero.pcap"
+    path.write_bytes(data)
+    reader = CaptureReader()
+    frames = list(frames_of(reader.read(path)))
+    whole = list(frames_of(read_capture(CAPTURES / "pika_handshake_close.pcap")))
+    assert len(frames) < len(whole)  # what followed the damaged record is lost
+    (why,) = reader.stats.incomplete
+    assert why.startswith("the capture file ends in the middle of a packet record, or a")
+    status, err = _cli(capsys, path)
+    assert status == 3 and "or a record is damaged" in err
+
+
+def test_unsupported_pcapng_link_types(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_capture import pcapng_bytes, recorded_packets
+
+    packets = recorded_packets("pika_handshake_close.pcap")
+    # Every packet on an interface of an unsupported type: refused, as in pcap.
+    path = tmp_path / "only.pcapng"
+    path.write_bytes(pcapng_bytes([(0, ts, p) for ts, p in packets], [147]))
+    with pytest.raises(CaptureError, match="link-layer type 147 is not supported"):
+        list(read_capture(path))
+    assert _cli(capsys, path)[0] == 2
+    # Some: read in part.
+    mixed = [(0, ts, p) for ts, p in packets] + [(1, packets[-1][0], b"zz")]
+    path.write_bytes(pcapng_bytes(mixed, [101, 147]))
+    reader = CaptureReader()
+    assert list(frames_of(reader.read(path)))
+    assert reader.stats.incomplete == [
+        "link-layer type 147 is not supported (supported: BSD loopback, Ethernet, Linux"
+        " cooked (SLL), Linux cooked v2 (SLL2), OpenBSD loopback, raw IP, raw IPv4, raw"
+        " IPv6); its packets skipped"
+    ]
+    assert _cli(capsys, path)[0] == 3
+
+
+def test_a_hex_bomb_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bomb.txt"
+    hostile.hex_repeat_bomb(path, 0x0000FFFFFFFFFF10)
+    status, err = _cli(capsys, path)
+    assert status == 2 and "over the limit of 67108864 (max_hex_repeat)" in err

@@ -69,6 +69,7 @@ class Input(io.RawIOBase):
             except EOFError:  # a compressed stream cut short
                 self.cut = True
                 self._stats.warnings.append("the compressed file is cut short")
+                self._stats.incomplete.append("the compressed file is cut short")
                 break
             except (OSError, lzma.LZMAError, zlib.error) as exc:
                 raise CaptureError(f"the input cannot be read: {exc}") from None

@@ -76,6 +76,7 @@ def pcap_packets(source: Input, stats: CaptureStats) -> Iterator[tuple[float, in
     if linktype not in LINK_NAMES:
         raise CaptureError(_unsupported_link(linktype))
     packets = iter(reader)
+    before = stats.bytes_read
     while True:
         try:
             ts, data = next(packets)
@@ -85,9 +86,24 @@ def pcap_packets(source: Input, stats: CaptureStats) -> Iterator[tuple[float, in
             source.cut = True
             break
         stats.packets += 1
+        before = stats.bytes_read
         yield float(ts), linktype, data
     if source.cut:
-        stats.warnings.append("the capture file ends in the middle of a packet record")
+        # A record cut short by the end of the file, or a damaged record header (a
+        # length of 0 makes the next record's header out of its data): either way the
+        # rest is not read.
+        left = f"{stats.size - before} bytes" if stats.size is not None else "the rest"
+        _incomplete(
+            stats,
+            f"the capture file ends in the middle of a packet record, or a record is"
+            f" damaged: {left} after packet {stats.packets} not read",
+        )
+
+
+def _incomplete(stats: CaptureStats, text: str) -> None:
+    """Part of the capture could not be read (and what could was)."""
+    stats.warnings.append(text)
+    stats.incomplete.append(text)
 
 
 def _unsupported_link(linktype: int) -> str:
@@ -114,6 +130,22 @@ class _Interface:
 
 
 def pcapng_packets(source: Input, stats: CaptureStats) -> Iterator[tuple[float, int, bytes]]:
+    """Packets of a pcapng file; one whose every packet has an unsupported link type is
+    refused as a pcap file of that link type is, one with some is read in part."""
+    unsupported: set[int] = set()
+    usable = 0
+    for packet in _pcapng_packets(source, stats, unsupported):
+        usable += 1
+        yield packet
+    if unsupported and not usable:
+        raise CaptureError("; ".join(_unsupported_link(t) for t in sorted(unsupported)))
+    for linktype in sorted(unsupported):
+        stats.incomplete.append(_unsupported_link(linktype) + "; its packets skipped")
+
+
+def _pcapng_packets(
+    source: Input, stats: CaptureStats, warned: set[int]
+) -> Iterator[tuple[float, int, bytes]]:
     """Packets of a pcapng file, read block by block with dpkt's block classes.
 
     dpkt's own pcapng.Reader uses the first interface's link type and time resolution
@@ -124,13 +156,12 @@ def pcapng_packets(source: Input, stats: CaptureStats) -> Iterator[tuple[float, 
     ng = dpkt.pcapng
     order = "<"
     interfaces: list[_Interface] = []
-    warned: set[int] = set()
     started = False
     while True:
         header = source.read(8)
         if len(header) < 8:
             if header:
-                stats.warnings.append("the capture file ends in the middle of a pcapng block")
+                _incomplete(stats, "the capture file ends in the middle of a pcapng block")
             return
         if header[:4] == PCAPNG_MAGIC:  # a section header block starts a new section
             bom = source.read(4)
@@ -154,7 +185,7 @@ def pcapng_packets(source: Input, stats: CaptureStats) -> Iterator[tuple[float, 
             raise CaptureError(f"the pcapng file is damaged: a block of {length} bytes")
         body = source.read(length - 8)
         if len(body) < length - 8:
-            stats.warnings.append("the capture file ends in the middle of a pcapng block")
+            _incomplete(stats, "the capture file ends in the middle of a pcapng block")
             return
         block = header + body
         little = order == "<"

@@ -214,3 +214,7 @@ class CaptureStats:
     """Size of the input file when known."""
     warnings: list[str] = field(default_factory=list)
     """Problems with the input that did not stop reading (a truncated capture file)."""
+    incomplete: list[str] = field(default_factory=list)
+    """Why part of the capture could not be read (the file is cut short, a packet record
+    is damaged, packets of an unsupported link type were skipped); also in ``warnings``.
+    What could be read was."""
