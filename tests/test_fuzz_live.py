@@ -388,11 +388,6 @@ def amqpcodec_serve() -> Iterator[int]:
         process.wait(timeout=10)
 
 
-@pytest.mark.xfail(
-    reason="the broker fails a connection that sends Connection.UpdateSecret and then a frame"
-    " it refuses, in the same read (its session answers on a connection already failed)",
-    strict=False,
-)
 def test_fuzz_against_amqpcodec_serve_finds_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     with amqpcodec_serve() as port:
         status = main(
