@@ -10,7 +10,7 @@ import lzma
 import os
 import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any, Final, TypeVar, cast
 
 from ._records import CaptureError, CaptureStats
@@ -24,6 +24,7 @@ __all__ = [
     "decompressing",
     "file_size",
     "read_exactly",
+    "read_head",
 ]
 
 MAX_RECORD: Final = 64 * 1024 * 1024  # no sane pcap/pcapng record is larger
@@ -105,6 +106,27 @@ def decompressing(name: str, source: Input) -> IO[bytes]:
 def closing(records: Iterator[_T], stream: IO[bytes]) -> Iterator[_T]:
     with stream:
         yield from records
+
+
+def read_head(stream: IO[bytes], size: int, enough: Callable[[bytes], bool]) -> bytes:
+    """Up to ``size`` bytes to sniff the format from. A file is read for all of them; a
+    pipe (standard input, a FIFO: ``tcpdump -U -w - | amqpcodec decode -``) only until
+    ``enough`` says the bytes already there decide, so that a live capture is not held
+    back until ``size`` bytes have arrived."""
+    read1 = getattr(stream, "read1", None)
+    try:
+        seekable = stream.seekable()
+    except (AttributeError, OSError, ValueError):
+        seekable = False
+    if read1 is None or seekable:
+        return read_exactly(stream, size)
+    head = b""
+    while len(head) < size and not enough(head):
+        piece = read1(size - len(head))
+        if not piece:
+            break
+        head += piece
+    return head
 
 
 def read_exactly(stream: IO[bytes], size: int) -> bytes:

@@ -10,7 +10,15 @@ from typing import IO, Any, Final, TypeAlias
 
 from ._direction import Clock, DirectionResolver, Half
 from ._hexdump import HexParser, looks_like_hex, text_lines
-from ._input import COMPRESSIONS, SNIFF, Input, closing, decompressing, file_size, read_exactly
+from ._input import (
+    COMPRESSIONS,
+    SNIFF,
+    Input,
+    closing,
+    decompressing,
+    file_size,
+    read_head,
+)
 from ._limits import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_HEX_REPEAT,
@@ -122,7 +130,7 @@ class CaptureReader:
 
     def _read(self, stream: IO[bytes]) -> Iterator[Record]:
         self.stats.size = file_size(stream)
-        head = read_exactly(stream, SNIFF)
+        head = read_head(stream, SNIFF, _decided)
         source = Input(stream, head, self.stats)
         for magic, name in COMPRESSIONS:
             if head.startswith(magic):
@@ -227,3 +235,9 @@ class CaptureReader:
     def _report(self) -> None:
         if self.progress is not None:
             self.progress(self.stats.bytes_read, self.stats.size)
+
+
+def _decided(head: bytes) -> bool:
+    """Whether a live input's first bytes already say it is a pcap or pcapng capture
+    (the container's own header is read as the packets are)."""
+    return len(head) >= 4 and (head[:4] in PCAP_MAGICS or head[:4] == PCAPNG_MAGIC)
