@@ -124,7 +124,10 @@ class Method(Record):
         return bool(self.RESPONSES) and not no_wait
 
     def __repr__(self) -> str:
-        return f"{self.NAME}({', '.join(self._repr_fields())})"
+        # ``Basic.Publish(...)``, as the CLI prints it: evaluates back to an equal method
+        # with ``from amqpcodec.spec import *`` (and FieldTable, FieldArray, datetime and
+        # decimal.Decimal for table values) in scope.
+        return f"{type(self).__qualname__}({', '.join(self._repr_fields())})"
 
 
 class Properties(Record):

@@ -952,10 +952,10 @@ class Connection:
             ProtocolHeaderReceived(frame.major, frame.minor, frame.revision, frame.protocol_id)
         )
         self._state = CONNECTION_TRANSITIONS[self._state][(Role.SERVER, ProtocolHeader)]
-        version = f"AMQP {frame.major}-{frame.minor}-{frame.revision}"
-        if frame.protocol_id:
-            version += f" (protocol id {frame.protocol_id})"
-        text = f"the server does not speak AMQP 0-9-1: it answered with {version}"
+        version = f"{frame.major}-{frame.minor}-{frame.revision}"
+        if frame.protocol_id:  # AMQP 1-1-0-9: the 0-9 header's class and instance
+            version = f"{frame.protocol_id}-{version}"
+        text = f"the server refused our protocol header and offers AMQP {version} instead"
         self._ended(text)
         events.append(ConnectionClosed(0, text))
 

@@ -43,9 +43,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import assume
-from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
+try:
+    from hypothesis import assume
+    from hypothesis import strategies as st
+    from hypothesis.errors import InvalidArgument
+except ImportError as exc:  # pragma: no cover - the test environment has Hypothesis
+    raise ImportError(
+        "amqpcodec.strategies needs Hypothesis: pip install 'amqpcodec[hypothesis]'",
+        name=exc.name,
+    ) from exc
 
 from . import spec as _default_spec
 from ._base import Method, Properties

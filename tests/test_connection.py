@@ -409,9 +409,20 @@ def test_client_refused_by_the_server_header() -> None:
     events = client.receive_data(b"AMQP\x00\x00\x09\x01")
     assert events == [
         ProtocolHeaderReceived(0, 9, 1),
-        ConnectionClosed(0, "the server does not speak AMQP 0-9-1: it answered with AMQP 0-9-1"),
+        ConnectionClosed(0, "the server refused our protocol header and offers AMQP 0-9-1 instead"),
     ]
     assert client.state is ConnectionState.CLOSED
+    old = Connection(CLIENT)
+    (_, closed) = old.receive_data(b"AMQP\x01\x01\x00\x09")
+    assert (
+        closed.reply_text
+        == "the server refused our protocol header and offers AMQP 1-1-0-9 instead"
+    )
+    server = Connection(SERVER)
+    (closed,) = server.receive_data(b"GET / HTTP/1.1\r\n")
+    assert closed.reply_text == (
+        "the client sent the protocol header b'GET / HT', which is not AMQP 0-9-1"
+    )
 
 
 def test_a_second_protocol_header_is_a_frame_error() -> None:

@@ -195,7 +195,7 @@ def test_frame_repr() -> None:
     assert repr(HeartbeatFrame()) == "HeartbeatFrame()"
     assert repr(BodyFrame(1, b"hi")) == "BodyFrame(channel=1, payload=b'hi')"
     method = repr(MethodFrame(1, spec.Basic.Publish(routing_key="rk")))
-    assert method.startswith("MethodFrame(channel=1, method=basic.publish(")
+    assert method.startswith("MethodFrame(channel=1, method=Basic.Publish(")
     assert "routing_key='rk'" in method
     header = repr(HeaderFrame(1, 5, spec.BasicProperties(content_type="text/plain")))
     assert header == (

@@ -511,3 +511,20 @@ def test_from_type_in_process(
     assert isinstance(method, amqpcodec.Method)
     assert isinstance(array, amqpcodec.FieldArray)
     assert decode_frame(frame.encode()) == (frame, len(frame.encode()))
+
+
+def test_strategies_without_hypothesis_name_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "try:\n"
+        "    import amqpcodec.strategies\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "pip install 'amqpcodec[hypothesis]'" in out

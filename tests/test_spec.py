@@ -492,15 +492,61 @@ def test_any_wrong_value_is_an_encode_error_naming_its_field(
 def test_repr_is_readable() -> None:
     publish = spec.Basic.Publish(exchange="x", routing_key="rk")
     assert repr(publish) == (
-        "basic.publish(exchange='x', routing_key='rk', mandatory=False, immediate=False)"
+        "Basic.Publish(exchange='x', routing_key='rk', mandatory=False, immediate=False)"
     )
-    assert repr(spec.Connection.Open(virtual_host="/")) == "connection.open(virtual_host='/')"
+    assert repr(spec.Connection.Open(virtual_host="/")) == "Connection.Open(virtual_host='/')"
     assert repr(spec.Connection.Open(reserved_2=True)) == (
-        "connection.open(virtual_host='', reserved_2=True)"
+        "Connection.Open(virtual_host='', reserved_2=True)"
     )
-    assert repr(spec.Tx.Select()) == "tx.select()"
+    assert repr(spec.Tx.Select()) == "Tx.Select()"
     properties = spec.BasicProperties(content_type="text/plain", delivery_mode=2)
     assert repr(properties) == "BasicProperties(content_type='text/plain', delivery_mode=2)"
+
+
+def _repr_namespace() -> dict[str, object]:
+    import datetime
+    import decimal
+
+    from amqpcodec import FieldArray, FieldTable
+
+    namespace: dict[str, object] = {}
+    exec("from amqpcodec.spec import *", namespace)
+    namespace.update(FieldTable=FieldTable, FieldArray=FieldArray, datetime=datetime)
+    namespace["Decimal"] = decimal.Decimal
+    return namespace
+
+
+@pytest.mark.parametrize("method_class", list(spec.METHODS.values()), ids=lambda m: m.NAME)
+def test_repr_evaluates_back_to_an_equal_method(method_class: type[Method]) -> None:
+    method = method_class()
+    assert eval(repr(method), _repr_namespace()) == method
+    # Decoded values too: tables keep their type letters in FieldTable and FieldArray.
+    decoded = spec.METHODS[(method.CLASS_ID, method.METHOD_ID)].decode(
+        method.encode(), 4, len(method.encode())
+    )
+    assert eval(repr(decoded), _repr_namespace()) == decoded
+
+
+def test_repr_of_decoded_tables_evaluates_back() -> None:
+    import datetime
+    import decimal
+
+    arguments = {
+        "s": "x",
+        "i": 5,
+        "b": True,
+        "t": {"n": [1, "a", None]},
+        "d": decimal.Decimal("1.25"),
+        "ts": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
+        "raw": b"\x00\xff",
+    }
+    method = spec.Queue.Declare(queue="q", arguments=arguments)
+    raw = method.encode()
+    decoded = spec.Queue.Declare.decode(raw, 4, len(raw))
+    again = eval(repr(decoded), _repr_namespace())
+    assert again == decoded and again.encode() == raw
+    properties = spec.BasicProperties(headers=arguments, timestamp=7, priority=1)
+    assert eval(repr(properties), _repr_namespace()) == properties
 
 
 def test_equality_is_by_value() -> None:
