@@ -39,7 +39,7 @@ class Record:
             return NotImplemented
         return all(getattr(self, name) == getattr(other, name) for name in self.FIELDS)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+    __hash__: ClassVar[None] = None  # type: ignore[assignment]  # mutable, compared by value
 
     def _repr_fields(self) -> list[str]:
         return [

@@ -54,8 +54,8 @@ from ._frames import (
     encode_message_parts,
 )
 from ._settings import (
-    AnySettings,
     ClientSettings,
+    CommonSettings,
     Credentials,
     ServerSettings,
     check_settings,
@@ -188,7 +188,7 @@ class Connection:
     @overload
     def __init__(self, role: Literal[Role.SERVER], **settings: Unpack[ServerSettings]) -> None: ...
     @overload
-    def __init__(self, role: Role, **settings: Unpack[AnySettings]) -> None: ...
+    def __init__(self, role: Role, **settings: Unpack[CommonSettings]) -> None: ...
     def __init__(self, role: Role, **settings: Any) -> None:
         if not isinstance(role, Role):
             raise TypeError(f"role must be Role.CLIENT or Role.SERVER, not {role!r}")

@@ -54,7 +54,7 @@ class ContentAssembler:
     __slots__ = ("_partial", "max_body_size")
 
     def __init__(self, max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> None:
-        self.max_body_size = max_body_size
+        self.max_body_size: int = max_body_size
         self._partial: dict[int, _Partial] = {}
 
     def in_progress(self, channel: int) -> bool:

@@ -387,7 +387,7 @@ class FrameDecoder:
     __slots__ = ("_buffer", "_consumed", "_error", "_started", "max_frame_size")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
-        self.max_frame_size = max_frame_size
+        self.max_frame_size: int = max_frame_size
         self._buffer = bytearray()
         self._consumed = 0  # stream offset of _buffer[0], for error offsets
         self._started = False

@@ -25,6 +25,7 @@ __all__ = [
     "RABBITMQ_FRAME_TOLERANCE",
     "Authenticate",
     "ClientSettings",
+    "CommonSettings",
     "Credentials",
     "ServerSettings",
     "Settings",
@@ -59,7 +60,9 @@ class Credentials:
 Authenticate: TypeAlias = Callable[[Credentials], "bool | bytes"]
 
 
-class _CommonSettings(TypedDict, total=False):
+class CommonSettings(TypedDict, total=False):
+    """The settings both roles take (for a role known only at run time)."""
+
     channel_max: int
     frame_max: int
     heartbeat: int
@@ -69,7 +72,7 @@ class _CommonSettings(TypedDict, total=False):
     frame_max_tolerance: int | None
 
 
-class ClientSettings(_CommonSettings, total=False):
+class ClientSettings(CommonSettings, total=False):
     """The settings of ``Connection(Role.CLIENT, ...)``; see the README's table."""
 
     username: str
@@ -82,7 +85,7 @@ class ClientSettings(_CommonSettings, total=False):
     pipelining: bool
 
 
-class ServerSettings(_CommonSettings, total=False):
+class ServerSettings(CommonSettings, total=False):
     """The settings of ``Connection(Role.SERVER, ...)``; see the README's table."""
 
     server_properties: Mapping[str, Any] | None
@@ -90,10 +93,6 @@ class ServerSettings(_CommonSettings, total=False):
     locales: tuple[str, ...] | list[str] | str
     authenticate: Authenticate | None
     check_virtual_host: Callable[[str, Credentials], bool] | None
-
-
-class AnySettings(ClientSettings, ServerSettings, total=False):
-    """Either role's settings, for a role known only at run time."""
 
 
 @dataclass(slots=True)
@@ -129,9 +128,9 @@ class Settings:
 
 _ROLE_SETTINGS: Final = {
     Role.CLIENT: frozenset(ClientSettings.__annotations__)
-    | frozenset(_CommonSettings.__annotations__),
+    | frozenset(CommonSettings.__annotations__),
     Role.SERVER: frozenset(ServerSettings.__annotations__)
-    | frozenset(_CommonSettings.__annotations__),
+    | frozenset(CommonSettings.__annotations__),
 }
 assert _ROLE_SETTINGS[Role.CLIENT] | _ROLE_SETTINGS[Role.SERVER] == {
     f.name for f in fields(Settings)

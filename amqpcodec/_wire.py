@@ -959,7 +959,7 @@ class Dialect:
     __slots__ = ("_bytes_letter", "_int64_letter", "_kinds", "_letters", "_readers", "name")
 
     def __init__(self, name: str, letters: Mapping[str, _Kind], int64_letter: str) -> None:
-        self.name = name
+        self.name: str = name
         self._kinds: dict[int, _Kind] = {ord(k): v for k, v in letters.items()}
         # Kind -> the letter written for it; RabbitMQ reads both l and L, writes l.
         self._letters: dict[_Kind, int] = {}

@@ -255,13 +255,13 @@ class Connection:
             mechanisms: bytes = b"",
             locales: bytes = b"",
         ) -> None:
-            self.version_major = version_major
-            self.version_minor = version_minor
+            self.version_major: int = version_major
+            self.version_minor: int = version_minor
             self.server_properties: Mapping[str, Any] = (
                 {} if server_properties is None else server_properties
             )
-            self.mechanisms = mechanisms
-            self.locales = locales
+            self.mechanisms: bytes = mechanisms
+            self.locales: bytes = locales
 
         def encode(self) -> bytes:
             try:
@@ -349,9 +349,9 @@ class Connection:
             self.client_properties: Mapping[str, Any] = (
                 {} if client_properties is None else client_properties
             )
-            self.mechanism = mechanism
-            self.response = response
-            self.locale = locale
+            self.mechanism: str = mechanism
+            self.response: bytes = response
+            self.locale: str = locale
 
         def encode(self) -> bytes:
             try:
@@ -426,7 +426,7 @@ class Connection:
         __match_args__ = ("challenge",)
 
         def __init__(self, challenge: bytes = b"") -> None:
-            self.challenge = challenge
+            self.challenge: bytes = challenge
 
         def encode(self) -> bytes:
             try:
@@ -478,7 +478,7 @@ class Connection:
         __match_args__ = ("response",)
 
         def __init__(self, response: bytes = b"") -> None:
-            self.response = response
+            self.response: bytes = response
 
         def encode(self) -> bytes:
             try:
@@ -535,9 +535,9 @@ class Connection:
         __match_args__ = ("channel_max", "frame_max", "heartbeat")
 
         def __init__(self, channel_max: int = 0, frame_max: int = 0, heartbeat: int = 0) -> None:
-            self.channel_max = channel_max
-            self.frame_max = frame_max
-            self.heartbeat = heartbeat
+            self.channel_max: int = channel_max
+            self.frame_max: int = frame_max
+            self.heartbeat: int = heartbeat
 
         def encode(self) -> bytes:
             try:
@@ -590,9 +590,9 @@ class Connection:
         __match_args__ = ("channel_max", "frame_max", "heartbeat")
 
         def __init__(self, channel_max: int = 0, frame_max: int = 0, heartbeat: int = 0) -> None:
-            self.channel_max = channel_max
-            self.frame_max = frame_max
-            self.heartbeat = heartbeat
+            self.channel_max: int = channel_max
+            self.frame_max: int = frame_max
+            self.heartbeat: int = heartbeat
 
         def encode(self) -> bytes:
             try:
@@ -650,9 +650,9 @@ class Connection:
             reserved_2: bool = False,
         ) -> None:
             self._stray = 0
-            self.virtual_host = virtual_host
-            self.reserved_1 = reserved_1
-            self.reserved_2 = reserved_2
+            self.virtual_host: str = virtual_host
+            self.reserved_1: str = reserved_1
+            self.reserved_2: bool = reserved_2
 
         def encode(self) -> bytes:
             try:
@@ -722,7 +722,7 @@ class Connection:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
-            self.reserved_1 = reserved_1
+            self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
             try:
@@ -782,10 +782,10 @@ class Connection:
             class_id: int = 0,
             method_id: int = 0,
         ) -> None:
-            self.reply_code = reply_code
-            self.reply_text = reply_text
-            self.class_id = class_id
-            self.method_id = method_id
+            self.reply_code: int = reply_code
+            self.reply_text: str = reply_text
+            self.class_id: int = class_id
+            self.method_id: int = method_id
 
         def encode(self) -> bytes:
             try:
@@ -878,7 +878,7 @@ class Connection:
         __match_args__ = ("reason",)
 
         def __init__(self, reason: str = "") -> None:
-            self.reason = reason
+            self.reason: str = reason
 
         def encode(self) -> bytes:
             try:
@@ -963,8 +963,8 @@ class Connection:
         __match_args__ = ("new_secret", "reason")
 
         def __init__(self, new_secret: bytes = b"", reason: str = "") -> None:
-            self.new_secret = new_secret
-            self.reason = reason
+            self.new_secret: bytes = new_secret
+            self.reason: str = reason
 
         def encode(self) -> bytes:
             try:
@@ -1073,7 +1073,7 @@ class Channel:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
-            self.reserved_1 = reserved_1
+            self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
             try:
@@ -1123,7 +1123,7 @@ class Channel:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: bytes = b"") -> None:
-            self.reserved_1 = reserved_1
+            self.reserved_1: bytes = reserved_1
 
         def encode(self) -> bytes:
             try:
@@ -1176,7 +1176,7 @@ class Channel:
 
         def __init__(self, active: bool = False) -> None:
             self._stray = 0
-            self.active = active
+            self.active: bool = active
 
         def encode(self) -> bytes:
             try:
@@ -1227,7 +1227,7 @@ class Channel:
 
         def __init__(self, active: bool = False) -> None:
             self._stray = 0
-            self.active = active
+            self.active: bool = active
 
         def encode(self) -> bytes:
             try:
@@ -1286,10 +1286,10 @@ class Channel:
             class_id: int = 0,
             method_id: int = 0,
         ) -> None:
-            self.reply_code = reply_code
-            self.reply_text = reply_text
-            self.class_id = class_id
-            self.method_id = method_id
+            self.reply_code: int = reply_code
+            self.reply_text: str = reply_text
+            self.class_id: int = class_id
+            self.method_id: int = method_id
 
         def encode(self) -> bytes:
             try:
@@ -1454,14 +1454,14 @@ class Exchange:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.exchange = exchange
-            self.type = type
-            self.passive = passive
-            self.durable = durable
-            self.auto_delete = auto_delete
-            self.internal = internal
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.exchange: str = exchange
+            self.type: str = type
+            self.passive: bool = passive
+            self.durable: bool = durable
+            self.auto_delete: bool = auto_delete
+            self.internal: bool = internal
+            self.no_wait: bool = no_wait
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
@@ -1593,10 +1593,10 @@ class Exchange:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.exchange = exchange
-            self.if_unused = if_unused
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.exchange: str = exchange
+            self.if_unused: bool = if_unused
+            self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
             try:
@@ -1731,11 +1731,11 @@ class Exchange:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.destination = destination
-            self.source = source
-            self.routing_key = routing_key
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.destination: str = destination
+            self.source: str = source
+            self.routing_key: str = routing_key
+            self.no_wait: bool = no_wait
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
@@ -1889,11 +1889,11 @@ class Exchange:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.destination = destination
-            self.source = source
-            self.routing_key = routing_key
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.destination: str = destination
+            self.source: str = source
+            self.routing_key: str = routing_key
+            self.no_wait: bool = no_wait
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
@@ -2077,13 +2077,13 @@ class Queue:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.queue = queue
-            self.passive = passive
-            self.durable = durable
-            self.exclusive = exclusive
-            self.auto_delete = auto_delete
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.queue: str = queue
+            self.passive: bool = passive
+            self.durable: bool = durable
+            self.exclusive: bool = exclusive
+            self.auto_delete: bool = auto_delete
+            self.no_wait: bool = no_wait
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
@@ -2169,9 +2169,9 @@ class Queue:
             message_count: int = 0,
             consumer_count: int = 0,
         ) -> None:
-            self.queue = queue
-            self.message_count = message_count
-            self.consumer_count = consumer_count
+            self.queue: str = queue
+            self.message_count: int = message_count
+            self.consumer_count: int = consumer_count
 
         def encode(self) -> bytes:
             try:
@@ -2266,11 +2266,11 @@ class Queue:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.queue = queue
-            self.exchange = exchange
-            self.routing_key = routing_key
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.queue: str = queue
+            self.exchange: str = exchange
+            self.routing_key: str = routing_key
+            self.no_wait: bool = no_wait
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
@@ -2411,10 +2411,10 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self.reserved_1 = reserved_1
-            self.queue = queue
-            self.exchange = exchange
-            self.routing_key = routing_key
+            self.reserved_1: int = reserved_1
+            self.queue: str = queue
+            self.exchange: str = exchange
+            self.routing_key: str = routing_key
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
@@ -2527,9 +2527,9 @@ class Queue:
 
         def __init__(self, queue: str = "", no_wait: bool = False, *, reserved_1: int = 0) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.queue = queue
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.queue: str = queue
+            self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
             try:
@@ -2588,7 +2588,7 @@ class Queue:
         __match_args__ = ("message_count",)
 
         def __init__(self, message_count: int = 0) -> None:
-            self.message_count = message_count
+            self.message_count: int = message_count
 
         def encode(self) -> bytes:
             try:
@@ -2654,11 +2654,11 @@ class Queue:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.queue = queue
-            self.if_unused = if_unused
-            self.if_empty = if_empty
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.queue: str = queue
+            self.if_unused: bool = if_unused
+            self.if_empty: bool = if_empty
+            self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
             try:
@@ -2723,7 +2723,7 @@ class Queue:
         __match_args__ = ("message_count",)
 
         def __init__(self, message_count: int = 0) -> None:
-            self.message_count = message_count
+            self.message_count: int = message_count
 
         def encode(self) -> bytes:
             try:
@@ -2790,9 +2790,9 @@ class Basic:
             global_: bool = False,
         ) -> None:
             self._stray = 0
-            self.prefetch_size = prefetch_size
-            self.prefetch_count = prefetch_count
-            self.global_ = global_
+            self.prefetch_size: int = prefetch_size
+            self.prefetch_count: int = prefetch_count
+            self.global_: bool = global_
 
         def encode(self) -> bytes:
             try:
@@ -2936,13 +2936,13 @@ class Basic:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.queue = queue
-            self.consumer_tag = consumer_tag
-            self.no_local = no_local
-            self.no_ack = no_ack
-            self.exclusive = exclusive
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.queue: str = queue
+            self.consumer_tag: str = consumer_tag
+            self.no_local: bool = no_local
+            self.no_ack: bool = no_ack
+            self.exclusive: bool = exclusive
+            self.no_wait: bool = no_wait
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
@@ -3027,7 +3027,7 @@ class Basic:
         __match_args__ = ("consumer_tag",)
 
         def __init__(self, consumer_tag: str = "") -> None:
-            self.consumer_tag = consumer_tag
+            self.consumer_tag: str = consumer_tag
 
         def encode(self) -> bytes:
             try:
@@ -3079,8 +3079,8 @@ class Basic:
 
         def __init__(self, consumer_tag: str = "", no_wait: bool = False) -> None:
             self._stray = 0
-            self.consumer_tag = consumer_tag
-            self.no_wait = no_wait
+            self.consumer_tag: str = consumer_tag
+            self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
             try:
@@ -3136,7 +3136,7 @@ class Basic:
         __match_args__ = ("consumer_tag",)
 
         def __init__(self, consumer_tag: str = "") -> None:
-            self.consumer_tag = consumer_tag
+            self.consumer_tag: str = consumer_tag
 
         def encode(self) -> bytes:
             try:
@@ -3207,11 +3207,11 @@ class Basic:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.exchange = exchange
-            self.routing_key = routing_key
-            self.mandatory = mandatory
-            self.immediate = immediate
+            self.reserved_1: int = reserved_1
+            self.exchange: str = exchange
+            self.routing_key: str = routing_key
+            self.mandatory: bool = mandatory
+            self.immediate: bool = immediate
 
         def encode(self) -> bytes:
             try:
@@ -3294,10 +3294,10 @@ class Basic:
             exchange: str = "",
             routing_key: str = "",
         ) -> None:
-            self.reply_code = reply_code
-            self.reply_text = reply_text
-            self.exchange = exchange
-            self.routing_key = routing_key
+            self.reply_code: int = reply_code
+            self.reply_text: str = reply_text
+            self.exchange: str = exchange
+            self.routing_key: str = routing_key
 
         def encode(self) -> bytes:
             try:
@@ -3401,11 +3401,11 @@ class Basic:
             routing_key: str = "",
         ) -> None:
             self._stray = 0
-            self.consumer_tag = consumer_tag
-            self.delivery_tag = delivery_tag
-            self.redelivered = redelivered
-            self.exchange = exchange
-            self.routing_key = routing_key
+            self.consumer_tag: str = consumer_tag
+            self.delivery_tag: int = delivery_tag
+            self.redelivered: bool = redelivered
+            self.exchange: str = exchange
+            self.routing_key: str = routing_key
 
         def encode(self) -> bytes:
             try:
@@ -3484,9 +3484,9 @@ class Basic:
 
         def __init__(self, queue: str = "", no_ack: bool = False, *, reserved_1: int = 0) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.queue = queue
-            self.no_ack = no_ack
+            self.reserved_1: int = reserved_1
+            self.queue: str = queue
+            self.no_ack: bool = no_ack
 
         def encode(self) -> bytes:
             try:
@@ -3570,11 +3570,11 @@ class Basic:
             message_count: int = 0,
         ) -> None:
             self._stray = 0
-            self.delivery_tag = delivery_tag
-            self.redelivered = redelivered
-            self.exchange = exchange
-            self.routing_key = routing_key
-            self.message_count = message_count
+            self.delivery_tag: int = delivery_tag
+            self.redelivered: bool = redelivered
+            self.exchange: str = exchange
+            self.routing_key: str = routing_key
+            self.message_count: int = message_count
 
         def encode(self) -> bytes:
             try:
@@ -3646,7 +3646,7 @@ class Basic:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
-            self.reserved_1 = reserved_1
+            self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
             try:
@@ -3699,8 +3699,8 @@ class Basic:
 
         def __init__(self, delivery_tag: int = 0, multiple: bool = False) -> None:
             self._stray = 0
-            self.delivery_tag = delivery_tag
-            self.multiple = multiple
+            self.delivery_tag: int = delivery_tag
+            self.multiple: bool = multiple
 
         def encode(self) -> bytes:
             try:
@@ -3754,8 +3754,8 @@ class Basic:
 
         def __init__(self, delivery_tag: int = 0, requeue: bool = False) -> None:
             self._stray = 0
-            self.delivery_tag = delivery_tag
-            self.requeue = requeue
+            self.delivery_tag: int = delivery_tag
+            self.requeue: bool = requeue
 
         def encode(self) -> bytes:
             try:
@@ -3807,7 +3807,7 @@ class Basic:
 
         def __init__(self, requeue: bool = False) -> None:
             self._stray = 0
-            self.requeue = requeue
+            self.requeue: bool = requeue
 
         def encode(self) -> bytes:
             try:
@@ -3858,7 +3858,7 @@ class Basic:
 
         def __init__(self, requeue: bool = False) -> None:
             self._stray = 0
-            self.requeue = requeue
+            self.requeue: bool = requeue
 
         def encode(self) -> bytes:
             try:
@@ -3953,9 +3953,9 @@ class Basic:
             requeue: bool = False,
         ) -> None:
             self._stray = 0
-            self.delivery_tag = delivery_tag
-            self.multiple = multiple
-            self.requeue = requeue
+            self.delivery_tag: int = delivery_tag
+            self.multiple: bool = multiple
+            self.requeue: bool = requeue
 
         def encode(self) -> bytes:
             try:
@@ -4234,7 +4234,7 @@ class Confirm:
 
         def __init__(self, nowait: bool = False) -> None:
             self._stray = 0
-            self.nowait = nowait
+            self.nowait: bool = nowait
 
         def encode(self) -> bytes:
             try:
@@ -4384,20 +4384,20 @@ class BasicProperties(Properties):
         cluster_id: str | None = None,
     ) -> None:
         self._wire = None
-        self.content_type = content_type
-        self.content_encoding = content_encoding
-        self.headers = headers
-        self.delivery_mode = delivery_mode
-        self.priority = priority
-        self.correlation_id = correlation_id
-        self.reply_to = reply_to
-        self.expiration = expiration
-        self.message_id = message_id
-        self.timestamp = timestamp
-        self.type = type
-        self.user_id = user_id
-        self.app_id = app_id
-        self.cluster_id = cluster_id
+        self.content_type: str | None = content_type
+        self.content_encoding: str | None = content_encoding
+        self.headers: Mapping[str, Any] | None = headers
+        self.delivery_mode: int | None = delivery_mode
+        self.priority: int | None = priority
+        self.correlation_id: str | None = correlation_id
+        self.reply_to: str | None = reply_to
+        self.expiration: str | None = expiration
+        self.message_id: str | None = message_id
+        self.timestamp: int | datetime.datetime | None = timestamp
+        self.type: str | None = type
+        self.user_id: str | None = user_id
+        self.app_id: str | None = app_id
+        self.cluster_id: str | None = cluster_id
 
     def encode(self) -> bytes:
         wire = self._wire

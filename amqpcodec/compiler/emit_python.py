@@ -291,8 +291,8 @@ def _method_init(method: Method, i2: str, i3: str) -> Iterator[str]:
                 yield f"{i3}self.{f.py_name}: Mapping[str, Any] = ("
                 yield f"{i3}{_INDENT}{value}"
                 yield f"{i3})"
-        else:
-            yield f"{i3}self.{f.py_name} = {f.py_name}"
+        else:  # annotated, so that type checkers need not infer it
+            yield f"{i3}self.{f.py_name}: {types[f.type]} = {f.py_name}"
 
 
 def _method_encode(method: Method, i2: str, i3: str) -> Iterator[str]:
@@ -512,7 +512,7 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     yield from _wrap_def(i1, "def __init__", _signature(fields, types, defaults), " -> None:")
     yield f"{i2}self._wire = None"
     for f in fields:
-        yield f"{i2}self.{f.py_name} = {f.py_name}"
+        yield f"{i2}self.{f.py_name}: {types[f.type]} = {f.py_name}"
     yield ""
     # encode
     words = (len(fields) + 14) // 15 or 1

@@ -158,11 +158,11 @@ class Queue:
             reserved_1: int = 0,
         ) -> None:
             self._stray = 0
-            self.reserved_1 = reserved_1
-            self.queue = queue
-            self.passive = passive
-            self.durable = durable
-            self.no_wait = no_wait
+            self.reserved_1: int = reserved_1
+            self.queue: str = queue
+            self.passive: bool = passive
+            self.durable: bool = durable
+            self.no_wait: bool = no_wait
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
@@ -229,8 +229,8 @@ class Queue:
         __match_args__ = ("queue", "message_count")
 
         def __init__(self, queue: str = "", message_count: int = 0) -> None:
-            self.queue = queue
-            self.message_count = message_count
+            self.queue: str = queue
+            self.message_count: int = message_count
 
         def encode(self) -> bytes:
             try:
@@ -278,7 +278,7 @@ class Queue:
 
         def __init__(self, global_: bool = False) -> None:
             self._stray = 0
-            self.global_ = global_
+            self.global_: bool = global_
 
         def encode(self) -> bytes:
             try:
@@ -367,12 +367,12 @@ class Basic:
             stamp: int = 0,
         ) -> None:
             self._stray = 0
-            self.consumer_tag = consumer_tag
-            self.delivery_tag = delivery_tag
-            self.redelivered = redelivered
-            self.challenge = challenge
-            self.weight = weight
-            self.stamp = stamp
+            self.consumer_tag: str = consumer_tag
+            self.delivery_tag: int = delivery_tag
+            self.redelivered: bool = redelivered
+            self.challenge: bytes = challenge
+            self.weight: int = weight
+            self.stamp: int = stamp
 
         def encode(self) -> bytes:
             try:
@@ -480,11 +480,11 @@ class BasicProperties(Properties):
         cluster_id: str | None = None,
     ) -> None:
         self._wire = None
-        self.content_type = content_type
-        self.headers = headers
-        self.priority = priority
-        self.timestamp = timestamp
-        self.cluster_id = cluster_id
+        self.content_type: str | None = content_type
+        self.headers: Mapping[str, Any] | None = headers
+        self.priority: int | None = priority
+        self.timestamp: int | datetime.datetime | None = timestamp
+        self.cluster_id: str | None = cluster_id
 
     def encode(self) -> bytes:
         wire = self._wire
