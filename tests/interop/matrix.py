@@ -26,8 +26,13 @@ CLIENTS = (
     "bunny",
     "amqp-tools",
 )
-MODES = ("rabbitmq", "proxy", "serve")
-MODE_TITLES = {"rabbitmq": "RabbitMQ", "proxy": "proxy --check", "serve": "serve"}
+MODES = ("rabbitmq", "proxy", "serve", "serve-4096")
+MODE_TITLES = {
+    "rabbitmq": "RabbitMQ",
+    "proxy": "proxy --check",
+    "serve": "serve",
+    "serve-4096": "serve, frame_max 4096",
+}
 EXTRA_SCENARIOS = {
     "confirm-consume": "consume while confirming",
     "heartbeat": "heartbeat 1 s, idle 7 s",
@@ -101,6 +106,7 @@ def tables() -> list[str]:
         title = _TITLES.get(client, client)
         lines.append(_row([f"{title} {version[client]}", *cells]))
     extras = [s for s in EXTRA_SCENARIOS if any(key[2] == s for key in results)]
+    modes = [m for m in modes if any(key[1] == m and key[2] in extras for key in results)]
     if extras:
         lines += [
             "",

@@ -143,6 +143,16 @@ def serve() -> Iterator[tuple[str, int]]:
     assert status == 0, err
 
 
+@pytest.fixture(scope="session")
+def serve_at_frame_max_4096() -> Iterator[tuple[str, int]]:
+    """The broker of `amqpcodec serve`, proposing frame_max 4096 (the command has no such
+    option, so this one runs in a thread of the test process)."""
+    from amqpcodec.broker import Broker
+
+    with Broker(frame_max=4096, users={USER: PASSWORD}) as broker:
+        yield broker.host, broker.port
+
+
 class Run:
     """One client program running one scenario in one mode."""
 
@@ -154,6 +164,8 @@ class Run:
             host, port = request.getfixturevalue("rabbitmq")
         elif mode == "serve":
             host, port = request.getfixturevalue("serve")
+        elif mode == "serve-4096":
+            host, port = request.getfixturevalue("serve_at_frame_max_4096")
         else:
             assert mode == "proxy"
             upstream = "{}:{}".format(*request.getfixturevalue("rabbitmq"))
@@ -256,7 +268,7 @@ def run_client(client: str, mode: str, scenario: str, request: pytest.FixtureReq
     run.finish()
 
 
-MODES = matrix.MODES
+MODES = ("rabbitmq", "proxy", "serve")  # serve-4096: basic only, below
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -283,10 +295,21 @@ def test_readme_shows_the_matrix_for_every_client() -> None:
     readme = (CLIENTS_DIR.parents[2] / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- interop-matrix -->")[1].split("<!-- /interop-matrix -->")[0]
     header = block.strip().splitlines()[0]
-    assert header == "| client | RabbitMQ | proxy --check | serve |", header
+    assert header == "| client | RabbitMQ | proxy --check | serve | serve, frame_max 4096 |"
     for title in ("pika ", "py-amqp ", "aio-pika ", "amqplib ", "amqp091-go ", "bunny "):
         assert f"\n| {title}" in block, title
     assert block.count("\n| ") >= 2 * (len(matrix.CLIENTS) + 1)
+
+
+@pytest.mark.parametrize("mode", ["serve-4096"])
+@pytest.mark.parametrize("client", matrix.CLIENTS)
+def test_client_against_a_broker_at_frame_max_4096(
+    client: str, mode: str, request: pytest.FixtureRequest
+) -> None:
+    """The basic scenario once more against the in-memory broker, which proposes the smallest
+    frame_max: every client takes it, so bodies go out in 4,088-byte frames (AMQPStorm's in
+    4,096-byte ones, 8 over, which the server role takes as RabbitMQ does)."""
+    run_client(client, mode, "basic", request)
 
 
 @pytest.mark.parametrize("mode", MODES)
