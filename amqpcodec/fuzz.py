@@ -49,9 +49,9 @@ from hypothesis import strategies as st
 
 from . import spec
 from ._errors import AMQPError, DecodeError
-from ._frames import Frame, FrameDecoder, MethodFrame
+from ._frames import Frame, FrameDecoder, MethodFrame, decode_frame
 from ._fuzz_cli import MAX_WORKERS, TargetUnusable
-from ._refusals import Refusal
+from ._refusals import RabbitMQRules, Refusal
 from .strategies import (
     Mutant,
     Mutation,
@@ -120,11 +120,23 @@ class Case:
                 value.declared,
             )
         if isinstance(value, Mutant):
-            return cls(
-                value.data, kind, value.mutations, value.spared or handshake_end(value.original)
-            )
+            end = value.spared or handshake_end(value.original)
+            # A splice may bring another stream's declarations: look at both.
+            declared = dict.fromkeys((*_declared(value.original), *_declared(value.data)))
+            return cls(value.data, kind, value.mutations, end, declared=tuple(declared))
         data = bytes(value)
         return cls(data, kind, (), handshake_end(data))
+
+
+def _declared(data: bytes) -> tuple[tuple[str, str], ...]:
+    """What a client stream declares (before any mutation of it), to clean up after."""
+    rules = RabbitMQRules(None)
+    for start, end in _frame_spans(data):
+        with contextlib.suppress(AMQPError):
+            decoded = decode_frame(data[start:end])
+            if decoded is not None:
+                rules.check(decoded[0])
+    return tuple(rules.declared)
 
 
 @dataclass(frozen=True)
@@ -204,6 +216,7 @@ class FuzzReport:
     findings: list[Finding] = field(default_factory=list)
     disagreements: list[tuple[str, Case, Reaction]] = field(default_factory=list)
     stopped: str = ""
+    deleted: tuple[str, ...] = ()  # the exchanges the cases declared, deleted after the run
 
     @property
     def examples_per_second(self) -> float:
@@ -723,7 +736,9 @@ def fuzz_broker(
     report.stopped = _run_cases(drawn, examples, seed, workers, work, stop)
     report.seconds = time.monotonic() - started
     if cleanup and declared:
-        _session(address, username, password, virtual_host, list(declared))
+        problem = _session(address, username, password, virtual_host, list(declared))
+        if problem is None:
+            report.deleted = tuple(declared)
     return report
 
 
@@ -858,7 +873,7 @@ def _session(
     None when the broker let us in, else why not."""
     from ._connection import Connection
     from ._state import Role
-    from .events import ConnectionClosed, ConnectionOpened
+    from .events import ChannelOpened, ConnectionClosed, ConnectionOpened
 
     conn = Connection(
         Role.CLIENT,
@@ -887,6 +902,8 @@ def _session(
             if not until(lambda events: any(isinstance(e, ConnectionOpened) for e in events)):
                 return f"the broker refused the login {username!r} on {virtual_host!r}"
             channel = conn.open_channel()
+            if not until(lambda events: any(isinstance(e, ChannelOpened) for e in events)):
+                return "the broker refused a channel"
             for name in exchanges:
                 conn.send_method(channel, spec.Exchange.Delete(exchange=name, no_wait=True))
             conn.close()

@@ -1294,8 +1294,9 @@ def after_handshake(
     An item may be a :class:`~amqpcodec.Method` (sent on channel 0 when it belongs to
     the connection class, else on one of the open channels), a frame, a
     :class:`MessageFrames`, raw ``bytes`` (sent as they are: a mutated frame, garbage),
-    or a list or tuple of those. Everything after the channels' Open is what
-    :func:`mutations` changes when it spares the handshake.
+    or a list or tuple of those (``name_prefix`` applies to methods and method frames).
+    Everything after the channels' Open is what :func:`mutations` changes when it spares
+    the handshake.
     """
     _peer(sender)
     if channels < 0 or not 0 <= min_items <= max_items:
@@ -1329,6 +1330,8 @@ def after_handshake(
             if connection_class == item.CLASS_ID or not numbers:
                 return [MethodFrame(0, item)]
             return [MethodFrame(draw(st.sampled_from(numbers)), item)]
+        if isinstance(item, MethodFrame) and name_prefix is not None:
+            return [MethodFrame(item.channel, _prefixed(item.method, name_prefix))]
         if isinstance(item, Frame):
             return [item]
         raise InvalidArgument(f"after_handshake() cannot send {type(item).__name__}: {item!r}")

@@ -182,3 +182,9 @@ def test_the_rabbitmq_dialect_is_accepted_by_rabbitmq(broker: str) -> None:
     assert report.examples == 40
     assert report.findings == [] and report.reply_codes == {}, report.summary()
     assert report.disagreements == [], report.summary()
+    # The exchanges the streams declared are gone: a passive declare finds none.
+    assert report.deleted
+    for name in report.deleted[:5]:
+        passive = MethodFrame(1, spec.Exchange.Declare(exchange=name, passive=True)).encode()
+        reaction = amqp_fuzz.probe(RABBITMQ, amqp_fuzz.Case(OPENED + passive, "check"))
+        assert reaction.channel_codes == (404,), (name, reaction)

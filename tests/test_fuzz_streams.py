@@ -376,6 +376,7 @@ def test_a_name_prefix_on_every_name(stream: amqp_st.Stream) -> None:
             amqp_st.messages(4096, channels=st.just(2)),
             st.binary(min_size=1, max_size=20),
             st.just([spec.Connection.Close(200, "", 0, 0)]),
+            st.just(MethodFrame(1, Q.Declare(queue="q"))),
         ),
         channels=2,
         frame_max=4096,
@@ -398,6 +399,8 @@ def test_after_handshake_places_every_kind_of_item(stream: amqp_st.Stream) -> No
             assert item.frame.channel == (0 if method.CLASS_ID == 10 else item.frame.channel)
             if method.CLASS_ID == 60 and item.frame.channel not in (1, 2):
                 raise AssertionError(item)
+            if method.NAME == "queue.declare":
+                assert method.queue == "p.q" and method.exclusive
 
 
 @given(amqp_st.handshakes("server", channels=3))
