@@ -43,6 +43,7 @@ DEFAULT_EXCHANGES: dict[str, str] = {
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers")
 _MAX_CHANNEL = 2047  # RabbitMQ's default channel_max
+_SERVER_NAMED = "\0server-named"  # stands for a queue whose name only the broker knows
 _CONNECTION_CLASS = 10
 _MAX_EXPIRATION = 2**32 - 1  # milliseconds; RabbitMQ refuses a larger expiration
 
@@ -88,6 +89,7 @@ class _ChannelModel:
     confirming: bool = False
     consumer_tags: set[str] = field(default_factory=set)
     refused: bool = False
+    last_queue: str | None = None  # what an empty queue name stands for on this channel
 
 
 class RabbitMQRules:
@@ -136,7 +138,7 @@ class RabbitMQRules:
             return self._end(_hard(ReplyCode.CHANNEL_ERROR, f"{name} on a channel not open"))
         if name in ("channel.close", "channel.close-ok"):
             if name == "channel.close-ok" and not channel.refused:
-                return self._end(_hard(ReplyCode.COMMAND_INVALID, "unsolicited channel.close-ok"))
+                return None  # RabbitMQ ignores a Close-Ok it did not ask for
             del self.channels[frame.channel]
             return None
         if channel.refused:
@@ -189,7 +191,11 @@ class RabbitMQRules:
         self.closed = True
         return refusal
 
-    def _queue(self, name: str) -> Refusal | None:
+    def _queue(self, name: str, channel: _ChannelModel | None = None) -> Refusal | None:
+        if name == "" and channel is not None:  # the channel's last declared queue
+            if channel.last_queue is None:
+                return _soft(ReplyCode.NOT_FOUND, "no previously declared queue")
+            name = channel.last_queue
         if name not in self.queues:
             return _soft(ReplyCode.NOT_FOUND, f"no queue {name!r}")
         return None
@@ -257,33 +263,48 @@ class RabbitMQRules:
     def _queue_declare(self, channel: _ChannelModel, method: Any) -> Refusal | None:
         name = method.queue
         if method.passive:
-            return self._queue(name)
+            refusal = self._queue(name, channel)
+            if refusal is None and name:
+                channel.last_queue = name
+            return refusal
         if name.startswith("amq."):
             return _soft(ReplyCode.ACCESS_REFUSED, f"queue name {name!r} is reserved")
-        if name:  # a server-named queue cannot be referred to by a stream
-            self.queues.add(name)
+        if name:
             self._declare("queue", name)
+        else:  # server-named: only an empty name on this channel can refer to it
+            name = _SERVER_NAMED
+        self.queues.add(name)
+        channel.last_queue = name
         return None
 
     def _queue_bind(self, channel: _ChannelModel, method: Any) -> Refusal | None:
+        if method.queue == "" and channel.last_queue is None:
+            return self._queue("", channel)  # the name is expanded first
         if method.exchange == "":
             return _soft(ReplyCode.ACCESS_REFUSED, "binding to the default exchange")
-        return self._queue(method.queue) or self._exchange(method.exchange)
+        return self._queue(method.queue, channel) or self._exchange(method.exchange)
 
     def _queue_unbind(self, channel: _ChannelModel, method: Any) -> Refusal | None:
+        if method.queue == "" and channel.last_queue is None:
+            return self._queue("", channel)
         if method.exchange == "":
             return _soft(ReplyCode.ACCESS_REFUSED, "binding to the default exchange")
         return None  # removing a binding that cannot exist is no error
 
     def _queue_purge(self, channel: _ChannelModel, method: Any) -> Refusal | None:
-        return self._queue(method.queue)
+        return self._queue(method.queue, channel)
 
     def _queue_delete(self, channel: _ChannelModel, method: Any) -> Refusal | None:
+        name = method.queue
+        if name == "":
+            if channel.last_queue is None:
+                return self._queue("", channel)
+            name = channel.last_queue
         if method.if_unused or method.if_empty:
-            if method.queue not in self.queues:
+            if name not in self.queues:
                 return None
             return _soft(ReplyCode.PRECONDITION_FAILED, "queue.delete if_unused/if_empty")
-        self.queues.discard(method.queue)  # deleting a missing queue is no error
+        self.queues.discard(name)  # deleting a missing queue is no error
         return None
 
     # -- basic ---------------------------------------------------------------------
@@ -293,7 +314,7 @@ class RabbitMQRules:
         return None
 
     def _basic_consume(self, channel: _ChannelModel, method: Any) -> Refusal | None:
-        refusal = self._queue(method.queue)
+        refusal = self._queue(method.queue, channel)
         if refusal is not None:
             return refusal
         if method.consumer_tag in channel.consumer_tags:
@@ -314,7 +335,7 @@ class RabbitMQRules:
         return self._exchange(method.exchange)
 
     def _basic_get(self, channel: _ChannelModel, method: Any) -> Refusal | None:
-        return self._queue(method.queue)
+        return self._queue(method.queue, channel)
 
     def _basic_ack(self, channel: _ChannelModel, method: Any) -> Refusal | None:
         # The model never holds deliveries: only "every outstanding one" is a known tag.

@@ -9,7 +9,7 @@ import warnings
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
@@ -166,6 +166,18 @@ def codes(*methods: Any) -> list[tuple[int, bool] | None]:
         ([Q.Declare(queue="q"), Q.Declare(queue="q", passive=True)], [None, None]),
         ([Q.Declare(queue="amq.q")], [(403, False)]),
         ([Q.Declare(queue="")], [None]),
+        ([Q.Declare(queue=""), Q.Purge(queue=""), B.Get(queue=""), Q.Delete(queue="")], [None] * 4),
+        ([Q.Purge(queue="")], [(404, False)]),
+        ([Q.Bind(queue="", exchange="")], [(404, False)]),
+        ([Q.Unbind(queue="", exchange="")], [(404, False)]),
+        ([Q.Delete(queue="")], [(404, False)]),
+        ([Q.Declare(queue="q"), Q.Bind(queue="", exchange="amq.direct")], [None, None]),
+        ([Q.Declare(queue="q"), Q.Unbind(queue="", exchange="")], [None, (403, False)]),
+        ([Q.Declare(queue="q"), Q.Declare(queue="q", passive=True), Q.Purge("")], [None] * 3),
+        (
+            [Q.Declare(queue="q"), Q.Delete(queue=""), Q.Purge(queue="q")],
+            [None, None, (404, False)],
+        ),
         ([Q.Bind(queue="q", exchange="amq.direct")], [(404, False)]),
         ([Q.Declare(queue="q"), Q.Bind(queue="q", exchange="")], [None, (403, False)]),
         ([Q.Declare(queue="q"), Q.Unbind(queue="q", exchange="amq.topic")], [None, None]),
@@ -207,7 +219,7 @@ def codes(*methods: Any) -> list[tuple[int, bool] | None]:
         ([Q.Unbind(queue="q", exchange="nowhere")], [None]),
         ([Q.Unbind(queue="q", exchange="")], [(403, False)]),
         ([spec.Connection.UpdateSecret(b"", "")], [(503, True)]),
-        ([Ch.CloseOk()], [(503, True)]),
+        ([Ch.CloseOk(), B.Qos()], [None, None]),
     ],
 )
 def test_rabbitmq_rules(methods: list[Any], expected: list[Any]) -> None:
@@ -308,6 +320,7 @@ def test_the_rabbitmq_dialect_draws_nothing_rabbitmq_refuses(
 def test_the_rabbitmq_dialect_uses_every_operation() -> None:
     seen: set[str] = set()
 
+    @settings(max_examples=200, derandomize=True, deadline=None)
     @given(amqp_st.streams("client", accepted_by="rabbitmq", max_items=40, max_channels=2))
     def collect(stream: amqp_st.Stream) -> None:
         for item in stream.frames:
