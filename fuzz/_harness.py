@@ -4,7 +4,7 @@ atheris entry point.
 Each harness is ``python fuzz/<name>.py [libFuzzer options] [corpus dirs]``. Without a
 corpus directory it uses ``fuzz/corpus/<name>/``, filled from ``tests/data`` the first
 time (the directory is not committed). A harness fails, and libFuzzer saves the input
-as ``crash-*``, when the code under test raises anything but its documented errors or
+as ``fuzz/crash-*``, when the code under test raises anything but its documented errors or
 breaks a promise the harness checks (set ``AMQPCODEC_FUZZ_LOSSLESS=0`` to leave out
 the byte-exact re-encoding checks).
 """
@@ -33,6 +33,8 @@ def run(name: str, test_one_input: Callable[[bytes], None], seeds: Iterable[byte
     import atheris
 
     args = list(sys.argv)
+    if not any(arg.startswith("-artifact_prefix=") for arg in args):
+        args.append(f"-artifact_prefix={ROOT / 'fuzz'}/")  # crash-* files go to fuzz/
     if not any(Path(arg).is_dir() for arg in args[1:] if not arg.startswith("-")):
         corpus = ROOT / "fuzz" / "corpus" / name
         corpus.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ HARNESSES = ["frame_decoder", "connection", "field_tables", "capture_reader", "l
 def harness(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     pytest.importorskip("atheris")
     monkeypatch.syspath_prepend(str(FUZZ))
-    monkeypatch.setenv("AMQPCODEC_FUZZ_LOSSLESS", "0")
+    monkeypatch.setenv("AMQPCODEC_FUZZ_LOSSLESS", "1")
     for cached in ("_harness", name):
         sys.modules.pop(cached, None)
     return importlib.import_module(name)

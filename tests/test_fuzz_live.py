@@ -397,6 +397,7 @@ def test_fuzz_against_amqpcodec_serve_finds_nothing(capsys: pytest.CaptureFixtur
     assert "150 examples in" in out, out
     assert status == 0, out
     assert "findings: 0" in out
+    assert "541" not in out  # an internal error would be the broker's own bug
 
 
 # ---------------------------------------------------------------------------------------
