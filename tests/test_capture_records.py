@@ -289,3 +289,60 @@ def test_partial_records_keep_positional_construction() -> None:
 
 
 _ = (ACK, PSH)
+
+
+# -- packets cut by the snapshot length ------------------------------------------------------
+
+
+def snapped(talk: Conversation, keep: int) -> None:
+    """Cut the last packet to its IPv4 and TCP headers and ``keep`` bytes of payload, as
+    a capture with a small snapshot length does (the IP header keeps the real length)."""
+    ts, packet = talk.packets[-1]
+    talk.packets[-1] = (ts, packet[: 40 + keep])
+
+
+def test_frames_in_a_packet_cut_by_the_snapshot_length() -> None:
+    close = MethodFrame(
+        1,
+        spec.Channel.Close(
+            reply_code=404, reply_text="NOT_FOUND - no queue 'q' in vhost '/'", class_id=50
+        ),
+    ).encode()
+    body = BodyFrame(1, b"b" * 100).encode()
+    talk = Conversation().handshake().send(True, ProtocolHeader().encode())
+    talk.send(False, close)
+    snapped(talk, len(close) - 1)  # all but the frame-end octet
+    talk.send(False, close)
+    snapped(talk, 20)  # the arguments do not fit
+    talk.send(False, body)
+    snapped(talk, 50)
+    talk.send(False, OPEN)
+    talk.ack(True)
+    records = read(pcap_bytes(talk.packets))
+    s2c = [r for r in records if r.direction.value == "s2c"]
+    # Each packet's frame at that packet, and the stream stays in step: the bytes
+    # missing are known, and so is where the cut frame would have ended.
+    assert [(type(r).__name__, r.packet, getattr(r, "kind", None)) for r in s2c] == [
+        ("FrameRecord", 5, None),
+        ("Notice", 5, NoticeKind.GAP),
+        ("Notice", 6, NoticeKind.TRUNCATED),
+        ("Notice", 6, NoticeKind.GAP),
+        ("FrameRecord", 7, None),
+        ("Notice", 7, NoticeKind.GAP),
+        ("FrameRecord", 8, None),
+    ]
+    first, gap, notice = s2c[:3]
+    assert isinstance(first, FrameRecord) and first.truncated
+    assert first.frame == decode_frame(close)[0]  # type: ignore[index]
+    assert isinstance(gap, Notice) and gap.size == 1  # the frame-end octet
+    assert isinstance(notice, Notice)
+    assert notice.message == (
+        "channel.close frame on channel 1 cut short: 13 of its 48 payload bytes are in the capture"
+    )
+    cut_body = s2c[4]
+    assert isinstance(cut_body, FrameRecord) and cut_body.truncated
+    assert cut_body.frame == BodyFrame(1, b"b" * 43)
+    last = s2c[-1]
+    assert isinstance(last, FrameRecord) and not last.truncated
+    assert last.frame == decode_frame(OPEN)[0]  # type: ignore[index]
+    assert not notices(records, NoticeKind.SKIPPED)  # no hunting

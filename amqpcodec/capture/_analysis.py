@@ -536,6 +536,10 @@ class _Tracker:
                 )
         self._activity(direction, where)
         if self.replay is not None:
+            if isinstance(record, FrameRecord) and record.truncated:
+                # A frame whose end is missing: the gap notice follows it.
+                text = f"bytes missing from the capture ({direction.value})"
+                self.replay.stop(text, where)
             self.replay.record(record, where)
         if isinstance(record, MessageRecord):
             self._message(record, where)

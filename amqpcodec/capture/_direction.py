@@ -19,7 +19,7 @@ from ._records import (
     NoticeKind,
     Record,
 )
-from ._stream import AFTER_GAP, INPUT_START, MID_CONNECTION, FrameStream, Note
+from ._stream import AFTER_GAP, INPUT_START, MID_CONNECTION, Cut, FrameStream, Note
 
 if TYPE_CHECKING:
     from ._reader import CaptureReader
@@ -173,6 +173,13 @@ class Half:
                 )
                 if messages is not None and item.kind in _LOSSES:
                     messages.lost()
+                continue
+            if item.__class__ is Cut:
+                records.append(
+                    FrameRecord(
+                        ts, info, direction, item.frame, item.offset, item.size, packet, True
+                    )
+                )
                 continue
             frame, offset, size = item
             tune_ok = type(frame) is MethodFrame and type(frame.method) is spec.Connection.TuneOk

@@ -87,6 +87,18 @@ class Reassembler:
             self._skip_to_first(out)
         return out
 
+    def skip(self, seq: int, size: int) -> list[Chunk]:
+        """``size`` bytes from ``seq`` on are known missing from the capture (the packet
+        that carried them was cut by the snapshot length): when the stream has reached
+        them, report them as a gap at once rather than when later data shows it."""
+        out: list[Chunk] = []
+        if self.next_seq is not None and self._distance(seq) == 0 and size > 0:
+            out.append((None, size, None))
+            self._advance(size)
+            if self._heap:
+                self._drain(out)
+        return out
+
     def ack(self, ack: int) -> list[Chunk]:
         """The peer acknowledged everything before ``ack``: bytes before it that the
         capture does not have were lost from the capture, not from the connection."""

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from .. import spec
 from .._errors import AMQPError, DecodeError
-from .._frames import decode_frame
+from .._frames import BodyFrame, decode_frame
 from ._limits import DEFAULT_MAX_FRAME_SIZE
 from ._records import NoticeKind
 
@@ -41,12 +41,14 @@ __all__ = [
     "AMQP",
     "INPUT_START",
     "MID_CONNECTION",
+    "Cut",
     "FrameStream",
     "Note",
     "looks_like_frames",
 ]
 
 AMQP: Final = b"AMQP"
+FRAME_END: Final = bytes([spec.FRAME_END])
 _FRAME_HEADER = struct.Struct(">BHI")
 _FRAME_TYPES: Final = frozenset(
     {spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY, spec.FRAME_HEARTBEAT}
@@ -77,6 +79,7 @@ class FrameStream:
         "base",
         "buf",
         "credit",
+        "drop",
         "hunt_work",
         "ignored",
         "limit",
@@ -90,6 +93,7 @@ class FrameStream:
         self.buf = bytearray()
         self.base = 0  # stream offset of buf[0]
         self.credit = 0  # bytes of candidate decoding the hunt may still spend
+        self.drop = 0  # bytes still to pass over: the rest of a frame cut by a gap
         self.hunt_work = 0  # bytes of candidates decoded while hunting, in all
         self.limit = limit
         self.state = _State.HUNT if hunting else _State.SYNC
@@ -103,6 +107,11 @@ class FrameStream:
         if self.state is _State.FAILED:
             self.ignored += len(data)
             return
+        if self.drop:
+            passed = min(self.drop, len(data))
+            self.drop -= passed
+            self.base += passed
+            data = data[passed:]
         self.buf += data
         cap = HUNT_CREDIT * (self.limit or DEFAULT_MAX_FRAME_SIZE)
         self.credit = min(self.credit + HUNT_CREDIT * len(data), cap)
@@ -112,13 +121,59 @@ class FrameStream:
     def gap(self, size: int, out: list[Any]) -> None:
         if self.state is _State.FAILED:
             return
+        frame_end = None
+        if self.state is _State.SYNC and len(self.buf) >= 7 and self.buf[0] != 0x41:
+            frame_end = self._cut(out)
         start = self.base + len(self.buf)
         out.append(Note(NoticeKind.GAP, start, size, f"{size} bytes missing from the capture"))
+        self.base = start + size
+        if frame_end is not None and frame_end >= self.base:
+            # The frame cut short ends after the gap: the next one starts where it ends,
+            # so the stream stays in step (a packet cut by the snapshot length).
+            self.buf.clear()
+            self.drop = frame_end - self.base
+            return
         self.skipped += len(self.buf)
         self.buf.clear()
-        self.base = start + size
+        self.drop = 0
         self.reason = AFTER_GAP
         self.state = _State.HUNT
+
+    def _cut(self, out: list[Any]) -> int:
+        """The bytes after the start of a frame are missing (a packet cut by the capture's
+        snapshot length, or lost): give what the captured bytes hold. A method or
+        content header whose payload is all there is decoded (only the frame-end octet
+        is missing); a body frame gives the bytes there; otherwise a notice names the
+        method whose arguments do not fit."""
+        buf = self.buf
+        frame_type, channel, payload_size = _FRAME_HEADER.unpack_from(buf)
+        have = len(buf) - 7
+        end: int = 7 + payload_size
+        frame: Any = None
+        if frame_type == spec.FRAME_BODY:
+            frame = BodyFrame(channel, bytes(buf[7 : min(end, len(buf))]))
+        elif frame_type in (spec.FRAME_METHOD, spec.FRAME_HEADER) and have >= payload_size:
+            try:
+                result = decode_frame(bytes(buf[:end]) + FRAME_END)
+            except DecodeError:
+                result = None
+            frame = result[0] if result is not None else None
+        if frame is not None:
+            out.append(Cut(frame, self.base, min(end + 1, len(buf))))
+            return self.base + end + 1
+        what = "frame"
+        if frame_type == spec.FRAME_METHOD and have >= 4:
+            ids = struct.unpack_from(">HH", buf, 7)
+            method = spec.METHODS.get(ids)
+            what = f"{method.NAME} frame" if method is not None else f"method {ids} frame"
+        elif frame_type == spec.FRAME_HEADER:
+            what = "content header"
+        text = (
+            f"{what} on channel {channel} cut short: {min(have, payload_size)} of its"
+            f" {payload_size} payload bytes are in the capture"
+        )
+        out.append(Note(NoticeKind.TRUNCATED, self.base, len(buf), text))
+        return self.base + end + 1
 
     def finish(self, out: list[Any]) -> None:
         # A hunt may be waiting for the end of a plausible frame that will never come.
@@ -281,6 +336,15 @@ class FrameStream:
             del buf[:off]
             self.base = base + off
         return False
+
+
+@dataclass(slots=True)
+class Cut:
+    """A frame whose end is missing from the capture, as far as its bytes go."""
+
+    frame: Any
+    offset: int
+    size: int
 
 
 @dataclass(slots=True)

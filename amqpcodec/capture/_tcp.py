@@ -82,7 +82,8 @@ class Conn:
         c2s, s2c = self.c2s.tcp, self.s2c.tcp
         return c2s.fin is not None and s2c.fin is not None and not c2s.pending + s2c.pending
 
-    def packet(self, from_client: bool, tcp: Any, dpkt: Any) -> list[Record]:
+    def packet(self, from_client: bool, tcp: Any, dpkt: Any, missing: int = 0) -> list[Record]:
+        """One TCP segment; ``missing``: bytes of its payload the capture cut off."""
         half, other = (self.c2s, self.s2c) if from_client else (self.s2c, self.c2s)
         flags = tcp.flags
         seq = tcp.seq
@@ -98,6 +99,8 @@ class Conn:
         payload = tcp.data
         if payload:
             half.chunks(half.tcp.segment(seq, bytes(payload), None), records)
+        if missing:
+            half.chunks(half.tcp.skip((seq + len(payload)) & SEQ_MASK, missing), records)
         if flags & dpkt.tcp.TH_FIN:
             half.tcp.finish((seq + len(payload)) & SEQ_MASK)
             if self.events:
@@ -192,7 +195,7 @@ class TCPTracker:
             if conn is None:
                 stats.ignored_packets += 1
                 return records
-        records += conn.packet(src == conn.client, tcp, dpkt)
+        records += conn.packet(src == conn.client, tcp, dpkt, _cut_off(ip, tcp))
         if conn.done:
             records += self._close(key, conn)
         else:
@@ -272,6 +275,18 @@ class TCPTracker:
     def finish(self) -> Iterator[Record]:
         for key, conn in sorted(self.conns.items(), key=lambda item: item[1].info.index):
             yield from self._close(key, conn)
+
+
+def _cut_off(ip: Any, tcp: Any) -> int:
+    """Bytes of the segment's payload the capture does not hold (its snapshot length cut
+    the packet): what the IP header says there is minus what is there."""
+    if ip.v == 4:
+        declared = ip.len - ip.hl * 4 - tcp.off * 4
+    elif ip.nxt == 6:  # no extension headers
+        declared = ip.plen - tcp.off * 4
+    else:
+        return 0
+    return max(0, int(declared) - len(tcp.data))
 
 
 def _remember(memory: OrderedDict[Any, Any], key: Any, value: Any, size: int) -> None:
