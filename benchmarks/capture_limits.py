@@ -59,6 +59,23 @@ INPUTS: dict[str, tuple[Callable[[Path, int], None], int, dict[str, object]]] = 
     ),
     "out_of_order_1B": (hostile.out_of_order_segments, 200_000, {}),
     "message_300MB": (hostile.large_message, 300 * MiB, {"messages": True}),
+    # The same with the memory budget set (the default, 256 MiB, is above what these
+    # inputs need, or below the message).
+    "header_only_100k_32M": (
+        hostile.header_only_connections,
+        100_000,
+        {"memory_limit": 32 * MiB},
+    ),
+    "unfinished_60x8MB_64M": (
+        lambda path, size: hostile.unfinished_frames(path, 60, size),
+        8 * MiB,
+        {"memory_limit": 64 * MiB},
+    ),
+    "message_300MB_1G": (
+        hostile.large_message,
+        300 * MiB,
+        {"messages": True, "memory_limit": 1024 * MiB},
+    ),
 }
 
 
