@@ -944,3 +944,98 @@ def test_a_client_that_does_not_read_gets_no_more_deliveries() -> None:
         assert sum(isinstance(e, MessageReceived) for e in delivered) == 5
 
     asyncio.run(main())
+
+
+# -- lifecycle -----------------------------------------------------------------------
+
+
+def test_lifecycle_misuse_and_failures() -> None:
+    broker = Broker()
+    broker.stop_in_thread()  # not running: nothing to do
+    with broker:
+        with pytest.raises(RuntimeError):
+            broker.start_in_thread()
+        taken = broker.port
+    assert taken
+    with Broker() as holder, pytest.raises(OSError):
+        Broker(port=holder.port).start_in_thread()  # the port is taken
+
+    async def twice() -> None:
+        async with Broker() as running:
+            with pytest.raises(RuntimeError):
+                await running.start()
+        await running.stop()  # stopped already: nothing to do
+        task = asyncio.ensure_future(Broker().serve_forever())  # starts itself
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(twice())
+
+
+def test_handshake_timeout_and_shutdown_of_a_client_that_does_not_answer() -> None:
+    import socket
+    import time
+
+    broker = Broker(handshake_timeout=0.2, shutdown_timeout=0.2).start_in_thread()
+    try:
+        silent = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        assert silent.recv(100) == b""  # let go once the handshake timed out
+        silent.close()
+        deaf = Client(broker.port)
+        deaf.channel()
+        assert broker.connections == 1
+    finally:
+        started = time.monotonic()
+        broker.stop_in_thread()  # the client never answers the Close: dropped
+    assert time.monotonic() - started < 5
+    assert closed_with(deaf.closed(), 320)
+    deaf.sock.close()
+
+
+def test_publish_property_checks(client: Client) -> None:
+    ch = client.channel()
+    queue = client.declare(ch)
+    client.publish(ch, "", queue, b"", spec.BasicProperties(user_id="guest", expiration="60000"))
+    assert client.get(ch, queue) is not None
+    for props, text in (
+        (spec.BasicProperties(user_id="mallory"), "user_id property set to 'mallory'"),
+        (spec.BasicProperties(expiration="-1"), "invalid expiration '-1'"),
+        (spec.BasicProperties(expiration=str(1 << 32)), "invalid expiration"),
+    ):
+        client.publish(ch, "", queue, b"", props)
+        event = client.closed(ch)
+        assert closed_with(event, 406) and text in event.reply_text
+        ch = client.channel()
+
+
+def test_requeue_to_consumers_and_to_a_deleted_queue(client: Client, broker: Broker) -> None:
+    ch = client.channel()
+    queue = client.declare(ch, "rq")
+    client.call(ch, B.Qos(prefetch_count=1))
+    client.call(ch, B.Consume(queue=queue, consumer_tag="c"))
+    client.publish(ch, "", queue, b"again")
+    first = client.delivery(ch)
+    client.send(ch, B.Nack(first.method.delivery_tag, requeue=True))
+    second = client.delivery(ch)  # the requeued message comes back to the consumer
+    assert second.body == b"again" and second.method.redelivered
+    other = client.channel()
+    client.call(other, Q.Delete(queue=queue))
+    client.send(ch, B.Reject(second.method.delivery_tag, requeue=True))  # its queue is gone
+    client.call(ch, B.Qos(prefetch_count=0))  # a round trip
+    assert broker.memory_held == 0
+
+
+def test_deleting_an_exchange_removes_bindings_both_ways(client: Client, broker: Broker) -> None:
+    ch = client.channel()
+    for name in ("up", "mid", "down"):
+        client.call(ch, E.Declare(exchange=name, type="fanout"))
+    client.call(ch, E.Bind(destination="mid", source="up"))
+    client.call(ch, E.Bind(destination="down", source="mid"))
+    client.call(ch, E.Delete(exchange="mid"))
+    vhost = broker.virtual_host()
+    assert (
+        vhost.exchanges["up"].bindings == {} and vhost.exchanges["down"].bound_as_destination == {}
+    )
+    assert vhost.binding_count == 0

@@ -525,3 +525,51 @@ def test_an_unknown_frame_type_stops_decoding_at_once() -> None:
     assert c2s.stopped and c2s.buffer == b""
     assert [type(r).__name__ for r in records] == ["FrameRecord", "Notice"]
     assert "unknown frame type 122 at offset 8" in records[1].message  # type: ignore[union-attr]
+
+
+def test_proxy_lifecycle(broker: Broker) -> None:
+    import asyncio
+
+    async def main() -> None:
+        async with Proxy(("127.0.0.1", broker.port), check=True) as proxy:
+            with pytest.raises(RuntimeError):
+                await proxy.start()
+            reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+            writer.write(b"AMQP\x00\x00\x09\x01")
+            assert (await reader.read(1)) == b"\x01"  # Connection.Start, through the proxy
+            writer.close()
+        await proxy.stop()  # stopped already
+        task = asyncio.ensure_future(Proxy(("127.0.0.1", broker.port)).serve_forever())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    proxy = Proxy(("127.0.0.1", broker.port))
+    proxy.stop_in_thread()  # not running
+    with proxy:
+        with pytest.raises(RuntimeError):
+            proxy.start_in_thread()
+        with pytest.raises(OSError):
+            Proxy(("127.0.0.1", 1), ("127.0.0.1", proxy.port)).start_in_thread()
+
+
+def test_messages_mode_reports_content_out_of_order() -> None:
+    from amqpcodec import BodyFrame
+    from amqpcodec.capture import ConnectionInfo
+
+    records: list[Record] = []
+    proxy = Proxy(("127.0.0.1", 1), messages=True, on_record=records.append)
+    c2s = proxy_module._Decoding(proxy, ConnectionInfo(0), Direction.CLIENT_TO_SERVER)
+    c2s.feed(b"AMQP\x00\x00\x09\x01" + BodyFrame(1, b"orphan").encode())
+    c2s.feed(MethodFrame(1, spec.Basic.Ack(1)).encode())
+    assert [type(r).__name__ for r in records] == ["FrameRecord", "Notice", "FrameRecord"]
+    assert "content out of order" in records[1].message  # type: ignore[union-attr]
+
+
+def test_first_difference() -> None:
+    from amqpcodec.proxy import Mismatch
+
+    assert Mismatch(0, Direction.CLIENT_TO_SERVER, 0, b"abc", b"abd").first_difference == 2
+    assert Mismatch(0, Direction.CLIENT_TO_SERVER, 0, b"abc", b"abcd").first_difference == 3

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import spec
 from .._base import Method, Properties
-from .._errors import AMQPError, LocalProtocolError
+from .._errors import AMQPError
 from .._events import (
     ChannelClosed,
     ChannelOpened,
@@ -241,13 +241,9 @@ class Session(asyncio.Protocol):
         self.broker.forget(self)
 
     def shut_down(self, reply_code: int, reply_text: str) -> None:
-        """The broker is stopping: Connection.Close (320), or just close the socket."""
-        try:
-            self.conn.close(reply_code, reply_text)
-        except LocalProtocolError:
-            if self.transport is not None:
-                self.transport.close()
-            return
+        """The broker is stopping: Connection.Close (320); during the handshake, where
+        there is no Close, the socket just ends."""
+        self.conn.close(reply_code, reply_text)
         self._teardown()
         self.flush()
 
@@ -354,8 +350,7 @@ class Session(asyncio.Protocol):
         if refusal.hard:
             self.refused = True
             self._teardown()
-            with contextlib.suppress(LocalProtocolError):  # already closing
-                self.conn.close(refusal.reply_code, refusal.reply_text, class_id, method_id)
+            self.conn.close(refusal.reply_code, refusal.reply_text, class_id, method_id)
             return
         self.channels.pop(channel.number, None)
         self._close_channel(channel)
