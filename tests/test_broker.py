@@ -672,11 +672,15 @@ def test_count_limits() -> None:
         assert [m.body for m in broker.messages(queue)] == [b"2"]
 
 
-def test_message_size_limit_is_501() -> None:
+def test_message_size_limit_is_406() -> None:
     with Broker(limits=Limits(max_message_size=1000)) as broker, Client(broker.port) as client:
         ch = client.channel()
-        client.publish(ch, "", "q", b"x" * 1001)
-        assert closed_with(client.closed(), 501)
+        queue = client.declare(ch)
+        client.publish(ch, "", queue, b"x" * 1000)
+        client.publish(ch, "", queue, b"x" * 1001)
+        event = client.closed(ch)
+        assert closed_with(event, 406) and (event.class_id, event.method_id) == (60, 40)
+        assert [len(m.body) for m in broker.messages(queue)] == [1000]
 
 
 # -- real clients --------------------------------------------------------------------

@@ -117,7 +117,8 @@ class Limits:
     max_consumers: int = 10_000
     """Consumers per channel; one more is 406."""
     max_message_size: int = 128 * 1024 * 1024
-    """Largest body accepted; a larger declared size is a 501 connection error."""
+    """Largest body accepted, and the most a connection holds of bodies still arriving;
+    over it the channel is closed with 406 (RabbitMQ's ``max_message_size``)."""
 
 
 @dataclass(slots=True)

@@ -74,7 +74,9 @@ class Broker:
             "frame_max": frame_max,
             "channel_max": channel_max,
             "heartbeat": heartbeat,
-            "max_body_size": self.limits.max_message_size,
+            # A body over max_message_size closes its channel with 406, as in RabbitMQ;
+            # the Connection holds at most that much of unfinished bodies.
+            "max_total_body_size": self.limits.max_message_size,
             "authenticate": self._authenticate,
             "check_virtual_host": self._check_virtual_host,
             "server_properties": {"product": "amqpcodec broker (a test double)"},
