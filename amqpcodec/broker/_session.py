@@ -690,7 +690,7 @@ class Session(asyncio.Protocol):
         if method.immediate:
             raise Refused(spec.NOT_IMPLEMENTED, "immediate=true")
         vhost = self._model()
-        # RabbitMQ's order: the exchange, internal, user_id, expiration.
+        # RabbitMQ's order: the exchange, internal, user_id, expiration, delivery_mode.
         exchange = vhost.exchange(method.exchange)
         if exchange.internal:
             raise Refused(
@@ -709,6 +709,12 @@ class Session(asyncio.Protocol):
             expiration.isascii() and expiration.isdigit() and int(expiration) < 1 << 32
         ):
             raise Refused(spec.PRECONDITION_FAILED, f"invalid expiration '{expiration}'")
+        delivery_mode = getattr(event.properties, "delivery_mode", None)
+        if delivery_mode not in (None, 1, 2):  # transient or persistent
+            raise Refused(
+                spec.PRECONDITION_FAILED,
+                f"invalid message: {{delivery_mode_unknown,{delivery_mode}}}",
+            )
         message = Message(method.exchange, method.routing_key, event.properties, event.body)
         if channel.transactional:
             if vhost.charge(message):
