@@ -82,6 +82,8 @@ def test_the_wheel_carries_the_spec_where_bundled_spec_looks() -> None:
     assert Path("amqpcodec") / shipped.relative_to(PACKAGE) == Path(force["spec/amqp0-9-1.xml"])
     sdist = PYPROJECT["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
     assert {"spec", "amqpcodec", "tests", ".ci", "LICENSE", "CHANGELOG.md"} <= set(sdist)
+    # Everything the tests read from the repository travels in the sdist.
+    assert {"docs", "examples", "fuzz", "README.md", "pyproject.toml"} <= set(sdist)
     excluded = PYPROJECT["tool"]["hatch"]["build"]["targets"]["sdist"]["exclude"]
     assert {"docs/api", "docs/protocol", "tests/interop/clients/node_modules"} <= set(excluded)
 
