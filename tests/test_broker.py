@@ -1046,3 +1046,17 @@ def test_deleting_an_exchange_removes_bindings_both_ways(client: Client, broker:
         vhost.exchanges["up"].bindings == {} and vhost.exchanges["down"].bound_as_destination == {}
     )
     assert vhost.binding_count == 0
+
+
+def test_no_delivery_to_a_channel_the_connection_closed_itself() -> None:
+    with Broker(limits=Limits(max_message_size=100)) as broker, Client(broker.port) as client:
+        ch = client.channel()
+        queue = client.declare(ch)
+        client.call(ch, B.Consume(queue=queue, consumer_tag="c"))
+        client.publish(ch, "", queue, b"x" * 101)  # the Connection closes the channel: 406
+        with Client(broker.port) as other:
+            och = other.channel()
+            other.publish(och, "", queue, b"waits for a consumer")
+            other.call(och, Q.Declare(queue=queue, passive=True))  # a round trip
+        assert closed_with(client.closed(ch), 406)
+        assert [m.body for m in broker.messages(queue)] == [b"waits for a consumer"]

@@ -8,11 +8,17 @@ the events that come out (methods and messages) by calling the model in
 :mod:`._model`, and answers with methods. A method the model refuses closes the channel
 (or, for a 5xx code, the connection) with RabbitMQ's reply code for the same mistake.
 
-Deliveries are made after a whole read is handled, so replies (Consume-Ok) go before
-the first Basic.Deliver, and nothing is sent for a channel that the same read closed.
-Output is bounded: while a client does not read what it is sent (the transport's
-write buffer is over its high-water mark), nothing more is delivered to it and its
-input is not read.
+The Connection is given one frame at a time, and each frame's events are acted on
+before the next frame is read, as RabbitMQ's channel processes do: a refusal goes out
+before the Close-Ok of a Channel.Close that followed the refused method in the same
+read, and a protocol error later in a read does not undo what came before it.
+Deliveries are made after each frame's events, so a reply (Consume-Ok) goes before the
+first Basic.Deliver it allows. Output is bounded: while a client does not read what it
+is sent (the transport's write buffer is over its high-water mark), nothing more is
+delivered to it and its input is not read.
+
+A bug in this code never escapes into asyncio: the connection is closed with 541
+INTERNAL_ERROR, as RabbitMQ does, and the exception kept in ``Broker.internal_errors``.
 """
 
 from __future__ import annotations
@@ -80,7 +86,9 @@ class Channel:
     last_queue: str = ""
 
     def can_deliver(self, consumer: Consumer) -> bool:
-        if self.closed or self.session.congested:
+        session = self.session
+        # The Connection may have closed the channel itself (a body over its limit).
+        if self.closed or session.congested or not session.can_send(self.number):
             return False
         if consumer.no_ack:
             return True
@@ -249,7 +257,7 @@ class Session(asyncio.Protocol):
 
     # -- sending, guarded -----------------------------------------------------------
 
-    def _can_send(self, number: int) -> bool:
+    def can_send(self, number: int) -> bool:
         """The connection and the channel are open (the client did not close them in
         the read being handled, nor the broker over an error)."""
         conn = self.conn
@@ -257,7 +265,7 @@ class Session(asyncio.Protocol):
 
     def _send(self, channel: Channel, method: Method) -> None:
         """Send on a channel unless it closed meanwhile (in this read, or by an error)."""
-        if not channel.closed and self._can_send(channel.number):
+        if not channel.closed and self.can_send(channel.number):
             self.conn.send_method(channel.number, method)
 
     def _reply(self, channel: Channel, request: Any, reply: Method) -> None:
@@ -267,7 +275,7 @@ class Session(asyncio.Protocol):
     def _send_message(
         self, channel: Channel, method: Method, properties: Properties, body: bytes
     ) -> bool:
-        if channel.closed or not self._can_send(channel.number):
+        if channel.closed or not self.can_send(channel.number):
             return False
         self.conn.send_message(channel.number, method, properties, body)
         return True
@@ -354,7 +362,7 @@ class Session(asyncio.Protocol):
             return
         self.channels.pop(channel.number, None)
         self._close_channel(channel)
-        if self._can_send(channel.number):
+        if self.can_send(channel.number):
             self.conn.close_channel(
                 channel.number, refusal.reply_code, refusal.reply_text, class_id, method_id
             )
@@ -593,7 +601,7 @@ class Session(asyncio.Protocol):
     def _basic_get(self, channel: Channel, method: Any) -> None:
         vhost = self._model()
         queue = vhost.queue(self._queue_name(channel, method.queue), self)
-        if not self._can_send(channel.number):
+        if not self.can_send(channel.number):
             return  # the Get-Ok could not be sent: leave the message where it is
         if not queue.ready:
             self._send(channel, B.GetEmpty())
