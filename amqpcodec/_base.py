@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from ._errors import EncodeError
 
-__all__ = ["Method", "Properties", "Record"]
+__all__ = ["LAZY", "Method", "Properties", "Record"]
 
 _INT_BITS = {"octet": 8, "short": 16, "long": 32, "longlong": 64, "timestamp": 64}
 
@@ -92,6 +92,21 @@ def _problem(kind: str, value: Any) -> str:
     return ""
 
 
+class _Lazy:
+    """The value of a table property not decoded yet (see Properties)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LAZY"
+
+    def __reduce__(self) -> str:  # copies and pickles are this one object
+        return "LAZY"
+
+
+LAZY: Final = _Lazy()
+
+
 class Method(Record):
     """One AMQP method. Subclasses are generated, one per method, in ``spec.py``."""
 
@@ -136,15 +151,30 @@ class Properties(Record):
     A decoded block keeps the bytes it came from (``_wire``) and the objects it was
     decoded into (``_seen``): while every property is still that object, encoding writes
     the bytes back, exactly as they arrived (flag words included) and at the cost of a copy.
+    A table property is checked when the block is decoded but built only when first read
+    (until then its slot holds :data:`LAZY` and ``_seen`` its offset in ``_wire``).
     """
 
     __slots__ = ("_seen", "_wire")
 
-    _seen: tuple[Any, ...]
+    _seen: list[Any]
     _wire: bytes | None
 
     CLASS_ID: ClassVar[int]
     _NONE_IS_ABSENT: ClassVar[bool] = True
+
+    def __copy__(self) -> Properties:
+        """A copy with a snapshot of its own (reading a table property writes to it)."""
+        copied = object.__new__(type(self))
+        for klass in type(self).__mro__:
+            for name in getattr(klass, "__slots__", ()):
+                try:
+                    object.__setattr__(copied, name, object.__getattribute__(self, name))
+                except AttributeError:  # _seen, on a block that was not decoded
+                    pass
+        if self._wire is not None:
+            copied._seen = list(self._seen)
+        return copied
 
     def encode(self) -> bytes:
         """The property flags and the property list, as in a content header."""

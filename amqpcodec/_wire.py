@@ -36,6 +36,7 @@ __all__ = [
     "Dialect",
     "FieldArray",
     "FieldTable",
+    "check_table",
     "decode_array",
     "decode_longstr",
     "decode_shortstr",
@@ -1032,6 +1033,110 @@ STRICT: Final = Dialect(
     },
     int64_letter="L",
 )
+
+
+# ---------------------------------------------------------------------------------------
+# Checking a table without building it: the same walk and the same errors as _read_table,
+# for a caller that decodes the table only when it is first read (a content-properties
+# block): malformed bytes still raise when the frame is decoded.
+
+_FIXED_SIZES: Final = {
+    _Kind.BOOL: 1,
+    _Kind.INT8: 1,
+    _Kind.UINT8: 1,
+    _Kind.INT16: 2,
+    _Kind.UINT16: 2,
+    _Kind.INT32: 4,
+    _Kind.UINT32: 4,
+    _Kind.INT64: 8,
+    _Kind.UINT64: 8,
+    _Kind.FLOAT: 4,
+    _Kind.DOUBLE: 8,
+    _Kind.DECIMAL: 5,
+    _Kind.TIMESTAMP: 8,
+    _Kind.VOID: 0,
+}
+
+
+def _check_value(
+    buf: Any, kind: _Kind, off: int, stop: int, d: Dialect, max_depth: int, depth: int
+) -> int:
+    """The offset after a value of ``kind`` at ``off``, raising as its reader would."""
+    size = _FIXED_SIZES.get(kind)
+    if size is not None:
+        if off + size > stop:
+            raise _past_end(off)
+        return off + size
+    if kind is _Kind.LONGSTR or kind is _Kind.BYTES:
+        if off + 4 > stop:
+            raise _past_end(off)
+        end: int = off + 4 + _U32.unpack_from(buf, off)[0]
+        if end > stop:
+            raise _past_end(off)
+        return end
+    if kind is _Kind.SHORTSTR:
+        return decode_shortstr(buf, off, stop)[1]
+    if kind is _Kind.TABLE:
+        return check_table(buf, off, stop, d, max_depth, depth + 1)
+    return _check_array(buf, off, stop, d, max_depth, depth + 1)
+
+
+def check_table(buf: Any, off: int, end: int, dialect: Dialect, max_depth: int, depth: int) -> int:
+    """The offset after the field table at ``off``; raises what decoding it would raise."""
+    if depth >= max_depth:
+        raise DecodeError(f"field tables nest deeper than {max_depth}", _SYNTAX_ERROR, off)
+    if off + 4 > end:
+        raise DecodeError(
+            "field table length runs past the end of its frame", _FRAME_ERROR, min(off, end)
+        )
+    stop = off + 4 + _U32.unpack_from(buf, off)[0]
+    if stop > end:
+        raise DecodeError("field table runs past the end of its frame", _FRAME_ERROR, off)
+    off += 4
+    kinds = dialect._kinds
+    while off < stop:
+        letter_at = off + 1 + buf[off]
+        if letter_at >= stop:
+            raise DecodeError("field table entry runs past the end of the table", 501, off)
+        letter = buf[letter_at]
+        if letter == 83:  # S: long string, inline as in the reader
+            if letter_at + 5 > stop:
+                raise _past_end(letter_at + 1)
+            off = letter_at + 5 + _U32.unpack_from(buf, letter_at + 1)[0]
+            if off > stop:
+                raise _past_end(letter_at + 1)
+            continue
+        if letter == 73:  # I: signed 32-bit
+            off = letter_at + 5
+            if off > stop:
+                raise _past_end(letter_at + 1)
+            continue
+        kind = kinds.get(letter)
+        if kind is None:
+            key = str(buf[off + 1 : letter_at], "utf-8", "surrogateescape")
+            raise DecodeError(f"unknown field type {chr(letter)!r} for key {key!r}", 502, letter_at)
+        off = _check_value(buf, kind, letter_at + 1, stop, dialect, max_depth, depth)
+    return off
+
+
+def _check_array(buf: Any, off: int, end: int, dialect: Dialect, max_depth: int, depth: int) -> int:
+    if depth >= max_depth:
+        raise DecodeError(f"field arrays nest deeper than {max_depth}", _SYNTAX_ERROR, off)
+    if off + 4 > end:
+        raise DecodeError(
+            "field array length runs past the end of its frame", _FRAME_ERROR, min(off, end)
+        )
+    stop = off + 4 + _U32.unpack_from(buf, off)[0]
+    if stop > end:
+        raise DecodeError("field array runs past the end of its frame", _FRAME_ERROR, off)
+    off += 4
+    kinds = dialect._kinds
+    while off < stop:
+        kind = kinds.get(buf[off])
+        if kind is None:
+            raise DecodeError(f"unknown field type {chr(buf[off])!r} in array", 502, off)
+        off = _check_value(buf, kind, off + 1, stop, dialect, max_depth, depth)
+    return off
 
 
 # ---------------------------------------------------------------------------------------

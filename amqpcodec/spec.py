@@ -14,10 +14,12 @@ import struct
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from amqpcodec._base import LAZY as _LAZY
 from amqpcodec._base import Method, Properties
 from amqpcodec._errors import DecodeError, EncodeError
 from amqpcodec._wire import DEFAULT_MAX_DEPTH as _MAX_DEPTH
 from amqpcodec._wire import RABBITMQ as _RABBITMQ
+from amqpcodec._wire import check_table as _check_table
 from amqpcodec._wire import decode_table as _decode_table
 from amqpcodec._wire import encode_table as _encode_table
 from amqpcodec._wire import encode_timestamp as _encode_timestamp
@@ -4314,6 +4316,7 @@ class BasicProperties(Properties):
     """
 
     __slots__ = (
+        "_headers",
         "app_id",
         "cluster_id",
         "content_encoding",
@@ -4321,7 +4324,6 @@ class BasicProperties(Properties):
         "correlation_id",
         "delivery_mode",
         "expiration",
-        "headers",
         "message_id",
         "priority",
         "reply_to",
@@ -4386,7 +4388,7 @@ class BasicProperties(Properties):
         self._wire = None
         self.content_type: str | None = content_type
         self.content_encoding: str | None = content_encoding
-        self.headers: Mapping[str, Any] | None = headers
+        self._headers: Any = headers
         self.delivery_mode: int | None = delivery_mode
         self.priority: int | None = priority
         self.correlation_id: str | None = correlation_id
@@ -4399,6 +4401,19 @@ class BasicProperties(Properties):
         self.app_id: str | None = app_id
         self.cluster_id: str | None = cluster_id
 
+    @property
+    def headers(self) -> Mapping[str, Any] | None:
+        value = self._headers
+        if value is _LAZY:  # the snapshot holds its offset in the block
+            wire, seen = self._wire, self._seen
+            value, _ = _read_table(wire, seen[2], len(wire), _RABBITMQ, _MAX_DEPTH, 0)  # type: ignore[arg-type]
+            seen[2] = self._headers = value
+        return value  # type: ignore[no-any-return]
+
+    @headers.setter
+    def headers(self, value: Mapping[str, Any] | None) -> None:
+        self._headers = value
+
     def encode(self) -> bytes:
         wire = self._wire
         if wire is not None:
@@ -4406,8 +4421,10 @@ class BasicProperties(Properties):
             if (
                 self.content_type is seen[0]
                 and self.content_encoding is seen[1]
-                and self.headers is seen[2]
-                and _table_unchanged(seen[2])
+                and (
+                    self._headers is _LAZY
+                    or (self._headers is seen[2] and _table_unchanged(self._headers))
+                )
                 and self.delivery_mode is seen[3]
                 and self.priority is seen[4]
                 and self.correlation_id is seen[5]
@@ -4530,9 +4547,12 @@ class BasicProperties(Properties):
                 else:
                     v_content_encoding = None
                 if flags0 & 0x2000:
-                    v_headers, off = _read_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)
+                    v_headers = _LAZY
+                    v_headers_at = off - start
+                    off = _check_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)
                 else:
                     v_headers = None
+                    v_headers_at = None
                 if flags0 & 0x1000:
                     v_delivery_mode = buf[off]
                     off += 1
@@ -4542,6 +4562,7 @@ class BasicProperties(Properties):
                 v_content_type = None
                 v_content_encoding = None
                 v_headers = None
+                v_headers_at = None
                 v_delivery_mode = None
             if flags0 & 0x0F00:
                 if flags0 & 0x0800:
@@ -4624,7 +4645,7 @@ class BasicProperties(Properties):
         self = _new(cls)
         self.content_type = v_content_type
         self.content_encoding = v_content_encoding
-        self.headers = v_headers
+        self._headers = v_headers
         self.delivery_mode = v_delivery_mode
         self.priority = v_priority
         self.correlation_id = v_correlation_id
@@ -4636,10 +4657,10 @@ class BasicProperties(Properties):
         self.user_id = v_user_id
         self.app_id = v_app_id
         self.cluster_id = v_cluster_id
-        self._seen = (
+        self._seen = [
             v_content_type,
             v_content_encoding,
-            v_headers,
+            v_headers_at,
             v_delivery_mode,
             v_priority,
             v_correlation_id,
@@ -4651,7 +4672,7 @@ class BasicProperties(Properties):
             v_user_id,
             v_app_id,
             v_cluster_id,
-        )
+        ]
         wire = buf[start:end]
         self._wire = wire if wire.__class__ is bytes else bytes(wire)
         return self

@@ -9,14 +9,18 @@ must encode back to its bytes; so must the messages assembled from them.
 
 from __future__ import annotations
 
+import copy
+import pickle
 import struct
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from amqpcodec import (
     ContentAssembler,
+    DecodeError,
     FrameDecoder,
     HeaderFrame,
     Message,
@@ -26,6 +30,7 @@ from amqpcodec import (
     spec,
 )
 from amqpcodec import strategies as amqp_st
+from amqpcodec._base import LAZY
 
 KEYS = st.sampled_from([b"a", b"b", b"x-death", b""])
 
@@ -214,3 +219,72 @@ def test_stray_bits_stay_when_a_flag_changes() -> None:
     method = spec.Basic.Publish.decode(payload, 4, len(payload))
     method.mandatory = True
     assert method.encode() == payload[:-1] + b"\xf1"
+
+
+# ---------------------------------------------------------------------------------------
+# A relay: a table property is checked when its frame is decoded, decoded when first read
+
+
+def _headers_block(table: bytes) -> bytes:
+    return struct.pack(">H", 0xA000) + _shortstr(b"a/b") + table
+
+
+def _nested(depth: int) -> bytes:
+    table = _sized(b"")
+    for _ in range(depth):
+        table = _sized(b"\x01nF" + table)
+    return table
+
+
+def test_a_table_nested_1000_deep_in_a_header_fails_at_feed() -> None:
+    header = _frame(2, 1, struct.pack(">HHQ", 60, 0, 0) + _headers_block(_nested(1000)))
+    with pytest.raises(DecodeError, match="nest deeper than 64") as info:
+        FrameDecoder().feed(header)
+    assert info.value.reply_code == 502
+
+
+@pytest.mark.parametrize(
+    "table",
+    [_sized(b"\x01nZ"), _sized(b"\x01nS\x00\x00\x00\x09x"), b"\x00\x00\x01\x00", _sized(b"\x05n")],
+)
+def test_a_malformed_headers_table_fails_at_feed(table: bytes) -> None:
+    header = _frame(2, 1, struct.pack(">HHQ", 60, 0, 0) + _headers_block(table))
+    with pytest.raises(DecodeError):
+        FrameDecoder().feed(header)
+
+
+def test_the_headers_table_is_decoded_when_first_read() -> None:
+    table = _sized(b"\x01at\x02" + b"\x01nF" + _sized(b"\x01kI\x00\x00\x00\x05"))
+    block = _headers_block(table)
+    decoded = spec.BasicProperties.decode(block, 0, len(block))
+    assert decoded._headers is LAZY  # nothing built yet
+    copied = copy.copy(decoded)
+    assert copied.headers == {"a": True, "n": {"k": 5}}
+    assert copied.encode() == block
+    assert decoded._headers is LAZY  # the copy's read is its own
+    assert copy.copy(spec.BasicProperties(priority=1)) == spec.BasicProperties(priority=1)
+    assert pickle.loads(pickle.dumps(decoded)).encode() == block
+    assert copy.deepcopy(decoded) == decoded
+    assert decoded.encode() == block
+    assert decoded.headers == {"a": True, "n": {"k": 5}}
+    assert decoded.encode() == block  # read, unchanged: still the bytes
+    assert decoded == spec.BasicProperties(content_type="a/b", headers={"a": True, "n": {"k": 5}})
+    assert (
+        repr(decoded)
+        == "BasicProperties(content_type='a/b', headers=" + repr(decoded.headers) + ")"
+    )
+    decoded.headers["n"]["k"] = 6  # type: ignore[index]
+    assert (
+        decoded.encode()
+        == spec.BasicProperties(content_type="a/b", headers={"a": True, "n": {"k": 6}}).encode()
+    )
+
+
+def test_a_headers_table_set_before_it_is_read_replaces_it() -> None:
+    block = _headers_block(_sized(b"\x01at\x02"))
+    decoded = spec.BasicProperties.decode(block, 0, len(block))
+    decoded.headers = {"b": 1}
+    assert decoded.encode() == spec.BasicProperties(content_type="a/b", headers={"b": 1}).encode()
+    decoded = spec.BasicProperties.decode(block, 0, len(block))
+    decoded.headers = None
+    assert decoded.encode() == spec.BasicProperties(content_type="a/b").encode()

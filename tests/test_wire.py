@@ -24,6 +24,7 @@ from amqpcodec import RABBITMQ, STRICT, DecodeError, Dialect, EncodeError, Field
 from amqpcodec import strategies as amqp_st
 from amqpcodec._wire import (
     DEFAULT_MAX_DEPTH,
+    check_table,
     decode_array,
     decode_longstr,
     decode_shortstr,
@@ -589,6 +590,32 @@ def test_nesting_1000_deep_is_a_decode_error(letter: bytes, max_depth: int) -> N
     with pytest.raises(DecodeError) as info:  # never RecursionError, whatever the setting
         decode(data, 0, len(data), RABBITMQ, max_depth)
     assert info.value.reply_code == 502
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+@given(data=st.data())
+def test_check_table_accepts_and_refuses_exactly_what_decoding_does(
+    dialect: Dialect, data: st.DataObject
+) -> None:
+    """check_table walks a table without building it; a content-properties block checks its
+    table so, and decodes it on first read: the two must agree on every input."""
+    names = data.draw(st.lists(st.binary(max_size=8), max_size=4))
+    values = [data.draw(RAW_VALUES[dialect.name]) for _ in names]
+    raw = bytearray(table_bytes(*zip(names, values, strict=True)))
+    for _ in range(data.draw(st.integers(0, 3))):  # damage it, or not
+        if raw:
+            raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    end = data.draw(st.integers(0, len(raw)))
+    max_depth = data.draw(st.integers(1, 4))
+    try:
+        expected: Any = decode_table(raw, 0, end, dialect, max_depth)[1]
+    except DecodeError as exc:
+        expected = (str(exc), exc.reply_code, exc.offset)
+    try:
+        got: Any = check_table(raw, 0, end, dialect, max_depth, 0)
+    except DecodeError as exc:
+        got = (str(exc), exc.reply_code, exc.offset)
+    assert got == expected
 
 
 def test_nesting_limit_is_exactly_the_setting() -> None:

@@ -212,6 +212,17 @@ def _tuple_literal(
     yield f"{indent})"
 
 
+def _list_literal_at(indent: str, target: str, items: list[str]) -> Iterator[str]:
+    line = f"{indent}{target} = [{', '.join(items)}]"
+    if len(line) <= 100:
+        yield line
+        return
+    yield f"{indent}{target} = ["
+    for item in items:
+        yield f"{indent}{_INDENT}{item},"
+    yield f"{indent}]"
+
+
 def _list_literal(target: str, items: list[str]) -> Iterator[str]:
     yield f"{target} = ["
     for item in items:
@@ -497,7 +508,8 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     else:
         yield f'{i1}"""{summary}"""'
     yield ""
-    yield from _slots(fields, i1)
+    plain = tuple(f for f in fields if f.type != "table")
+    yield from _slots(plain, i1, tuple(_lazy_slot(f) for f in fields if f.type == "table"))
     yield f"{i1}CLASS_ID: ClassVar[int] = {cls.index}"
     yield f"{i1}NAME: ClassVar[str] = {_q(cls.name + '.properties')}"
     ann = ": ClassVar[tuple[str, ...]]"
@@ -512,7 +524,28 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     yield from _wrap_def(i1, "def __init__", _signature(fields, types, defaults), " -> None:")
     yield f"{i2}self._wire = None"
     for f in fields:
-        yield f"{i2}self.{f.py_name}: {types[f.type]} = {f.py_name}"
+        if f.type == "table":
+            yield f"{i2}self.{_lazy_slot(f)}: Any = {f.py_name}"
+        else:
+            yield f"{i2}self.{f.py_name}: {types[f.type]} = {f.py_name}"
+    # A table property is decoded when first read (its bytes were checked when the block
+    # was decoded): until then its slot holds _LAZY, and the snapshot its offset.
+    for index, f in enumerate(fields):
+        if f.type == "table":
+            yield ""
+            yield f"{i1}@property"
+            yield f"{i1}def {f.py_name}(self) -> {types['table']}:"
+            yield f"{i2}value = self.{_lazy_slot(f)}"
+            yield f"{i2}if value is _LAZY:  # the snapshot holds its offset in the block"
+            yield f"{i3}wire, seen = self._wire, self._seen"
+            read = f"_read_table(wire, seen[{index}], len(wire), _RABBITMQ, _MAX_DEPTH, 0)"
+            yield f"{i3}value, _ = {read}  # type: ignore[arg-type]"
+            yield f"{i3}seen[{index}] = self.{_lazy_slot(f)} = value"
+            yield f"{i2}return value  # type: ignore[no-any-return]"
+            yield ""
+            yield f"{i1}@{f.py_name}.setter"
+            yield f"{i1}def {f.py_name}(self, value: {types['table']}) -> None:"
+            yield f"{i2}self.{_lazy_slot(f)} = value"
     yield ""
     # encode
     words = (len(fields) + 14) // 15 or 1
@@ -524,16 +557,23 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
     yield f"{i2}wire = self._wire"
     yield f"{i2}if wire is not None:"
     yield f"{i3}seen = self._seen"
-    checks = []
+    checks: list[list[str]] = []  # each check's lines, as ruff format wraps them
     for index, f in enumerate(fields):
-        checks.append(f"self.{f.py_name} is seen[{index}]")
         if f.type == "table":
-            checks.append(f"_table_unchanged(seen[{index}])")
+            slot = f"self.{_lazy_slot(f)}"
+            lazy = f"{slot} is _LAZY"
+            same = f"or ({slot} is seen[{index}] and _table_unchanged({slot}))"
+            if len(f"{i4}and ({lazy} {same})") <= 100:
+                checks.append([f"({lazy} {same})"])
+            else:
+                checks.append(["(", f"{_INDENT}{lazy}", f"{_INDENT}{same}", ")"])
+        else:
+            checks.append([f"self.{f.py_name} is seen[{index}]"])
     if checks:
         yield f"{i3}if ("
-        yield f"{i4}{checks[0]}"
-        for check in checks[1:]:
-            yield f"{i4}and {check}"
+        for number, lines in enumerate(checks):
+            yield f"{i4}{'and ' if number else ''}{lines[0]}"
+            yield from (f"{i4}{line}" for line in lines[1:])
         yield f"{i3}):"
         yield f"{i4}return wire"
     else:
@@ -601,23 +641,38 @@ def _properties_class(cls: ProtocolClass) -> Iterator[str]:
             yield f"{indent}if flags{word} & 0x{mask:04X}:"
             yield from _decode_property(fields[index], indent + _INDENT, label)
             yield f"{indent}else:"
-            yield f"{indent}{_INDENT}{_local(fields[index])} = None"
+            yield from _absent(fields[index], indent + _INDENT)
         if len(group) > 1:
             yield f"{i3}else:"
             for index in group:
-                yield f"{i4}{_local(fields[index])} = None"
+                yield from _absent(fields[index], i4)
     yield f"{i2}except (struct.error, IndexError):"
     yield f"{i3}raise _truncated({label}, off, end) from None"
     yield f"{i2}if off != end:"
     yield f"{i3}raise _length_mismatch({label}, off, end)"
     yield f"{i2}self = _new(cls)"
     for f in fields:
-        yield f"{i2}self.{f.py_name} = {_local(f)}"
+        if f.type == "table":
+            yield f"{i2}self.{_lazy_slot(f)} = {_local(f)}"
+        else:
+            yield f"{i2}self.{f.py_name} = {_local(f)}"
     # What encode compares against, and the bytes it writes back while nothing changed.
-    yield from _tuple_literal(i2, "self._seen", [_local(f) for f in fields])
+    seen = [f"{_local(f)}_at" if f.type == "table" else _local(f) for f in fields]
+    yield from _list_literal_at(i2, "self._seen", seen)
     yield f"{i2}wire = buf[start:end]"
     yield f"{i2}self._wire = wire if wire.__class__ is bytes else bytes(wire)"
     yield f"{i2}return self"
+
+
+def _lazy_slot(f: Field) -> str:
+    """The slot behind a table property, which is a property decoded when first read."""
+    return f"_{f.py_name}"
+
+
+def _absent(f: Field, indent: str) -> Iterator[str]:
+    yield f"{indent}{_local(f)} = None"
+    if f.type == "table":
+        yield f"{indent}{_local(f)}_at = None"
 
 
 def _flag_groups(count: int) -> list[list[int]]:
@@ -668,8 +723,10 @@ def _decode_property(f: Field, indent: str, label: str) -> Iterator[str]:
         yield f"{indent}{_INDENT}raise _truncated({label}, off, end)"
         yield f"{indent}{target} = bytes(buf[off + 4 : off + 4 + n])"
         yield f"{indent}off += 4 + n"
-    elif f.type == "table":  # the block keeps its bytes: the table need not keep its own
-        yield f"{indent}{target}, off = _read_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)"
+    elif f.type == "table":  # checked now, decoded from the block's bytes when first read
+        yield f"{indent}{target} = _LAZY"
+        yield f"{indent}{target}_at = off - start"
+        yield f"{indent}off = _check_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)"
     elif f.type == "octet":  # indexing beats struct
         yield f"{indent}{target} = buf[off]"
         yield f"{indent}off += 1"
@@ -701,10 +758,12 @@ def _header(spec: Spec) -> Iterator[str]:
     yield "from collections.abc import Mapping"
     yield "from typing import Any, ClassVar, Final"
     yield ""
+    yield "from amqpcodec._base import LAZY as _LAZY"
     yield "from amqpcodec._base import Method, Properties"
     yield "from amqpcodec._errors import DecodeError, EncodeError"
     yield "from amqpcodec._wire import DEFAULT_MAX_DEPTH as _MAX_DEPTH"
     yield "from amqpcodec._wire import RABBITMQ as _RABBITMQ"
+    yield "from amqpcodec._wire import check_table as _check_table"
     yield "from amqpcodec._wire import decode_table as _decode_table"
     yield "from amqpcodec._wire import encode_table as _encode_table"
     yield "from amqpcodec._wire import encode_timestamp as _encode_timestamp"

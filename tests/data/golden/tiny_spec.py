@@ -14,10 +14,12 @@ import struct
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from amqpcodec._base import LAZY as _LAZY
 from amqpcodec._base import Method, Properties
 from amqpcodec._errors import DecodeError, EncodeError
 from amqpcodec._wire import DEFAULT_MAX_DEPTH as _MAX_DEPTH
 from amqpcodec._wire import RABBITMQ as _RABBITMQ
+from amqpcodec._wire import check_table as _check_table
 from amqpcodec._wire import decode_table as _decode_table
 from amqpcodec._wire import encode_table as _encode_table
 from amqpcodec._wire import encode_timestamp as _encode_timestamp
@@ -457,7 +459,7 @@ class Basic:
 class BasicProperties(Properties):
     """Content properties of class basic (60); None means absent."""
 
-    __slots__ = ("cluster_id", "content_type", "headers", "priority", "timestamp")
+    __slots__ = ("_headers", "cluster_id", "content_type", "priority", "timestamp")
     CLASS_ID: ClassVar[int] = 60
     NAME: ClassVar[str] = "basic.properties"
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -481,10 +483,23 @@ class BasicProperties(Properties):
     ) -> None:
         self._wire = None
         self.content_type: str | None = content_type
-        self.headers: Mapping[str, Any] | None = headers
+        self._headers: Any = headers
         self.priority: int | None = priority
         self.timestamp: int | datetime.datetime | None = timestamp
         self.cluster_id: str | None = cluster_id
+
+    @property
+    def headers(self) -> Mapping[str, Any] | None:
+        value = self._headers
+        if value is _LAZY:  # the snapshot holds its offset in the block
+            wire, seen = self._wire, self._seen
+            value, _ = _read_table(wire, seen[1], len(wire), _RABBITMQ, _MAX_DEPTH, 0)  # type: ignore[arg-type]
+            seen[1] = self._headers = value
+        return value  # type: ignore[no-any-return]
+
+    @headers.setter
+    def headers(self, value: Mapping[str, Any] | None) -> None:
+        self._headers = value
 
     def encode(self) -> bytes:
         wire = self._wire
@@ -492,8 +507,10 @@ class BasicProperties(Properties):
             seen = self._seen
             if (
                 self.content_type is seen[0]
-                and self.headers is seen[1]
-                and _table_unchanged(seen[1])
+                and (
+                    self._headers is _LAZY
+                    or (self._headers is seen[1] and _table_unchanged(self._headers))
+                )
                 and self.priority is seen[2]
                 and self.timestamp is seen[3]
                 and self.cluster_id is seen[4]
@@ -550,9 +567,12 @@ class BasicProperties(Properties):
                 else:
                     v_content_type = None
                 if flags0 & 0x4000:
-                    v_headers, off = _read_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)
+                    v_headers = _LAZY
+                    v_headers_at = off - start
+                    off = _check_table(buf, off, end, _RABBITMQ, _MAX_DEPTH, 0)
                 else:
                     v_headers = None
+                    v_headers_at = None
                 if flags0 & 0x2000:
                     v_priority = buf[off]
                     off += 1
@@ -566,6 +586,7 @@ class BasicProperties(Properties):
             else:
                 v_content_type = None
                 v_headers = None
+                v_headers_at = None
                 v_priority = None
                 v_timestamp = None
             if flags0 & 0x0800:
@@ -580,11 +601,11 @@ class BasicProperties(Properties):
             raise _length_mismatch("basic properties", off, end)
         self = _new(cls)
         self.content_type = v_content_type
-        self.headers = v_headers
+        self._headers = v_headers
         self.priority = v_priority
         self.timestamp = v_timestamp
         self.cluster_id = v_cluster_id
-        self._seen = (v_content_type, v_headers, v_priority, v_timestamp, v_cluster_id)
+        self._seen = [v_content_type, v_headers_at, v_priority, v_timestamp, v_cluster_id]
         wire = buf[start:end]
         self._wire = wire if wire.__class__ is bytes else bytes(wire)
         return self
