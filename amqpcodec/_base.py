@@ -8,6 +8,7 @@ field and the value.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
@@ -168,10 +169,8 @@ class Properties(Record):
         copied = object.__new__(type(self))
         for klass in type(self).__mro__:
             for name in getattr(klass, "__slots__", ()):
-                try:
+                with contextlib.suppress(AttributeError):  # _seen, if not decoded
                     object.__setattr__(copied, name, object.__getattribute__(self, name))
-                except AttributeError:  # _seen, on a block that was not decoded
-                    pass
         if self._wire is not None:
             copied._seen = list(self._seen)
         return copied
