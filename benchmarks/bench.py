@@ -588,6 +588,82 @@ def bench_decode() -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# 3b. A relay (a proxy, a recorder, a capture filter): decode every frame, then either
+# re-encode it unchanged or read the properties of each message
+
+
+def ours_relay(chunks: list[bytes]) -> list[bytes]:
+    decoder = FrameDecoder(max_frame_size=FRAME_MAX)
+    return [b"".join([frame.encode() for frame in decoder.feed(chunk)]) for chunk in chunks]
+
+
+def pika_relay(chunks: list[bytes]) -> list[bytes]:
+    return [b"".join([frame.marshal() for frame in pika_frames([chunk])]) for chunk in chunks]
+
+
+def pamqp_relay(chunks: list[bytes]) -> list[bytes]:
+    marshal = pamqp.frame.marshal
+    return [
+        b"".join([marshal(frame, channel) for channel, frame in pamqp_frames([chunk])])
+        for chunk in chunks
+    ]
+
+
+def _read_ours(messages: list[Any], which: str) -> int:
+    read = 0
+    for message in messages:
+        properties = message.properties
+        if which == "one":
+            read += properties.content_type is not None
+        else:
+            for name in properties.FIELDS:
+                read += getattr(properties, name) is not None
+    return read
+
+
+def _read_pika(messages: list[Any], which: str) -> int:
+    names = [name for name in pika.spec.BasicProperties().__dict__ if not name.startswith("_")]
+    read = 0
+    for _method, header, _body in messages:
+        properties = header.properties
+        if which == "one":
+            read += properties.content_type is not None
+        else:
+            for name in names:
+                read += getattr(properties, name) is not None
+    return read
+
+
+def bench_relay() -> None:
+    stream = deliver_stream()
+    # Whole frames per read, so that a peer that decodes frame by frame sees the same cuts.
+    frame_size = len(stream) // MESSAGES
+    chunks = [stream[i : i + frame_size * 60] for i in range(0, len(stream), frame_size * 60)]
+    same(b"".join(ours_relay(chunks)), stream, "relay/amqpcodec is byte-exact")
+    peers: dict[str, Any] = {}
+    for name, fn in (("pika", pika_relay), ("pamqp", pamqp_relay)):
+        got = b"".join(fn(chunks))
+        peers[name] = (lambda fn=fn: fn(chunks)) if got == stream else "not byte-exact"
+    row(
+        f"decode and re-encode {MESSAGES:,} deliveries (a relay)", lambda: ours_relay(chunks), peers
+    )
+    pieces = reads(stream)
+    for which in ("never", "one", "all"):
+        if which == "never":
+            ours, theirs = (lambda: ours_messages(pieces)), (lambda: pika_messages(pieces))
+        else:
+            ours = lambda w=which: _read_ours(ours_messages(pieces), w)  # noqa: E731
+            theirs = lambda w=which: _read_pika(pika_messages(pieces), w)  # noqa: E731
+            assert ours() == theirs()
+        label = {"never": "never read", "one": "one read", "all": "all read"}[which]
+        row(
+            f"decode {MESSAGES:,} deliveries into messages, properties {label}",
+            ours,
+            {"pika": theirs},
+        )
+
+
+# ---------------------------------------------------------------------------------------
 # 4. Field-table round trip
 
 
@@ -972,6 +1048,7 @@ def versions() -> Iterable[str]:
 BENCHES: list[Callable[[], None]] = [
     bench_publish,
     bench_decode,
+    bench_relay,
     bench_table,
     bench_split,
     bench_grammar,
