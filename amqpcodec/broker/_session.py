@@ -88,7 +88,7 @@ class Channel:
     def can_deliver(self, consumer: Consumer) -> bool:
         session = self.session
         # The Connection may have closed the channel itself (a body over its limit).
-        if self.closed or session.congested or not session.can_send(self.number):
+        if self.closed or not session.writable or not session.can_send(self.number):
             return False
         if consumer.no_ack:
             return True
@@ -196,6 +196,12 @@ class Session(asyncio.Protocol):
             self._dirty.update(c.queue for c in channel.consumers.values())
         self.broker.dispatch(self._take_dirty())
 
+    @property
+    def writable(self) -> bool:
+        """The socket is open and keeping up with what it is sent."""
+        transport = self.transport
+        return not self.congested and transport is not None and not transport.is_closing()
+
     # -- timers ---------------------------------------------------------------------
 
     def _handshake_timeout(self) -> None:
@@ -290,7 +296,10 @@ class Session(asyncio.Protocol):
                 self._event(event)
             except Exception as exc:  # a bug here: say so as RabbitMQ does (541), go on
                 self._internal_error(event, exc)
-        self.broker.dispatch(self._take_dirty())
+        try:
+            self.broker.dispatch(self._take_dirty())
+        except Exception as exc:  # pragma: no cover - a bug in delivering
+            self._internal_error(None, exc)
 
     def _event(self, event: Event) -> None:
         kind = type(event)
@@ -332,11 +341,12 @@ class Session(asyncio.Protocol):
         elif kind is ConnectionClosed:
             self._teardown()
 
-    def _internal_error(self, event: Event, exc: Exception) -> None:
+    def _internal_error(self, event: Event | None, exc: Exception) -> None:
         self.broker.internal_error(exc)
         method = getattr(event, "method", None)
         class_id, method_id = (method.CLASS_ID, method.METHOD_ID) if method else (0, 0)
-        text = f"INTERNAL_ERROR - {type(exc).__name__} handling {type(event).__name__}"
+        what = type(event).__name__ if event is not None else "a delivery"
+        text = f"INTERNAL_ERROR - {type(exc).__name__} handling {what}"
         self.refused = True
         with contextlib.suppress(Exception):
             self._teardown()
