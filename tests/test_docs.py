@@ -168,3 +168,17 @@ def test_readme_links_to_the_tutorials_and_the_reference() -> None:
     assert "docs/api/index.rst" not in links  # generated at build time, not a file
     for link in links:
         assert (ROOT / link).exists(), link
+
+
+def test_readme_sections_shown_on_the_site_exist() -> None:
+    """The site shows some README sections as they are; renaming one breaks the build."""
+    readme = (ROOT / "README.md").read_text("utf-8").splitlines()
+    for heading in GEN.README_SECTIONS.values():
+        assert heading in readme, f"README.md has no line {heading!r} (docs/_ext README_SECTIONS)"
+        text = GEN.readme_section(heading)
+        level = len(heading) - len(heading.lstrip("#"))
+        assert text.strip()
+        outside_fences = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+        for line in outside_fences.splitlines():
+            hashes = len(line) - len(line.lstrip("#"))
+            assert not (0 < hashes <= level and line[hashes : hashes + 1] == " "), line

@@ -387,9 +387,9 @@ def dot_files() -> dict[Path, str]:
 # Sphinx
 
 
-def _write(directory: Path, pages: dict[str, str]) -> None:
+def _write(directory: Path, pages: dict[str, str], pattern: str = "*.rst") -> None:
     directory.mkdir(exist_ok=True)
-    for stale in directory.glob("*.rst"):
+    for stale in directory.glob(pattern):
         if stale.name not in pages:
             stale.unlink()
     for name, text in pages.items():
@@ -398,9 +398,41 @@ def _write(directory: Path, pages: dict[str, str]) -> None:
             path.write_text(text, "utf-8")
 
 
+# README sections the site shows as they are (one source for that prose): file name in
+# docs/_readme/ -> the README heading whose section it holds.
+README_SECTIONS = {
+    "errors.md": "## Errors",
+    "connection-errors.md": "### Errors of a connection",
+    "disagreements.md": "### Where the spec and RabbitMQ disagree",
+    "settings.md": "### Settings",
+    "capture-cost.md": "### What reading a capture may cost",
+}
+
+
+def readme_section(heading: str) -> str:
+    """The README's text under ``heading``, up to the next heading of its level or above."""
+    lines = (ROOT / "README.md").read_text("utf-8").splitlines()
+    level = len(heading) - len(heading.lstrip("#"))
+    start = lines.index(heading) + 1
+    fence = False
+    for end in range(start, len(lines)):
+        line = lines[end]
+        if line.startswith("```"):
+            fence = not fence
+        hashes = len(line) - len(line.lstrip("#"))
+        if not fence and 0 < hashes <= level and line[hashes : hashes + 1] == " ":
+            return "\n".join(lines[start:end]).strip() + "\n"
+    return "\n".join(lines[start:]).strip() + "\n"
+
+
 def _generate(app: Any) -> None:
     _write(DOCS / "api", api_pages())
     _write(DOCS / "protocol", protocol_pages())
+    _write(
+        DOCS / "_readme",
+        {name: readme_section(heading) for name, heading in README_SECTIONS.items()},
+        "*.md",
+    )
 
 
 def reply_code_rows() -> list[tuple[str, int, str, str]]:
