@@ -6,6 +6,13 @@ How this works: you own the socket and the clock. Feed what you read to
 heartbeats. What you ask for (``send_method``, ``send_message``, ``open_channel``,
 ``close``) is checked against the state tables in :mod:`amqpcodec._state` and queued.
 
+The Connection is assembled from layers that follow the protocol, each in its own module
+over the shared state of :mod:`amqpcodec._core`: the handshake and negotiation
+(:mod:`amqpcodec._handshake`), the channel layer with its states, request/reply pairing,
+confirms and flow (:mod:`amqpcodec._channels`), and heartbeats
+(:mod:`amqpcodec._heartbeats`). This module keeps the public API and the receive path,
+whose common case (content and plain methods on an open channel) runs inline.
+
 Incoming bytes go FrameDecoder -> frames -> (state check) -> ContentAssembler -> events.
 The handshake and the bookkeeping replies (StartOk, Tune, Open-Ok, Channel.Open-Ok,
 Close-Ok, Flow-Ok) are answered here, so a user sees ``ConnectionOpened`` instead of
@@ -20,39 +27,43 @@ for wrongly raises :class:`LocalProtocolError` and changes nothing.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, overload
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 from . import spec
 from ._base import Method, Properties
+from ._channels import _CONTENT_BY, _GET_OK, _PLAIN_BY, _PUBLISH, ChannelLayer
 from ._content import ContentAssembler
-from ._errors import DecodeError, EncodeError, LocalProtocolError, RemoteProtocolError
+from ._core import (
+    _CS_OPEN,
+    _H_OPEN,
+    _MAX_CHANNEL,
+    CS,
+    Buffer,
+    C,
+    Ch,
+    H,
+    _Channel,
+    _nbytes,
+    _new,
+    _reply_text,
+)
+from ._errors import DecodeError, LocalProtocolError, RemoteProtocolError
 from ._events import (
     AnyEvent,
-    ChannelClosed,
-    ChannelOpened,
-    Confirmed,
-    ConnectionBlocked,
     ConnectionClosed,
-    ConnectionOpened,
-    ConnectionUnblocked,
-    FlowChanged,
-    HeartbeatTimeout,
     MessageReceived,
-    MethodReceived,
-    ProtocolHeaderReceived,
 )
 from ._frames import (
     BodyFrame,
     FrameDecoder,
     HeaderFrame,
-    HeartbeatFrame,
     MethodFrame,
     ProtocolHeader,
     encode_message_parts,
 )
+from ._handshake import _HEADER_BYTES, Handshake
+from ._heartbeats import Heartbeats
 from ._settings import (
     ClientSettings,
     CommonSettings,
@@ -63,119 +74,21 @@ from ._settings import (
 )
 from ._state import (
     CHANNEL_CLOSING,
-    CHANNEL_TRANSITIONS,
     CONNECTION_CLOSING,
     CONNECTION_IS_OPEN,
     CONNECTION_TRANSITIONS,
-    DISCARDING,
     ChannelState,
     ConnectionState,
     Role,
 )
-from ._wire import encode_table
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["Connection", "Credentials"]
 
-Buffer: TypeAlias = bytes | bytearray | memoryview
 
-C = spec.Connection
-Ch = spec.Channel
-CS = ConnectionState
-H = ChannelState
-# The hot paths compare against these: an enum member looked up on its class costs
-# more than a module global (Python 3.11 goes through the enum's descriptor).
-_CS_OPEN: Final = CS.OPEN
-_H_OPEN: Final = H.OPEN
-
-_HEARTBEAT_BYTES: Final = HeartbeatFrame().encode()
-_HEADER_BYTES: Final = ProtocolHeader().encode()
-# RabbitMQ also takes the 0-9 header and speaks 0-9-1 [rabbit_reader version_negotiation].
-_ACCEPTED_HEADERS: Final = frozenset({_HEADER_BYTES, b"AMQP\x01\x01\x00\x09"})
-_MAX_CHANNEL: Final = 65535
-
-# Channel.Open/Open-Ok/Close/Close-Ok are the table's business; every other method that
-# names responses is a synchronous request whose reply is matched in code.
-_LIFECYCLE: Final = frozenset({Ch.Open, Ch.OpenOk, Ch.Close, Ch.CloseOk})
-_RESPONSE_TYPES: Final = frozenset(
-    response
-    for method in spec.METHODS.values()
-    if method.CLASS_ID != C.CLASS_ID and method not in _LIFECYCLE
-    for response in method.RESPONSES
-) | {C.UpdateSecretOk}
-# confirm.select calls its no-wait bit "nowait"; every other method "no_wait".
-_NO_WAIT: Final = {
-    method: next((name for name in method.FIELDS if name in ("no_wait", "nowait")), None)
-    for method in spec.METHODS.values()
-}
-
-_new = object.__new__
-
-
-def _nbytes(part: Buffer) -> int:
-    return part.nbytes if isinstance(part, memoryview) else len(part)
-
-
-def _expects_reply(method: Method) -> bool:
-    """A request the peer must answer: it names responses and no-wait is not set."""
-    if not method.RESPONSES:
-        return False
-    flag = _NO_WAIT[type(method)]
-    return flag is None or not getattr(method, flag)
-
-
-def _pick(ours: int, theirs: int) -> int:
-    """Tuning as RabbitMQ's own clients do it: 0 on either side means the other value,
-    otherwise the smaller one [rmq-docs:heartbeats; java negotiatedMaxValue]."""
-    return max(ours, theirs) if ours == 0 or theirs == 0 else min(ours, theirs)
-
-
-def _words(value: bytes | str) -> list[str]:
-    """Connection.Start's mechanisms and locales: space-separated longstrs."""
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        value = bytes(value).decode("utf-8", "replace")
-    return value.split()
-
-
-def _reply_text(code: int, message: str) -> str:
-    """Reply text as RabbitMQ writes it, ``NAME - explanation``, cut to 255 bytes."""
-    try:
-        name = spec.ReplyCode(code).name
-    except ValueError:
-        name = str(code)
-    text = f"{name} - {message}"
-    raw = text.encode("utf-8")
-    return text if len(raw) <= 255 else raw[:255].decode("utf-8", "ignore")
-
-
-@dataclass(slots=True, eq=False)
-class _Channel:
-    state: ChannelState
-    requests: deque[Method] = field(default_factory=deque)
-    """Our synchronous requests waiting for their replies, in order (one at a time unless
-    the ``pipelining`` setting is on)."""
-    content_request: Method | None = None
-    """The Basic.Get that the Basic.GetOk being assembled answers."""
-    peer_requests: deque[Method] = field(default_factory=deque)
-    """The peer's requests we have not answered yet, in order (RabbitMQ allows pipelining)."""
-    close_sent: Method | None = None
-    close_received: Method | None = None
-    paused: bool = False
-    """The peer sent Channel.Flow(active=False): we must not send it content."""
-    confirming: bool = False
-    # Only Basic.Publish is numbered, and each direction on its own [rmq-docs:confirms]:
-    # ``publish_tag`` counts the publishes we sent, ``received_tag`` those we received.
-    publish_tag: int = 0
-    received_tag: int = 0
-    unconfirmed: set[int] = field(default_factory=set)
-    """Tags of our publishes not yet acked or nacked (a client's; a server sends none)."""
-    unconfirmed_order: deque[int] = field(default_factory=deque)
-    """The same tags in order, for ``multiple`` acks; confirmed tags leave from the front."""
-
-
-class Connection:
+class Connection(Handshake, ChannelLayer, Heartbeats):
     """One AMQP 0-9-1 connection, client or server side, without I/O.
 
     ``Connection(Role.CLIENT, username=..., password=..., virtual_host=...)`` queues the
@@ -397,9 +310,6 @@ class Connection:
         out.clear()
         return taken
 
-    def _queue(self, data: bytes) -> None:
-        self._out.append(data)
-
     # -----------------------------------------------------------------------------------
     # Sending
 
@@ -539,174 +449,6 @@ class Connection:
             self._ended(f"close() during the handshake, in state {state.name}")
             return
         self._send_connection_method(C.Close(reply_code, reply_text, class_id, method_id))
-
-    def _ended(self, how: str) -> None:
-        """Note how the connection ended (the first time), for later errors."""
-        if not self._end:
-            when = f"; the last tick was at {self._last_tick:g}" if self._last_tick else ""
-            self._end = how + when
-
-    def _check_can_send(self) -> None:
-        if self._state is CS.ERROR:
-            raise LocalProtocolError(f"the connection failed with a protocol error: {self._end}")
-        if self._state is CS.CLOSED:
-            raise LocalProtocolError(f"the connection is closed: {self._end}")
-
-    def _check_frame_size(self, frame: bytes, method: Method) -> None:
-        limit = self._frame_max
-        if limit and len(frame) > limit:
-            raise EncodeError(
-                f"{method.NAME} frame of {len(frame)} bytes is larger than frame_max {limit}",
-                "frame_max",
-                limit,
-            )
-
-    def _encode(self, channel: int, method: Method) -> bytes:
-        frame = MethodFrame(channel, method).encode()
-        self._check_frame_size(frame, method)
-        return frame
-
-    def _send_connection_method(self, method: Method) -> None:
-        mcls = type(method)
-        if method.CLASS_ID != C.CLASS_ID:
-            raise LocalProtocolError(
-                f"{method.NAME} belongs on a channel, not channel 0",
-                spec.CHANNEL_ERROR,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        next_state = CONNECTION_TRANSITIONS[self._state].get((self._role, mcls))
-        if next_state is None:
-            if self._peer.value not in method.CHASSIS:  # CHASSIS names the receivers
-                raise self._local_direction_error(method)
-            raise LocalProtocolError(
-                f"cannot send {method.NAME} in connection state {self._state.name}",
-                spec.CHANNEL_ERROR,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        ch0 = self._ch0
-        if mcls is C.UpdateSecretOk:
-            self._check_response(0, ch0, method)
-        elif mcls is C.UpdateSecret and ch0.requests:
-            raise self._outstanding(0, ch0.requests[0], method)
-        frame = self._encode(0, method)
-        # Nothing raised: commit.
-        self._queue(frame)
-        self._state = next_state
-        if mcls is C.UpdateSecretOk:
-            ch0.peer_requests.popleft()
-        elif mcls is C.UpdateSecret:
-            ch0.requests.append(method)
-        elif mcls is C.Close:
-            self._close_sent = method
-
-    def _send_channel_method(self, channel: int, method: Method) -> None:
-        if not isinstance(channel, int) or not 1 <= channel <= _MAX_CHANNEL:
-            raise LocalProtocolError(f"channel {channel!r} is not between 1 and 65535")
-        mcls = type(method)
-        if method.CLASS_ID == C.CLASS_ID:
-            raise LocalProtocolError(
-                f"{method.NAME} belongs on channel 0, not channel {channel}",
-                spec.COMMAND_INVALID,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        if self._state is not CS.OPEN:
-            raise LocalProtocolError(
-                f"cannot send {method.NAME}: the connection is {self._state.name}, not OPEN",
-                spec.CHANNEL_ERROR,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        ch = self._channels.get(channel)
-        state = H.CLOSED if ch is None else ch.state
-        next_state = CHANNEL_TRANSITIONS[state].get((self._role, mcls))
-        if next_state is None:
-            if self._peer.value not in method.CHASSIS:  # CHASSIS names the receivers
-                raise self._local_direction_error(method)
-            raise self._local_channel_error(channel, method)
-        if mcls is Ch.Open:
-            limit = self._channel_max or _MAX_CHANNEL
-            if channel > limit:
-                raise LocalProtocolError(
-                    f"channel {channel} is above channel_max {limit}", spec.NOT_ALLOWED, 20, 10
-                )
-        is_response = mcls in _RESPONSE_TYPES
-        is_request = not is_response and mcls not in _LIFECYCLE and _expects_reply(method)
-        if ch is not None:
-            if is_response:
-                self._check_response(channel, ch, method)
-            elif is_request and ch.requests and not self._pipelining:
-                raise self._outstanding(channel, ch.requests[0], method)
-        frame = self._encode(channel, method)
-        # Nothing raised: commit.
-        self._queue(frame)
-        if ch is None:  # channel.open
-            self._channels[channel] = _Channel(next_state)
-            return
-        ch.state = next_state
-        if is_response:
-            ch.peer_requests.popleft()
-        elif is_request:
-            ch.requests.append(method)
-        if mcls is Ch.Close:
-            # The requests still waiting will get no reply: ChannelClosed lists them.
-            ch.close_sent = method
-            self._discard_content(channel)
-        elif mcls is spec.Confirm.Select:
-            # RabbitMQ numbers the publishes that follow the select, whether or not
-            # select-ok has arrived yet [rmq-docs:confirms].
-            ch.confirming = True
-
-    def _send_auto(self, channel: int, ch: _Channel | None, method: Method) -> None:
-        """Queue one of the replies the connection makes by itself (Open-Ok, Close-Ok,
-        Flow-Ok, the handshake), stepping the same tables as any other send."""
-        mcls = type(method)
-        if channel == 0:
-            self._queue(self._encode(0, method))
-            self._state = CONNECTION_TRANSITIONS[self._state][(self._role, mcls)]
-        else:
-            assert ch is not None
-            self._queue(self._encode(channel, method))
-            ch.state = CHANNEL_TRANSITIONS[ch.state][(self._role, mcls)]
-
-    def _check_response(self, channel: int, ch: _Channel, method: Method) -> None:
-        requests = ch.peer_requests
-        if not requests or type(method) not in requests[0].RESPONSES:
-            waiting = f"{requests[0].NAME} is waiting" if requests else "no request is waiting"
-            raise LocalProtocolError(
-                f"{method.NAME} on channel {channel} answers nothing: {waiting}",
-                spec.COMMAND_INVALID,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-
-    def _outstanding(self, channel: int, request: Method, method: Method) -> LocalProtocolError:
-        return LocalProtocolError(
-            f"{request.NAME} on channel {channel} is still waiting for its reply; send"
-            f" {method.NAME} after it arrives, or with no_wait (or set pipelining=True)",
-            spec.COMMAND_INVALID,
-            method.CLASS_ID,
-            method.METHOD_ID,
-        )
-
-    def _local_direction_error(self, method: Method) -> LocalProtocolError:
-        return LocalProtocolError(
-            f"a {self._role.value} does not send {method.NAME}",
-            spec.COMMAND_INVALID,
-            method.CLASS_ID,
-            method.METHOD_ID,
-        )
-
-    def _local_channel_error(self, channel: int, method: Method) -> LocalProtocolError:
-        state = self.channel_state(channel)
-        return LocalProtocolError(
-            f"cannot send {method.NAME} on channel {channel} in state {state.name}",
-            spec.CHANNEL_ERROR,
-            method.CLASS_ID,
-            method.METHOD_ID,
-        )
 
     # -----------------------------------------------------------------------------------
     # Receiving
@@ -910,536 +652,6 @@ class Connection:
             ConnectionClosed(0, f"connection lost in state {state.name}", unconfirmed=unconfirmed)
         ]
 
-    def _all_unconfirmed(self) -> dict[int, tuple[int, ...]]:
-        return {
-            number: tuple(sorted(ch.unconfirmed))
-            for number, ch in sorted(self._channels.items())
-            if ch.unconfirmed
-        }
-
-    def _receive_header(self, data: Buffer, events: list[AnyEvent]) -> Buffer:
-        """Server role: the client's 8-byte protocol header [PDF §4.2.2]."""
-        header = self._header
-        need = 8 - len(header)
-        header += data[:need]
-        rest = data[need:]
-        if header[:4] != _HEADER_BYTES[: min(4, len(header))]:
-            return self._refuse_header(bytes(header), events)
-        if len(header) < 8:
-            return b""
-        protocol_id, major, minor, revision = header[4:8]
-        events.append(ProtocolHeaderReceived(major, minor, revision, protocol_id))
-        if bytes(header) not in _ACCEPTED_HEADERS:
-            return self._refuse_header(bytes(header), events)
-        self._state = CONNECTION_TRANSITIONS[self._state][(Role.CLIENT, ProtocolHeader)]
-        self._send_auto(0, None, self._start)
-        return rest
-
-    def _refuse_header(self, header: bytes, events: list[AnyEvent]) -> bytes:
-        # The server answers a header it does not take with its own, then closes.
-        self._queue(_HEADER_BYTES)
-        self._state = CS.CLOSED
-        text = f"the client sent the protocol header {header!r}, which is not AMQP 0-9-1"
-        self._ended(text)
-        events.append(ConnectionClosed(0, text))
-        return b""
-
-    def _receive_protocol_header(self, frame: ProtocolHeader, events: list[AnyEvent]) -> None:
-        if self._state is not CS.AWAIT_START:
-            raise RemoteProtocolError("a protocol header in the middle of the stream", 501)
-        # The server did not take our version and answered with the one it offers.
-        events.append(
-            ProtocolHeaderReceived(frame.major, frame.minor, frame.revision, frame.protocol_id)
-        )
-        self._state = CONNECTION_TRANSITIONS[self._state][(Role.SERVER, ProtocolHeader)]
-        version = f"{frame.major}-{frame.minor}-{frame.revision}"
-        if frame.protocol_id:  # AMQP 1-1-0-9: the 0-9 header's class and instance
-            version = f"{frame.protocol_id}-{version}"
-        text = f"the server refused our protocol header and offers AMQP {version} instead"
-        self._ended(text)
-        events.append(ConnectionClosed(0, text))
-
-    def _receive_connection_method(self, method: Method, events: list[AnyEvent]) -> None:
-        mcls = type(method)
-        state = self._state
-        next_state = CONNECTION_TRANSITIONS[state].get((self._peer, mcls))
-        if next_state is None:
-            if state in DISCARDING and self._peer in DISCARDING[state]:
-                return  # [XML connection.close rule "stability"]
-            if state is CS.CLOSED:
-                return
-            raise self._connection_violation(method)
-        _CONNECTION_HANDLERS[mcls](self, method, next_state, events)
-
-    def _connection_violation(self, method: Method) -> RemoteProtocolError:
-        if method.CLASS_ID != C.CLASS_ID:
-            # RabbitMQ: channel_error "unexpected method in connection state"
-            message = f"{method.NAME} on channel 0"
-            code = spec.CHANNEL_ERROR
-        elif self._role.value not in method.CHASSIS:
-            message = f"a {self._role.value} does not receive {method.NAME}"
-            code = spec.COMMAND_INVALID
-        else:
-            message = f"unexpected {method.NAME} in connection state {self._state.name}"
-            code = spec.CHANNEL_ERROR
-        return RemoteProtocolError(message, code, method.CLASS_ID, method.METHOD_ID)
-
-    def _receive_channel_method(self, frame: MethodFrame, events: list[AnyEvent]) -> None:
-        method = frame.method
-        ch = self._channels.get(frame.channel)
-        # The common case (ack, reject...): checks done, no bookkeeping. (Content methods
-        # took the same shortcut in _receive_frames.)
-        if (
-            method.__class__ in self._plain_in
-            and ch is not None
-            and ch.state is H.OPEN
-            and self._state is CS.OPEN
-            and not self._assembler.in_progress(frame.channel)
-        ):
-            events.append(MethodReceived(frame.channel, method))
-            return
-        state = self._state
-        if state is not CS.OPEN:
-            if state in CONNECTION_CLOSING or state is CS.CLOSED:
-                return  # after Connection.Close only channel 0 matters [rule "stability"]
-            raise RemoteProtocolError(
-                f"{method.NAME} on channel {frame.channel} before the connection is open",
-                spec.UNEXPECTED_FRAME,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        channel = frame.channel
-        mcls = type(method)
-        if method.CLASS_ID == C.CLASS_ID:  # [PDF §4.2.3] connection methods use channel 0
-            raise RemoteProtocolError(
-                f"{method.NAME} on channel {channel}",
-                spec.COMMAND_INVALID,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        if self._assembler.in_progress(channel):  # [PDF §4.2.6] no method inside a content
-            raise RemoteProtocolError(
-                f"{method.NAME} on channel {channel} in the middle of a content",
-                spec.UNEXPECTED_FRAME,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        ch = self._channels.get(channel)
-        ch_state = H.CLOSED if ch is None else ch.state
-        next_state = CHANNEL_TRANSITIONS[ch_state].get((self._peer, mcls))
-        if next_state is None:
-            if ch_state in DISCARDING and self._peer in DISCARDING[ch_state]:
-                return  # [XML channel.close rule "stability"]
-            raise self._channel_violation(channel, ch_state, method)
-        handler = _CHANNEL_HANDLERS.get(mcls)
-        if handler is not None:
-            handler(self, channel, ch, method, next_state, events)
-            return
-        assert ch is not None  # only channel.open is valid on a channel not in use
-        request = None
-        if mcls in _RESPONSE_TYPES:
-            request = self._match_reply(channel, ch, method)
-        elif _expects_reply(method):
-            ch.peer_requests.append(method)
-        if method.CONTENT:
-            ch.content_request = request  # for the MessageReceived of a get-ok
-            self._assembler.feed(frame)  # header and body frames follow
-        else:
-            events.append(MethodReceived(channel, method, request))
-
-    def _match_reply(self, channel: int, ch: _Channel, method: Method) -> Method:
-        """The request ``method`` answers: the oldest one waiting [XML "synchronous"]."""
-        requests = ch.requests
-        if not requests:
-            raise RemoteProtocolError(
-                f"{method.NAME} on channel {channel} answers no request",
-                spec.COMMAND_INVALID,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        request = requests[0]
-        if type(method) not in request.RESPONSES:
-            raise RemoteProtocolError(
-                f"{method.NAME} on channel {channel} does not answer {request.NAME}",
-                spec.UNEXPECTED_FRAME,
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
-        return requests.popleft()
-
-    def _channel_violation(
-        self, channel: int, state: ChannelState, method: Method
-    ) -> RemoteProtocolError:
-        if self._role.value not in method.CHASSIS:
-            message = f"a {self._role.value} does not receive {method.NAME}"
-            code = spec.COMMAND_INVALID
-        elif state is H.CLOSED:  # [XML 504 channel-error] "not correctly opened"
-            message = f"{method.NAME} on channel {channel}, which is not open"
-            code = spec.CHANNEL_ERROR
-        elif type(method) is Ch.Open:  # [XML channel.open rule "state"]
-            message = f"channel.open on channel {channel}, which is already {state.name}"
-            code = spec.CHANNEL_ERROR
-        elif state is H.OPENING:
-            message = f"{method.NAME} on channel {channel} before channel.open-ok"
-            code = spec.CHANNEL_ERROR
-        else:
-            message = f"unexpected {method.NAME} on channel {channel} in state {state.name}"
-            code = spec.COMMAND_INVALID
-        return RemoteProtocolError(message, code, method.CLASS_ID, method.METHOD_ID)
-
-    def _discard_content(self, channel: int) -> None:
-        """Drop the message being assembled on ``channel`` and give back its budget."""
-        partial = self._assembler._partial.pop(channel, None)
-        if partial is not None and partial.header is not None:
-            self._held -= partial.header.body_size
-
-    def _refuse_content(self, channel: int, body_size: int) -> None:
-        """The messages being assembled would hold more than ``max_total_body_size``:
-        close the channel with 406, as RabbitMQ does for a message it will not hold
-        (``max_message_size`` [rchannel check_msg_size]); the rest of it is discarded."""
-        method = self._assembler._partial.pop(channel).method  # its size was not counted
-        text = _reply_text(
-            spec.PRECONDITION_FAILED,
-            f"message body of {body_size} bytes on channel {channel} would take the bodies"
-            f" held across channels over max_total_body_size {self._max_held}",
-        )
-        close = Ch.Close(spec.PRECONDITION_FAILED, text, method.CLASS_ID, method.METHOD_ID)
-        self._send_channel_method(channel, close)
-
-    def _receive_content(self, frame: HeaderFrame | BodyFrame, events: list[AnyEvent]) -> None:
-        """A content frame that receive_data's fast path did not take: errors, discards."""
-        state = self._state
-        channel = frame.channel
-        if state is not CS.OPEN:
-            if state in CONNECTION_CLOSING or state is CS.CLOSED:
-                return
-            raise RemoteProtocolError(
-                "content frame before the connection is open", spec.UNEXPECTED_FRAME
-            )
-        ch = self._channels.get(channel)
-        if ch is not None and ch.state in DISCARDING and self._peer in DISCARDING[ch.state]:
-            return
-        if channel == 0:  # [PDF §4.2.6.1] content is never on channel 0
-            raise RemoteProtocolError("content frame on channel 0", spec.CHANNEL_ERROR)
-        raise RemoteProtocolError(
-            f"content frame on channel {channel}, which is not open", spec.CHANNEL_ERROR
-        )
-
-    # -- connection-method handlers: (self, method, next_state, events) ----------------
-
-    def _on_start(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
-        if (method.version_major, method.version_minor) != (0, 9):
-            raise RemoteProtocolError(
-                f"the server speaks AMQP {method.version_major}-{method.version_minor}",
-                spec.NOT_IMPLEMENTED,
-                10,
-                10,
-            )
-        s = self._settings
-        mechanisms = _words(method.mechanisms)
-        if s.mechanism not in mechanisms:
-            raise RemoteProtocolError(
-                f"the server offers {' '.join(mechanisms) or 'no mechanisms'}, not {s.mechanism}",
-                spec.ACCESS_REFUSED,
-                10,
-                10,
-            )
-        locales = _words(method.locales)
-        self._peer_properties = method.server_properties
-        self._state = next_state
-        start_ok = self._start_ok
-        if locales and start_ok.locale not in locales:
-            # connection.start-ok locale: "must be one of the locales the server offered"
-            start_ok.locale = locales[0]
-        self._send_auto(0, None, start_ok)
-
-    def _on_secure(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
-        self._state = next_state
-        answer = self._settings.secure_response
-        if answer is None:
-            events.append(MethodReceived(0, method))  # answer with send_method(0, SecureOk)
-        else:
-            self._send_auto(0, None, C.SecureOk(answer(method.challenge)))
-
-    def _on_tune(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
-        s = self._settings
-        if 0 < method.frame_max < s.min_frame_size:  # connection.tune frame-max: minimum
-            raise RemoteProtocolError(
-                f"the server proposes frame_max {method.frame_max}, below the minimum"
-                f" {s.min_frame_size}",
-                spec.NOT_ALLOWED,
-                10,
-                30,
-            )
-        channel_max = _pick(s.channel_max, method.channel_max)
-        frame_max = _pick(s.frame_max, method.frame_max)
-        heartbeat = _pick(s.heartbeat, method.heartbeat)
-        self._state = next_state
-        self._send_auto(0, None, C.TuneOk(channel_max, frame_max, heartbeat))
-        self._tuned(channel_max, frame_max, heartbeat)
-        self._send_auto(0, None, C.Open(s.virtual_host))
-
-    def _tuned(self, channel_max: int, frame_max: int, heartbeat: int) -> None:
-        self._channel_max = channel_max
-        self._frame_max = frame_max
-        self._decoder.max_frame_size = frame_max + self._tolerance if frame_max else 0
-        self._untuned = False
-        # The client starts heartbeating once tuned, the server once Tune-Ok arrives
-        # [PDF §4.2.7; Errata #13].
-        self._heartbeat = heartbeat
-        self._last_sent = self._last_received = None
-
-    def _on_open_ok(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
-        self._state = next_state
-        events.append(self._opened())
-
-    def _opened(self) -> ConnectionOpened:
-        return ConnectionOpened(
-            self._frame_max, self._channel_max, self._heartbeat, self._virtual_host
-        )
-
-    def _on_start_ok(
-        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
-    ) -> None:
-        mechanism = method.mechanism
-        if mechanism not in self._settings.mechanisms:
-            # RabbitMQ: command_invalid "unknown authentication mechanism"
-            raise RemoteProtocolError(
-                f"unknown authentication mechanism {mechanism!r}", spec.COMMAND_INVALID, 10, 11
-            )
-        self._peer_properties = method.client_properties
-        self._credentials = _parse_credentials(mechanism, method.response, method.client_properties)
-        self._state = next_state
-        self._authenticate()
-
-    def _on_secure_ok(
-        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
-    ) -> None:
-        credentials = self._credentials
-        assert credentials is not None
-        credentials.response = method.response
-        credentials.rounds += 1
-        self._state = next_state
-        self._authenticate()
-
-    def _authenticate(self) -> None:
-        credentials = self._credentials
-        assert credentials is not None
-        authenticate = self._settings.authenticate
-        verdict = True if authenticate is None else authenticate(credentials)
-        if isinstance(verdict, (bytes, bytearray)):
-            self._send_auto(0, None, C.Secure(bytes(verdict)))
-            return
-        if verdict:
-            s = self._settings
-            self._send_auto(0, None, C.Tune(s.channel_max, s.frame_max, s.heartbeat))
-            return
-        text = (
-            f"ACCESS_REFUSED - Login was refused using authentication mechanism"
-            f" {credentials.mechanism}"
-        )
-        capabilities = self._peer_properties.get("capabilities")
-        if isinstance(capabilities, Mapping) and capabilities.get("authentication_failure_close"):
-            # Not the spec's way before Open [PDF §2.2.4], but what RabbitMQ does for
-            # clients that ask for it, so that they can tell a login failure from a crash.
-            self._send_auto(0, None, C.Close(spec.ACCESS_REFUSED, text, 0, 0))
-        raise RemoteProtocolError(text, spec.ACCESS_REFUSED, 10, 11)
-
-    def _on_tune_ok(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
-        s = self._settings
-        # connection.tune-ok channel-max / frame-max rule "upper-limit", checked the way
-        # RabbitMQ does it: 0 is "no limit", which is above any limit we proposed.
-        for name, proposed, minimum in (
-            ("channel_max", s.channel_max, 1),
-            ("frame_max", s.frame_max, s.min_frame_size),
-        ):
-            value = getattr(method, name)
-            if proposed and (value == 0 or value > proposed):
-                raise RemoteProtocolError(
-                    f"negotiated {name} = {value} is higher than the proposed {proposed}",
-                    spec.NOT_ALLOWED,
-                    10,
-                    31,
-                )
-            if 0 < value < minimum:
-                raise RemoteProtocolError(
-                    f"negotiated {name} = {value} is lower than the minimum {minimum}",
-                    spec.NOT_ALLOWED,
-                    10,
-                    31,
-                )
-        self._state = next_state
-        self._tuned(method.channel_max, method.frame_max, method.heartbeat)
-
-    def _on_open(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
-        # The client counts the connection as open from here, so a refusal is a Close.
-        self._state = next_state
-        virtual_host = method.virtual_host
-        check = self._settings.check_virtual_host
-        credentials = self._credentials or Credentials("", b"")
-        if check is not None and not check(virtual_host, credentials):
-            raise RemoteProtocolError(
-                f"access to vhost '{virtual_host}' refused for user '{credentials.username}'",
-                spec.NOT_ALLOWED,
-                10,
-                40,
-            )
-        self._virtual_host = virtual_host
-        self._send_auto(0, None, C.OpenOk())
-        events.append(self._opened())
-
-    def _on_close(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
-        self._state = next_state
-        self._close_received = method
-        self._send_auto(0, None, C.CloseOk())
-        if self._state is CS.CLOSED:
-            self._closed(method, self._peer, events)
-
-    def _on_close_ok(
-        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
-    ) -> None:
-        self._state = next_state
-        if self._close_received is not None:  # both sent Close: report the peer's reason
-            self._closed(self._close_received, self._peer, events)
-        else:
-            assert self._close_sent is not None
-            self._closed(self._close_sent, self._role, events)
-
-    def _closed(self, close: Any, by: Role, events: list[AnyEvent]) -> None:
-        unconfirmed = self._all_unconfirmed()
-        self._channels.clear()
-        code, text = close.reply_code, close.reply_text
-        self._ended(f"the {by.value} closed it with {code} ({text})")
-        events.append(
-            ConnectionClosed(code, text, close.class_id, close.method_id, by, unconfirmed)
-        )
-
-    def _on_blocked(self, method: Any, next_state: ConnectionState, events: list[AnyEvent]) -> None:
-        self._blocked = True
-        self._blocked_reason = method.reason
-        events.append(ConnectionBlocked(method.reason))
-
-    def _on_unblocked(
-        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
-    ) -> None:
-        self._blocked = False
-        events.append(ConnectionUnblocked())
-
-    def _on_update_secret(
-        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
-    ) -> None:
-        self._ch0.peer_requests.append(method)
-        events.append(MethodReceived(0, method))
-
-    def _on_update_secret_ok(
-        self, method: Any, next_state: ConnectionState, events: list[AnyEvent]
-    ) -> None:
-        request = self._match_reply(0, self._ch0, method)
-        events.append(MethodReceived(0, method, request))
-
-    # -- channel-method handlers: (self, channel, ch, method, next_state, events) ------
-
-    def _on_channel_open(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
-    ) -> None:
-        limit = self._channel_max or _MAX_CHANNEL
-        if channel > limit:
-            # RabbitMQ: not_allowed "number of channels opened has reached the negotiated
-            # channel_max"; the spec numbers channels 1..channel-max [XML connection.tune].
-            raise RemoteProtocolError(
-                f"channel {channel} is above channel_max {limit}", spec.NOT_ALLOWED, 20, 10
-            )
-        ch = self._channels[channel] = _Channel(next_state)
-        self._send_auto(channel, ch, Ch.OpenOk())
-        events.append(ChannelOpened(channel))
-
-    def _on_channel_open_ok(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
-    ) -> None:
-        ch.state = next_state
-        events.append(ChannelOpened(channel))
-
-    def _on_channel_close(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
-    ) -> None:
-        ch.state = next_state
-        ch.close_received = method
-        self._send_auto(channel, ch, Ch.CloseOk())
-        if ch.state is H.CLOSED:
-            self._channel_closed(channel, method, self._peer, events)
-
-    def _on_channel_close_ok(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
-    ) -> None:
-        ch.state = next_state
-        if ch.close_received is not None:  # both sent Close: report the peer's reason
-            self._channel_closed(channel, ch.close_received, self._peer, events)
-        else:
-            self._channel_closed(channel, ch.close_sent, self._role, events)
-
-    def _channel_closed(self, channel: int, close: Any, by: Role, events: list[AnyEvent]) -> None:
-        ch = self._channels.pop(channel)
-        self._discard_content(channel)
-        events.append(
-            ChannelClosed(
-                channel,
-                close.reply_code,
-                close.reply_text,
-                close.class_id,
-                close.method_id,
-                by,
-                tuple(sorted(ch.unconfirmed)),
-                tuple(ch.requests),
-            )
-        )
-
-    def _on_flow(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
-    ) -> None:
-        # The peer asks us to pause or resume sending content; the reply is ours to make.
-        ch.paused = not method.active
-        self._send_auto(channel, ch, Ch.FlowOk(method.active))
-        events.append(FlowChanged(channel, method.active))
-
-    def _on_flow_ok(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
-    ) -> None:
-        self._match_reply(channel, ch, method)
-        events.append(FlowChanged(channel, method.active))
-
-    def _on_ack_or_nack(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
-    ) -> None:
-        if not ch.confirming or self._role is Role.SERVER:
-            events.append(MethodReceived(channel, method))  # a consumer's acknowledgement
-            return
-        tag = method.delivery_tag
-        pending: set[int] = ch.unconfirmed
-        order: deque[int] = ch.unconfirmed_order
-        tags: list[int] = []
-        if method.multiple:
-            # basic.ack multiple: every tag up to and including this one; tag 0 is all.
-            while order and (tag == 0 or order[0] <= tag):
-                t = order.popleft()
-                if t in pending:
-                    pending.remove(t)
-                    tags.append(t)
-        elif tag in pending:
-            pending.remove(tag)
-            tags.append(tag)
-            while order and order[0] not in pending:
-                order.popleft()
-        if tags:  # an ack for a tag already confirmed (or never sent) confirms nothing
-            events.append(Confirmed(channel, tuple(tags), type(method) is spec.Basic.Ack))
-
-    def _on_confirm_select(
-        self, channel: int, ch: Any, method: Any, next_state: ChannelState, events: list[AnyEvent]
-    ) -> None:
-        ch.confirming = True
-        if _expects_reply(method):
-            ch.peer_requests.append(method)
-        events.append(MethodReceived(channel, method))
-
     # -----------------------------------------------------------------------------------
     # Heartbeats
 
@@ -1456,39 +668,7 @@ class Connection:
         (the loop was busy, and the peer's bytes may sit unread) the peer gets another
         half interval before a timeout. Does nothing when the negotiated heartbeat is 0.
         """
-        interval = self._heartbeat
-        if not interval or self._state is CS.CLOSED or self._state is CS.ERROR:
-            return []
-        previous = self._last_tick
-        self._last_tick = now
-        if self._received_since_tick or self._last_received is None:
-            self._last_received = now
-            self._received_since_tick = False
-        elif previous is not None and now - previous > interval:
-            # We were not watching: what the peer sent may not have been read yet.
-            self._last_received = max(self._last_received, now - 1.5 * interval)
-        if self._last_sent is None:
-            self._last_sent = now
-        elif self._sent_since_tick:
-            # Handed out at some point since the previous tick: assume the earliest.
-            self._last_sent = previous if previous is not None else now
-        self._sent_since_tick = False
-        silent_for = now - self._last_received
-        if silent_for >= 2 * interval:
-            self._state = CS.CLOSED
-            unconfirmed = self._all_unconfirmed()
-            self._channels.clear()
-            text = f"no heartbeat or data from the peer for {silent_for:g}s"
-            self._ended(text)
-            return [
-                HeartbeatTimeout(silent_for),
-                ConnectionClosed(0, text, unconfirmed=unconfirmed),
-            ]
-        if now - self._last_sent >= interval / 2:
-            self._queue(_HEARTBEAT_BYTES)
-            # Counted as sent now: the caller writes right after the tick.
-            self._last_sent = now
-        return []
+        return self._tick(now)
 
     @property
     def next_tick_at(self) -> float | None:
@@ -1496,90 +676,9 @@ class Connection:
         heartbeat, or declare the peer gone), or None when heartbeats are off or the
         connection is over. Before the first tick it is 0.0: tick now to start the
         clock. Sleep until then instead of polling."""
-        interval = self._heartbeat
-        if not interval or self._state is CS.CLOSED or self._state is CS.ERROR:
-            return None
-        if self._last_sent is None or self._last_received is None:
-            return 0.0
-        return min(self._last_sent + interval / 2, self._last_received + 2 * interval)
-
-    # -----------------------------------------------------------------------------------
-
-    def _sasl_response(self) -> bytes:
-        s = self._settings
-        if s.mechanism == "PLAIN":
-            return b"\0" + s.username.encode() + b"\0" + s.password.encode()
-        if s.mechanism == "AMQPLAIN":
-            # A field table without its length prefix [rabbit_auth_mechanism_amqplain].
-            return encode_table({"LOGIN": s.username, "PASSWORD": s.password})[4:]
-        return b""  # EXTERNAL: the identity comes from the TLS certificate
+        return self._next_tick_at()
 
 
-def _parse_credentials(
-    mechanism: str, response: bytes, client_properties: Mapping[str, Any]
-) -> Credentials:
-    credentials = Credentials(mechanism, response, client_properties=client_properties)
-    if mechanism == "PLAIN":
-        parts = response.split(b"\0")
-        if len(parts) != 3:
-            raise RemoteProtocolError(
-                "PLAIN response is not authzid NUL username NUL password",
-                spec.ACCESS_REFUSED,
-                10,
-                11,
-            )
-        credentials.username = parts[1].decode("utf-8", "replace")
-        credentials.password = parts[2].decode("utf-8", "replace")
-    elif mechanism == "AMQPLAIN":
-        from ._wire import decode_table
-
-        raw = len(response).to_bytes(4, "big") + response
-        try:
-            table, _ = decode_table(raw, 0, len(raw))
-        except DecodeError:
-            raise RemoteProtocolError(
-                "AMQPLAIN response is not a field table", spec.ACCESS_REFUSED, 10, 11
-            ) from None
-        login, password = table.get("LOGIN"), table.get("PASSWORD")
-        credentials.username = login if isinstance(login, str) else None
-        credentials.password = password if isinstance(password, str) else None
-    elif mechanism == "EXTERNAL":
-        credentials.username = response.decode("utf-8", "replace")
-    return credentials
-
-
-_CONNECTION_HANDLERS: Final[dict[type[Method], Callable[..., None]]] = {
-    C.Start: Connection._on_start,
-    C.StartOk: Connection._on_start_ok,
-    C.Secure: Connection._on_secure,
-    C.SecureOk: Connection._on_secure_ok,
-    C.Tune: Connection._on_tune,
-    C.TuneOk: Connection._on_tune_ok,
-    C.Open: Connection._on_open,
-    C.OpenOk: Connection._on_open_ok,
-    C.Close: Connection._on_close,
-    C.CloseOk: Connection._on_close_ok,
-    C.Blocked: Connection._on_blocked,
-    C.Unblocked: Connection._on_unblocked,
-    C.UpdateSecret: Connection._on_update_secret,
-    C.UpdateSecretOk: Connection._on_update_secret_ok,
-}
-
-_CHANNEL_HANDLERS: Final[dict[type[Method], Callable[..., None]]] = {
-    Ch.Open: Connection._on_channel_open,
-    Ch.OpenOk: Connection._on_channel_open_ok,
-    Ch.Close: Connection._on_channel_close,
-    Ch.CloseOk: Connection._on_channel_close_ok,
-    Ch.Flow: Connection._on_flow,
-    Ch.FlowOk: Connection._on_flow_ok,
-    spec.Basic.Ack: Connection._on_ack_or_nack,
-    spec.Basic.Nack: Connection._on_ack_or_nack,
-    spec.Confirm.Select: Connection._on_confirm_select,
-}
-
-
-_OPEN_ROW: Final = CHANNEL_TRANSITIONS[H.OPEN]
-_GET_OK: Final = spec.Basic.GetOk
 # The slots of MessageReceived, set directly on the hot path (see _receive_frames).
 _slots: Final[Mapping[str, Any]] = MessageReceived.__dict__
 _set_channel: Final = _slots["channel"].__set__
@@ -1588,22 +687,3 @@ _set_properties: Final = _slots["properties"].__set__
 _set_body: Final = _slots["body"].__set__
 _set_confirm_tag: Final = _slots["confirm_tag"].__set__
 _set_request: Final = _slots["request"].__set__
-_PUBLISH: Final = spec.Basic.Publish
-# The content methods each role sends; and the methods each role sends on an open channel
-# that need nothing but the state checks (no handler, no request or reply to match).
-_CONTENT_BY: Final = {
-    role: frozenset(m for (r, m) in _OPEN_ROW if r is role and issubclass(m, Method) and m.CONTENT)
-    for role in Role
-}
-_PLAIN_BY: Final = {
-    role: frozenset(
-        m
-        for (r, m) in _OPEN_ROW
-        if r is role
-        and issubclass(m, Method)
-        and not m.RESPONSES
-        and m not in _CHANNEL_HANDLERS
-        and m not in _RESPONSE_TYPES
-    )
-    for role in Role
-}

@@ -41,7 +41,7 @@ from amqpcodec import (
     Role,
     spec,
 )
-from amqpcodec._connection import _RESPONSE_TYPES
+from amqpcodec._core import _RESPONSE_TYPES
 from amqpcodec._state import (
     CHANNEL_TRANSITIONS,
     CONNECTION_IS_OPEN,
