@@ -406,7 +406,9 @@ message:  properties, body_size (bytes present), body_base64, method_time and
           partial (bytes of it are missing from the capture), missing (how many;
           null when even its content header was lost and properties are unknown)
 protocol-header: protocol_id, major, minor, revision
-notice:   kind ("gap", "skipped", "truncated", "error"), message (the explanation)
+notice:   kind ("gap", "skipped", "truncated", "error"; "tcp" for SYN/FIN/RST with
+          --tcp; "evicted" when a connection's state went over the memory budget),
+          message (the explanation)
 Credentials (connection.start-ok response, connection.update-secret new_secret)
 are {"redacted": SIZE} unless --show-credentials; --body none leaves out
 payload_base64 and body_base64.
