@@ -547,21 +547,16 @@ def _read_table(
         if default is None:  # a nested table or array: its changes are this table's
             if cell is None:
                 cell = [dialect, None]
-            _link(value, cell)
+            own = value._cell  # becomes [its state, this cell]: see _changed
+            if own.__class__ is list:
+                own[1] = cell
+            else:
+                value._cell = [own, cell]
         if types and key in types:  # a repeated key: the last one wins, letter too
             del types[key]
     table._cell = dialect if cell is None else cell
     table.__class__ = FieldTable
     return table, off  # type: ignore[return-value]
-
-
-def _link(child: Any, cell: list[Any]) -> None:
-    """Make a nested container's changes reach the container around it (``cell``)."""
-    own = child._cell
-    if own.__class__ is list:
-        own[1] = cell
-    else:
-        child._cell = [own, cell]
 
 
 # decode_table for a caller that keeps the bytes around the table itself (a content
@@ -604,7 +599,11 @@ def _read_array(
         elif default is None:
             if cell is None:
                 cell = [dialect, None]
-            _link(value, cell)
+            own = value._cell  # becomes [its state, this cell]: see _changed
+            if own.__class__ is list:
+                own[1] = cell
+            else:
+                value._cell = [own, cell]
         array.append(value)
         off = next_off
     array._cell = dialect if cell is None else cell
