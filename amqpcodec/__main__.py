@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME:PASSWORD",
         help="a user who may log in (repeatable; default guest:guest)",
     )
+    serve.add_argument(
+        "--frame-max", type=int, default=131072, help="frame_max proposed in Tune (default 131072)"
+    )
+    serve.add_argument(
+        "--heartbeat", type=int, default=60, help="heartbeat proposed in Tune, s (default 60)"
+    )
 
     proxy = commands.add_parser(
         "proxy",

@@ -397,11 +397,11 @@ def test_serve_command_here(
 
     def work(port: int) -> None:
         with Client(port, username="u", password="p") as client:
+            assert (client.opened.frame_max, client.opened.heartbeat) == (4096, 5)
             client.declare(client.channel(), "here")
 
-    status = _in_process(
-        monkeypatch, _command, "Broker", ["serve", "--port", "0", "--user", "u:p"], work
-    )
+    argv = ["serve", "--port", "0", "--user", "u:p", "--frame-max", "4096", "--heartbeat", "5"]
+    status = _in_process(monkeypatch, _command, "Broker", argv, work)
     assert status == 0
     assert "amqpcodec serve: listening on 127.0.0.1:" in capsys.readouterr().err
 
@@ -573,3 +573,10 @@ def test_first_difference() -> None:
 
     assert Mismatch(0, Direction.CLIENT_TO_SERVER, 0, b"abc", b"abd").first_difference == 2
     assert Mismatch(0, Direction.CLIENT_TO_SERVER, 0, b"abc", b"abcd").first_difference == 3
+
+
+def test_serve_refuses_settings_the_connection_refuses(capsys: pytest.CaptureFixture[str]) -> None:
+    from amqpcodec.__main__ import main
+
+    assert main(["serve", "--port", "0", "--frame-max", "100"]) == 2
+    assert "frame_max 100 is below" in capsys.readouterr().err

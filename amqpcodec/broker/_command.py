@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import Final
 
+from .._errors import AMQPError
 from ._server import Broker
 
 __all__ = ["run"]
@@ -17,11 +18,18 @@ EXIT_UNUSABLE: Final = 2
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve on ``args.host``:``args.port`` with ``args.user`` (default guest:guest).
+    """Serve on ``args.host``:``args.port`` with ``args.user`` (default guest:guest),
+    proposing ``args.frame_max`` and ``args.heartbeat``.
     Prints the address it listens on (on standard error, then flushed); SIGINT or
     SIGTERM closes every connection with 320 and exits 0. Exit 2 if it cannot listen."""
     users = dict(args.user) if args.user else None
-    broker = Broker(args.host, args.port, users=users)
+    try:
+        broker = Broker(
+            args.host, args.port, users=users, frame_max=args.frame_max, heartbeat=args.heartbeat
+        )
+    except (TypeError, ValueError, AMQPError) as exc:  # settings the Connection refuses
+        print(f"amqpcodec: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
     try:
         asyncio.run(_serve(broker))
     except OSError as exc:
