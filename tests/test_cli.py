@@ -670,3 +670,23 @@ def test_the_head_of_a_pipe_is_what_it_has() -> None:
         assert read_head(reader, 4096, lambda head: len(head) >= 4) == header
     with open(CAPTURES / "pika_large_body.pcap", "rb") as regular:
         assert len(read_head(regular, 4096, lambda head: True)) == 4096  # a file: all of it
+
+
+def test_a_recorded_routing_key_that_is_not_utf8(capsys: pytest.CaptureFixture[str]) -> None:
+    """py-amqp published with a binary routing key; RabbitMQ returned it (312)."""
+    path = CAPTURES / "report" / "split_message.pcap"
+    key = bytes.fromhex(
+        json.loads(path.with_suffix(".facts.json").read_text())["binary_routing_key_hex"]
+    )
+    status, out, _ = run(capsys, "--method", "basic.publish", "--method", "basic.return", path)
+    assert status == 0
+    shown = [line for line in out.splitlines() if f"routing_key={key!r}" in line]
+    assert [("Basic.Publish" in s, "Basic.Return" in s) for s in shown] == [
+        (True, False),
+        (False, True),
+    ]
+    assert "\\udc" not in out
+    _, out, _ = run(capsys, "--json", "--method", "basic.return", path)
+    (returned,) = map(json.loads, out.splitlines())
+    assert returned["arguments"]["routing_key"] == {"base64": base64.b64encode(key).decode()}
+    assert returned["arguments"]["reply_code"] == 312
