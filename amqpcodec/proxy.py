@@ -34,8 +34,9 @@ from typing import Final
 from . import spec
 from ._content import ContentAssembler, Message
 from ._errors import AMQPError, RemoteProtocolError
+from ._filter import RecordFilter
 from ._frames import Frame, MethodFrame, decode_frame
-from ._output import JSONWriter, TextWriter
+from ._output import BODY_MODES, TIME_FORMATS, JSONWriter, TextWriter
 from .capture import (
     DEFAULT_MAX_FRAME_SIZE,
     ConnectionInfo,
@@ -481,7 +482,8 @@ def _cancel_all() -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``proxy`` beside ``--listen``/``--upstream``/``--check``."""
+    """The options of ``proxy`` beside ``--listen``/``--upstream``/``--check``: those of
+    ``amqpcodec decode`` that make sense for live traffic, with the same meaning."""
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON object per line")
     output.add_argument("--quiet", action="store_true", help="print nothing but findings")
@@ -490,10 +492,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="show assembled messages (method, properties, body) instead of their frames",
     )
-    parser.add_argument(
+    shown = parser.add_argument_group(
+        "what to show", "Filters as in 'amqpcodec decode': they combine with 'and'."
+    )
+    shown.add_argument(
+        "--connection",
+        action="append",
+        type=_natural,
+        metavar="N",
+        help="only connection N (the #N of the output, counted from 0; repeatable)",
+    )
+    shown.add_argument(
+        "--channel",
+        action="append",
+        type=_natural,
+        metavar="N",
+        help="only frames on channel N (repeatable); notices stay",
+    )
+    shown.add_argument(
+        "--method",
+        action="append",
+        metavar="PATTERN",
+        help="only methods whose name matches the glob PATTERN (basic.*, Basic.Publish;"
+        " repeatable)",
+    )
+    shown.add_argument("--direction", choices=("c2s", "s2c"), help="only frames sent that way")
+    shown.add_argument(
+        "--time",
+        choices=TIME_FORMATS,
+        default="relative",
+        help="relative: seconds since the first record (default); absolute: UTC date and"
+        " time; local: in the local zone; delta: seconds since the previous record shown",
+    )
+    shown.add_argument(
         "--absolute-time",
+        action="store_const",
+        const="absolute",
+        dest="time",
+        help="the same as --time absolute",
+    )
+    shown.add_argument(
+        "--body",
+        choices=BODY_MODES,
+        default="auto",
+        help="how bodies are shown: auto (default), text, hex, none",
+    )
+    shown.add_argument(
+        "--show-credentials",
         action="store_true",
-        help="show UTC date and time instead of seconds since the first frame",
+        help="show connection.start-ok's response (the password with PLAIN) and"
+        " connection.update-secret's secret instead of redacting them",
     )
     parser.add_argument(
         "--preview",
@@ -504,6 +552,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _natural(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number 0 or more: {text!r}")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     """``amqpcodec proxy``: relay and print until interrupted. Exit status 0 when every
     frame decoded (and, with --check, re-encoded to the same bytes); 1 otherwise; 2 when
@@ -512,12 +566,27 @@ def run(args: argparse.Namespace) -> int:
     if hasattr(out, "reconfigure"):
         out.reconfigure(errors="backslashreplace")
     writer: JSONWriter | TextWriter | None = None
+    shown = RecordFilter(
+        connections=frozenset(args.connection or ()),
+        channels=frozenset(args.channel or ()),
+        methods=tuple(args.method or ()),
+        direction=Direction(args.direction) if args.direction else None,
+    )
     if args.json:
-        writer = JSONWriter(out, flush=True)
+        writer = JSONWriter(out, body=args.body, show_credentials=args.show_credentials, flush=True)
     elif not args.quiet:
-        writer = TextWriter(out, absolute=args.absolute_time, preview=args.preview, flush=True)
+        writer = TextWriter(
+            out,
+            time_format=args.time,
+            preview=args.preview,
+            body=args.body,
+            show_credentials=args.show_credentials,
+            flush=True,
+        )
 
     def on_record(record: Record) -> None:
+        if not shown.matches(record):
+            return
         if writer is not None:
             writer.write(record)
         elif isinstance(record, Notice):

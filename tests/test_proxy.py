@@ -406,7 +406,16 @@ def test_serve_command_here(
     assert "amqpcodec serve: listening on 127.0.0.1:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("output", [[], ["--json", "--messages"], ["--quiet"]])
+@pytest.mark.parametrize(
+    "output",
+    [
+        [],
+        ["--json", "--messages"],
+        ["--quiet"],
+        ["--method", "basic.get*", "--direction", "s2c", "--channel", "1", "--connection", "0"],
+        ["--json", "--show-credentials", "--method", "connection.start-ok"],
+    ],
+)
 def test_proxy_command_here(
     broker: Broker,
     monkeypatch: pytest.MonkeyPatch,
@@ -420,10 +429,16 @@ def test_proxy_command_here(
     assert "0 mismatches, 0 errors" in err
     if not output:
         assert "Basic.GetOk(delivery_tag=1" in out
-    elif output[0] == "--json":
+    elif output[:2] == ["--json", "--messages"]:
         assert sum(json.loads(line)["type"] == "message" for line in out.splitlines()) == 6
-    else:
+    elif output[0] == "--quiet":
         assert out == ""
+    elif output[0] == "--method":  # the filters of decode
+        lines = [line for line in out.splitlines() if not line.startswith("#")]
+        assert len(lines) == 3 and all("S→C ch1   Basic.GetOk(" in line for line in lines)
+    else:
+        (start_ok,) = [json.loads(line) for line in out.splitlines()]
+        assert "guest" in json.dumps(start_ok["arguments"]["response"])  # not redacted
 
 
 def test_proxy_command_reports_findings(
