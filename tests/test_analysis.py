@@ -18,6 +18,7 @@ from amqpcodec.capture import (
     ConnectionInfo,
     ConnectionReport,
     Direction,
+    Endpoint,
     FrameRecord,
     MessageRecord,
     Report,
@@ -248,7 +249,7 @@ def _handshake() -> list[tuple[Direction, object]]:
 
 
 def _records(frames: list[tuple[Direction, object]]) -> list[FrameRecord]:
-    info = ConnectionInfo(0)
+    info = ConnectionInfo(0, Endpoint("127.0.0.1", 40000), Endpoint("127.0.0.1", 5672))
     return [
         FrameRecord(float(n), info, direction, frame, 0, 8)  # type: ignore[arg-type]
         for n, (direction, frame) in enumerate(frames)
@@ -309,7 +310,13 @@ def _confirm_mode() -> list[tuple[Direction, object]]:
 
 def _publish(n: int) -> MessageRecord:
     message = Message(1, spec.Basic.Publish(routing_key="q"), spec.BasicProperties(), b"x")
-    return MessageRecord(1000.0 + n, ConnectionInfo(0), C2S, message, 0)
+    return MessageRecord(
+        1000.0 + n,
+        ConnectionInfo(0, Endpoint("127.0.0.1", 40000), Endpoint("127.0.0.1", 5672)),
+        C2S,
+        message,
+        0,
+    )
 
 
 def test_open_tables_are_bounded_and_say_so() -> None:
@@ -331,7 +338,7 @@ def test_memory_follows_open_state_not_the_input() -> None:
 
     def records(count: int) -> Any:
         yield from _records(_confirm_mode())
-        info = ConnectionInfo(0)
+        info = ConnectionInfo(0, Endpoint("127.0.0.1", 40000), Endpoint("127.0.0.1", 5672))
         for n in range(1, count + 1):
             yield _publish(n)
             ack = MethodFrame(1, spec.Basic.Ack(delivery_tag=n))
@@ -365,3 +372,51 @@ def test_channel_lives() -> None:
     assert (error_life.closed_by, error_life.reply_code) == ("server", 404)
     beats = only("heartbeat_stop")
     assert beats.channels == []
+
+
+def test_a_violation_in_a_recorded_capture_has_its_packet(tmp_path: Path) -> None:
+    """confirms_nacks.pcap with its first basic.publish moved to channel 3, which the
+    client never opened (its header and body too): the replay finds the 504 in the
+    publish's own packet."""
+    import dpkt
+
+    source = CAPTURES / "confirms_nacks.pcap"
+    target = tmp_path / "bad_channel.pcap"
+    patched = None
+    done = False
+    with open(source, "rb") as f, open(target, "wb") as out:
+        writer = dpkt.pcap.Writer(out)
+        for number, (ts, data) in enumerate(dpkt.pcap.Reader(f), start=1):
+            eth = dpkt.ethernet.Ethernet(data)
+            tcp = eth.data.data
+            payload = bytes(tcp.data)
+            # The first basic.publish (60/40) on channel 1, then its header and body.
+            publish = payload[:3] == b"\x01\x00\x01" and payload[7:11] == b"\x00\x3c\x00\x28"
+            if patched is None and publish:
+                patched = number
+            if patched is not None and not done and payload[1:3] == b"\x00\x01":
+                tcp.data = payload[:1] + b"\x00\x03" + payload[3:]
+                done = payload[0] == 3  # the body frame ends the message
+            writer.writepkt(bytes(eth), ts)
+    assert patched is not None
+    (rep,) = analyze(target).connections
+    (violation,) = rep.violations
+    assert violation.direction == "c2s" and violation.reply_code == 504
+    assert violation.packet == patched
+    assert (violation.class_id, violation.method_id) == (60, 40)
+    assert "channel 3" in violation.message
+
+
+def test_raw_streams_of_either_or_unknown_direction() -> None:
+    import io
+
+    from amqpcodec import BodyFrame
+
+    # One direction alone cannot be replayed (the other side's half is missing).
+    for name in ("pika_channel_error.c2s.bin", "pika_channel_error.s2c.bin"):
+        data = (CLASSIC / name).read_bytes()
+        (rep,) = analyze(io.BytesIO(data)).connections
+        assert rep.violations == [] and rep.violations_checked.startswith("not checked")
+        assert rep.errors or rep.channels_opened  # the rest of the analysis is there
+    (rep,) = analyze(io.BytesIO(BodyFrame(1, b"x").encode() * 3)).connections
+    assert rep.violations == [] and rep.violations_checked.startswith("not checked")

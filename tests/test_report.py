@@ -217,6 +217,7 @@ def test_render_text_of_a_busy_connection() -> None:
     from amqpcodec.capture import (
         ConnectionInfo,
         Direction,
+        Endpoint,
         FrameRecord,
         MessageRecord,
         Notice,
@@ -225,7 +226,7 @@ def test_render_text_of_a_busy_connection() -> None:
     from amqpcodec.capture._analysis import analyze_records
 
     c2s, s2c = Direction.CLIENT_TO_SERVER, Direction.SERVER_TO_CLIENT
-    info = ConnectionInfo(0)
+    info = ConnectionInfo(0, Endpoint("127.0.0.1", 40000), Endpoint("127.0.0.1", 5672))
     records: list[object] = []
 
     def add(direction: Direction, item: object) -> None:

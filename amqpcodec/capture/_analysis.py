@@ -483,9 +483,12 @@ class _Tracker:
         self.tuned_heartbeat: int | None = None
         self.frame_max = 131072
         self.gap_after: dict[Direction, int | None] = {}
-        self.replay = _Replay(self) if check else None
+        # Replay needs both directions in order, which only a packet capture gives.
+        self.replay = _Replay(self) if check and info.client is not None else None
         if not check:
             rep.violations_checked = "not checked"
+        elif self.replay is None:
+            rep.violations_checked = "not checked: a raw stream or hex dump has no packets"
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -1012,14 +1015,13 @@ class _Replay:
             else:
                 self.stopped = "not checked: the capture starts after the connection opened"
                 return
-        data = self._bytes(record)
-        if data is None:
-            return
-        receiver = self.receivers.get(direction)
-        sender = self.receivers.get(direction.reverse())
-        if receiver is None or sender is None:
-            return
-        if direction not in self.broken:
+        if direction not in self.receivers:
+            return  # a raw stream whose direction is unknown
+        receiver = self.receivers[direction]
+        sender = self.receivers[direction.reverse()]
+        for data, at in self._pieces(record, where):
+            if direction in self.broken:
+                break
             try:
                 receiver.receive_data(data)
             except RemoteProtocolError as exc:
@@ -1033,8 +1035,8 @@ class _Replay:
                         message=str(exc),
                         class_id=exc.class_id,
                         method_id=exc.method_id,
-                        time=where.time,
-                        packet=where.packet,
+                        time=at.time,
+                        packet=at.packet,
                     ),
                 )
             except AMQPError:
@@ -1043,15 +1045,21 @@ class _Replay:
         self._mirror(sender, record)
         sender.data_to_send()
 
-    def _bytes(self, record: Record) -> bytes | None:
+    def _pieces(self, record: Record, where: Where) -> list[tuple[bytes, Where]]:
+        """The bytes to replay, each with where it was captured: a message's method
+        frame at its own packet, then its header and body frames."""
         if isinstance(record, FrameRecord):
-            return record.frame.encode()
-        if isinstance(record, MessageRecord):
-            if getattr(record, "partial", False):
-                return None
+            return [(record.frame.encode(), where)]
+        if isinstance(record, MessageRecord) and not record.partial:
             m = record.message
-            return encode_message(m.channel, m.method, m.properties, m.body, self.tracker.frame_max)
-        return None
+            data = encode_message(m.channel, m.method, m.properties, m.body, self.tracker.frame_max)
+            size = len(MethodFrame(m.channel, m.method).encode())
+            at = Where(
+                where.time if record.method_time is None else record.method_time,
+                where.packet if record.method_packet is None else record.method_packet,
+            )
+            return [(data[:size], at), (data[size:], where)]
+        return []
 
     @staticmethod
     def _mirror(sender: Connection, record: Record) -> None:
