@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from amqp_client import Client
 
+import amqpcodec
 from amqpcodec import MethodFrame, spec
 from amqpcodec import proxy as proxy_module
 from amqpcodec.broker import Broker
@@ -24,6 +25,10 @@ from amqpcodec.capture import Direction, FrameRecord, MessageRecord, Notice, Not
 from amqpcodec.proxy import Proxy
 
 ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+# The commands run the amqpcodec these tests import (a checkout, or an installed wheel),
+# from a directory without an amqpcodec/ of its own.
+_ENV = {**os.environ, "PYTHONPATH": str(Path(amqpcodec.__file__).resolve().parent.parent)}
 RABBITMQ = ("127.0.0.1", 5672)
 
 
@@ -245,13 +250,14 @@ def test_in_front_of_rabbitmq(rabbitmq: tuple[str, int]) -> None:
 
 
 def _start(*argv: str) -> tuple[subprocess.Popen[str], int]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = _ENV
     process = subprocess.Popen(
         [sys.executable, "-m", "amqpcodec", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=HERE,
     )
     assert process.stderr is not None
     line = process.stderr.readline()
@@ -318,7 +324,7 @@ def test_proxy_command_json_and_messages(broker: Broker) -> None:
 
 
 def test_command_line_errors() -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = _ENV
     for argv in (
         ["proxy", "--listen", "nonsense", "--upstream", "127.0.0.1:1"],
         ["proxy", "--listen", "127.0.0.1:99999", "--upstream", "127.0.0.1:1"],
@@ -327,6 +333,7 @@ def test_command_line_errors() -> None:
         done = subprocess.run(
             [sys.executable, "-m", "amqpcodec", *argv],
             env=env,
+            cwd=HERE,
             capture_output=True,
             text=True,
             timeout=60,
@@ -341,6 +348,7 @@ def test_command_line_errors() -> None:
             done = subprocess.run(
                 [sys.executable, "-m", "amqpcodec", *argv],
                 env=env,
+                cwd=HERE,
                 capture_output=True,
                 text=True,
                 timeout=60,
