@@ -346,3 +346,66 @@ def test_frames_in_a_packet_cut_by_the_snapshot_length() -> None:
     assert isinstance(last, FrameRecord) and not last.truncated
     assert last.frame == decode_frame(OPEN)[0]  # type: ignore[index]
     assert not notices(records, NoticeKind.SKIPPED)  # no hunting
+
+
+@pytest.mark.parametrize(
+    ("frames_after", "error"),
+    [
+        ([HeaderFrame(0, 1, BasicProperties())], "content header on channel 0"),
+        ([BodyFrame(0, b"x")], "content body on channel 0"),
+        (
+            [HeaderFrame(1, 1, BasicProperties()), HeaderFrame(1, 1, BasicProperties())],
+            "unexpected content header on channel 1",
+        ),
+        ([HeaderFrame(1, 2**40, BasicProperties())], "is over the limit of"),
+        (
+            [HeaderFrame(1, 2, BasicProperties()), BodyFrame(1, b"xyz")],
+            "content body of 3 bytes is longer than the declared 2",
+        ),
+    ],
+)
+def test_content_errors_on_a_clean_stream(frames_after: list[Any], error: str) -> None:
+    start = MethodFrame(1, spec.Basic.Publish()).encode()
+    if isinstance(frames_after[0], (HeaderFrame, BodyFrame)) and frames_after[0].channel == 0:
+        start = b""
+    data = start + b"".join(f.encode() for f in frames_after)
+    (notice,) = notices(from_the_start(data), NoticeKind.ERROR)
+    assert error in notice.message
+    assert notice.error is not None
+
+
+def test_a_content_method_on_channel_0_is_an_error() -> None:
+    records = from_the_start(MethodFrame(0, spec.Basic.Publish()).encode())
+    (notice,) = notices(records, NoticeKind.ERROR)
+    assert "basic.publish on channel 0" in notice.message
+    assert frames(records)[-1].frame == MethodFrame(0, spec.Basic.Publish())
+
+
+def test_a_header_after_a_gap_that_follows_body_bytes_starts_a_new_message() -> None:
+    """Body bytes arrived after the gap while the header was still unknown; a content
+    header then belongs to a later message whose method was lost."""
+    body = b"q" * 100
+    stream = ProtocolHeader().encode() + publish(body)
+    header_at = stream.index(b"\x02\x00\x01")
+    body_at = stream.index(b"\x03\x00\x01")
+    header = HeaderFrame(1, 5, BasicProperties()).encode()
+    data = hex_dump(
+        [
+            (0, stream[:header_at]),
+            (body_at, stream[body_at:] + header + BodyFrame(1, b"12345").encode()),
+        ]
+    )
+    records = read(data, messages=True, direction="c2s")
+    (partial,) = messages(records)
+    assert partial.missing is None and partial.message.body == body
+    assert [type(r.frame) for r in frames(records)][-2:] == [HeaderFrame, BodyFrame]
+    assert not notices(records, NoticeKind.ERROR)
+
+
+def test_the_input_reads_into_a_buffer() -> None:
+    from amqpcodec.capture import CaptureStats
+    from amqpcodec.capture._input import Input
+
+    source = Input(io.BytesIO(b"cdef"), b"ab", CaptureStats())
+    target = bytearray(5)
+    assert source.readinto(target) == 5 and target == b"abcde"
