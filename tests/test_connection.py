@@ -1958,3 +1958,16 @@ def test_can_publish_follows_flow_and_blocking() -> None:
     assert pair.client.can_publish(1)
     pair.client.close()
     assert not pair.client.can_publish(1)
+
+
+def test_data_to_send_on_a_part_boundary_and_explicit_defaults() -> None:
+    pair = opened_pair(frame_max_tolerance=None)
+    assert pair.server._tolerance == 8
+    pair.open_channel()
+    client = pair.client
+    client.send_method(1, B.Ack(1))
+    client.send_method(1, B.Ack(2))
+    first, second = (bytes(p) for p in client._out)
+    assert client.data_to_send(max_bytes=len(first)) == first  # exactly one part
+    assert client.bytes_to_send == len(second)
+    assert client.data_to_send(max_bytes=len(second) + 100) == second
