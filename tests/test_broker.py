@@ -1060,3 +1060,12 @@ def test_no_delivery_to_a_channel_the_connection_closed_itself() -> None:
             other.call(och, Q.Declare(queue=queue, passive=True))  # a round trip
         assert closed_with(client.closed(ch), 406)
         assert [m.body for m in broker.messages(queue)] == [b"waits for a consumer"]
+
+
+def test_a_silent_client_is_dropped_after_two_heartbeat_intervals(broker: Broker) -> None:
+    client = Client(broker.port, heartbeat=1)
+    client.declare(client.channel(), "held-by-a-silent-client", exclusive=True)
+    client.until_closed()  # it never ticks or sends: the broker gives up on it
+    assert "held-by-a-silent-client" not in broker.queues()
+    assert broker.connections == 0
+    client.sock.close()
