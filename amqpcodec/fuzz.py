@@ -51,7 +51,7 @@ from . import spec
 from ._errors import AMQPError, DecodeError
 from ._frames import Frame, FrameDecoder, MethodFrame, decode_frame
 from ._fuzz_cli import MAX_WORKERS, TargetUnusable
-from ._refusals import RabbitMQRules, Refusal
+from ._refusals import Refusal
 from .strategies import (
     Mutant,
     Mutation,
@@ -109,34 +109,44 @@ class Case:
     def of(cls, value: Any, kind: str) -> Case:
         """A case from a drawn :class:`Stream`, :class:`Mutant` or bytes."""
         if isinstance(value, Stream):
+            data = value.encode()
             judged = value.sender == "client"
-            return cls(
-                value.encode(),
-                kind,
-                (),
-                value.handshake_end,
-                tuple(item.refusal for item in value.refusals if item.refusal),
-                judged,
-                value.declared,
-            )
+            refusals = tuple(item.refusal for item in value.refusals if item.refusal)
+            return cls(data, kind, (), value.handshake_end, refusals, judged, _declared(data))
         if isinstance(value, Mutant):
             end = value.spared or handshake_end(value.original)
             # A splice may bring another stream's declarations: look at both.
             declared = dict.fromkeys((*_declared(value.original), *_declared(value.data)))
             return cls(value.data, kind, value.mutations, end, declared=tuple(declared))
         data = bytes(value)
-        return cls(data, kind, (), handshake_end(data))
+        return cls(data, kind, (), handshake_end(data), declared=_declared(data))
+
+
+_DECLARES = {(40, 10): "exchange", (50, 10): "queue"}  # exchange.declare, queue.declare
 
 
 def _declared(data: bytes) -> tuple[tuple[str, str], ...]:
-    """What a client stream declares (before any mutation of it), to clean up after."""
-    rules = RabbitMQRules(None)
+    """Every queue and exchange a client stream may declare: each non-passive declare
+    in it, whatever came before (the broker runs channels side by side, so a refusal
+    on one does not stop a declaration on another). To clean up after."""
+    found: dict[tuple[str, str], None] = {}
     for start, end in _frame_spans(data):
+        if data[start] != 1 or end - start < 12:
+            continue
+        kind = _DECLARES.get(
+            (
+                int.from_bytes(data[start + 7 : start + 9], "big"),
+                int.from_bytes(data[start + 9 : start + 11], "big"),
+            )
+        )
+        if kind is None:
+            continue
         with contextlib.suppress(AMQPError):
             decoded = decode_frame(data[start:end])
-            if decoded is not None:
-                rules.check(decoded[0])
-    return tuple(rules.declared)
+            method: Any = decoded[0].method if decoded is not None else None  # type: ignore[union-attr]
+            if method is not None and not method.passive:
+                found[(kind, method.exchange if kind == "exchange" else method.queue)] = None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -217,6 +227,7 @@ class FuzzReport:
     disagreements: list[tuple[str, Case, Reaction]] = field(default_factory=list)
     stopped: str = ""
     deleted: tuple[str, ...] = ()  # the exchanges the cases declared, deleted after the run
+    deleted_queues: tuple[str, ...] = ()  # and the queues (exclusive ones are gone already)
 
     @property
     def examples_per_second(self) -> float:
@@ -721,7 +732,7 @@ def fuzz_broker(
     )
     report = FuzzReport(f"{host}:{port}", workers=workers, seed=seed)
     lock = threading.Lock()
-    declared: dict[str, None] = {}
+    declared: dict[tuple[str, str], None] = {}
     stop = threading.Event()
 
     def work(case: Case) -> None:
@@ -732,7 +743,9 @@ def fuzz_broker(
         problem = judge(case, reaction)
         with lock:
             report.add(case, reaction, problem, _model(case, reaction))
-            declared.update((name, None) for kind, name in case.declared if kind == "exchange")
+            declared.update(
+                (entity, None) for entity in case.declared if entity[1].startswith(name_prefix)
+            )
 
     started = time.monotonic()
     report.stopped = _run_cases(drawn, examples, seed, workers, work, stop)
@@ -740,7 +753,8 @@ def fuzz_broker(
     if cleanup and declared:
         problem = _session(address, username, password, virtual_host, list(declared))
         if problem is None:
-            report.deleted = tuple(declared)
+            report.deleted = tuple(name for kind, name in declared if kind == "exchange")
+            report.deleted_queues = tuple(name for kind, name in declared if kind == "queue")
     return report
 
 
@@ -869,10 +883,11 @@ def _session(
     username: str,
     password: str,
     virtual_host: str,
-    exchanges: Sequence[str] = (),
+    entities: Sequence[tuple[str, str]] = (),
 ) -> str | None:
-    """Log in with one well-behaved connection, delete ``exchanges``, close. Returns
-    None when the broker let us in, else why not."""
+    """Log in with one well-behaved connection, delete ``entities`` (``("exchange" |
+    "queue", name)``; missing ones are no error), close. Returns None when the broker
+    let us in, else why not."""
     from ._connection import Connection
     from ._state import Role
     from .events import ChannelOpened, ConnectionClosed, ConnectionOpened
@@ -906,8 +921,12 @@ def _session(
             channel = conn.open_channel()
             if not until(lambda events: any(isinstance(e, ChannelOpened) for e in events)):
                 return "the broker refused a channel"
-            for name in exchanges:
-                conn.send_method(channel, spec.Exchange.Delete(exchange=name, no_wait=True))
+            for kind, name in entities:
+                if kind == "exchange":
+                    deletion: Any = spec.Exchange.Delete(exchange=name, no_wait=True)
+                else:
+                    deletion = spec.Queue.Delete(queue=name, no_wait=True)
+                conn.send_method(channel, deletion)
             conn.close()
             until(lambda events: any(isinstance(e, ConnectionClosed) for e in events))
     except (OSError, AMQPError) as exc:

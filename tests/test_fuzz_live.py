@@ -275,6 +275,19 @@ def test_cases_from_drawn_values() -> None:
     assert not raw.judged
     early = amqp_fuzz.Case(LOGIN_OK, "m", (amqp_st.Mutation("byte", 3),), len(LOGIN_OK))
     assert not early.handshake_intact
+    # Every declaration counts for the clean-up, even after a refusal elsewhere.
+    declares = b"".join(
+        MethodFrame(channel, method).encode()
+        for channel, method in [
+            (1, spec.Channel.Open()),
+            (1, spec.Basic.Qos(prefetch_size=1)),  # a connection refusal
+            (2, spec.Exchange.Declare(exchange="x", type="direct")),
+            (2, spec.Queue.Declare(queue="q")),
+            (2, spec.Queue.Declare(queue="p", passive=True)),
+        ]
+    )
+    case = amqp_fuzz.Case.of(LOGIN_OK + declares + b"\x01\x00", "raw")
+    assert case.declared == (("exchange", "x"), ("queue", "q"))
 
 
 def test_pieces_and_closes() -> None:
