@@ -39,7 +39,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -72,6 +72,7 @@ __all__ = [
     "Reaction",
     "TargetUnusable",
     "broker_cases",
+    "cleanup",
     "client_cases",
     "fuzz_broker",
     "fuzz_client",
@@ -876,6 +877,25 @@ def fuzz_client(
 
 # ---------------------------------------------------------------------------------------
 # Cleaning up
+
+
+def cleanup(
+    entities: Iterable[tuple[str, str]],
+    host: str = "127.0.0.1",
+    port: int = 5672,
+    *,
+    username: str = "guest",
+    password: str = "guest",
+    virtual_host: str = "/",
+    name_prefix: str = DEFAULT_PREFIX,
+) -> None:
+    """Delete the ``("queue" | "exchange", name)`` pairs whose name starts with
+    ``name_prefix`` (what :attr:`Case.declared` lists) from the broker, over one
+    well-behaved connection. Raises :class:`TargetUnusable` when it cannot log in."""
+    chosen = [(kind, name) for kind, name in entities if name.startswith(name_prefix)]
+    problem = _session((host, port), username, password, virtual_host, chosen)
+    if problem is not None:
+        raise TargetUnusable(problem)
 
 
 def _session(

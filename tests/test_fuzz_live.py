@@ -335,6 +335,8 @@ def test_fuzz_broker_refuses_what_it_cannot_fuzz() -> None:
         pytest.raises(amqp_fuzz.TargetUnusable, match="refused the login"),
     ):
         amqp_fuzz.fuzz_broker(port=port, examples=1)
+    with fake_broker(silent_closer) as port, pytest.raises(amqp_fuzz.TargetUnusable):
+        amqp_fuzz.cleanup([("exchange", "amqpcodec-fuzz.x")], port=port)
     with (
         fake_broker(garbage) as port,
         pytest.raises(amqp_fuzz.TargetUnusable, match="login failed"),

@@ -202,3 +202,18 @@ def test_the_rabbitmq_dialect_is_accepted_by_rabbitmq(broker: str) -> None:
         passive = MethodFrame(1, spec.Exchange.Declare(exchange=name, passive=True)).encode()
         reaction = amqp_fuzz.probe(RABBITMQ, amqp_fuzz.Case(OPENED + passive, "check"))
         assert reaction.channel_codes == (404,), (name, reaction)
+
+
+def test_cleanup_deletes_what_a_case_declared(broker: str) -> None:
+    exchange = MethodFrame(1, spec.Exchange.Declare(exchange="amqpcodec-fuzz.c", type="fanout"))
+    queue = MethodFrame(1, spec.Queue.Declare(queue="amqpcodec-fuzz.cq"))
+    other = MethodFrame(1, spec.Queue.Declare(queue="not-ours.cq", exclusive=True))
+    case = amqp_fuzz.Case.of(OPENED + exchange.encode() + queue.encode() + other.encode(), "t")
+    assert amqp_fuzz.probe(RABBITMQ, case).outcome == "close-ok"
+    amqp_fuzz.cleanup(case.declared)  # "not-ours.cq" is left alone (and exclusive anyway)
+    for name, passive in [
+        ("amqpcodec-fuzz.c", spec.Exchange.Declare(exchange="amqpcodec-fuzz.c", passive=True)),
+        ("amqpcodec-fuzz.cq", spec.Queue.Declare(queue="amqpcodec-fuzz.cq", passive=True)),
+    ]:
+        check = amqp_fuzz.Case(OPENED + MethodFrame(1, passive).encode(), "check")
+        assert amqp_fuzz.probe(RABBITMQ, check).channel_codes == (404,), name
