@@ -409,3 +409,62 @@ def test_the_input_reads_into_a_buffer() -> None:
     source = Input(io.BytesIO(b"cdef"), b"ab", CaptureStats())
     target = bytearray(5)
     assert source.readinto(target) == 5 and target == b"abcde"
+
+
+# -- reading packets without dpkt's objects ----------------------------------------------------
+
+
+def _segments_agree(linktype: int, frame: bytes) -> Any:
+    from amqpcodec.capture import CaptureReader
+    from amqpcodec.capture._tcp import NOT_TCP, TCPTracker, fast_segment
+
+    fast = fast_segment(linktype, frame)
+    slow = TCPTracker(CaptureReader())._dpkt_segment(linktype, frame)
+    if fast is None:  # left to dpkt
+        return slow
+    if fast is NOT_TCP:
+        assert slow is None
+        return fast
+    assert slow is not None
+    for name in ("src", "dst", "sport", "dport", "seq", "ack", "flags", "data", "missing"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    return fast
+
+
+@pytest.mark.parametrize("linktype", [1, 113, 276, 0, 108, 101, 228, 229])
+@pytest.mark.parametrize("v6", [False, True])
+def test_packets_read_without_dpkt_agree_with_dpkt(linktype: int, v6: bool) -> None:
+    from test_capture import link_frame
+
+    from amqpcodec.capture._tcp import NOT_TCP
+
+    if (linktype, v6) in ((228, True), (229, False)):
+        return
+    client, server = (
+        (("::1", 40000), ("::2", 5672)) if v6 else (("10.0.0.1", 1), ("10.0.0.2", 5672))
+    )
+    talk = Conversation(client=client, server=server).handshake()
+    talk.send(True, ProtocolHeader().encode() + OPEN).send(False, b"x" * 3000, 1448)
+    for _, packet in talk.packets:
+        frame = link_frame(linktype, packet)
+        segment = _segments_agree(linktype, frame)
+        assert segment is not None and segment is not NOT_TCP
+        # Cut by a snapshot length, or padded as a short Ethernet frame is.
+        _segments_agree(linktype, frame[:-3])
+        _segments_agree(linktype, frame + b"\x00" * 6)
+    # What the fast path leaves to dpkt, or knows is no TCP for the reader.
+    packet = talk.packets[-1][1]
+    if not v6:
+        options = bytes([0x46]) + packet[1:20] + b"\x01\x01\x01\x00" + packet[20:]
+        _segments_agree(linktype, link_frame(linktype, options))
+        udp = packet[:9] + b"\x11" + packet[10:]
+        assert _segments_agree(linktype, link_frame(linktype, udp)) is NOT_TCP
+        fragment = packet[:6] + b"\x20\x00" + packet[8:]
+        assert _segments_agree(linktype, link_frame(linktype, fragment)) is NOT_TCP
+        bad_offset = packet[:32] + b"\x30" + packet[33:]
+        _segments_agree(linktype, link_frame(linktype, bad_offset))
+    else:
+        hop_by_hop = packet[:6] + b"\x00" + packet[7:]
+        _segments_agree(linktype, link_frame(linktype, hop_by_hop))
+    _segments_agree(linktype, link_frame(linktype, packet)[:30])
+    _segments_agree(linktype, b"")
