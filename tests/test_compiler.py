@@ -348,8 +348,9 @@ HOSTILE += [
     ("class named decode-error", hostile(class_name="decode-error"), "DecodeError is already"),
     (
         "properties named like a builtin",
-        hostile(class_name="base-exception-group", properties='<field name="p" type="short"/>'),
-        "class[@name='base-exception-group']",
+        # BaseException: a builtin on every supported Python (BaseExceptionGroup is 3.11+)
+        hostile(class_name="base-exception", properties='<field name="p" type="short"/>'),
+        "class[@name='base-exception']",
     ),
     ("field shadows expects_reply", hostile(field_name="expects-reply"), "expects-reply"),
     (
