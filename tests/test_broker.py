@@ -1069,3 +1069,10 @@ def test_a_silent_client_is_dropped_after_two_heartbeat_intervals(broker: Broker
     assert "held-by-a-silent-client" not in broker.queues()
     assert broker.connections == 0
     client.sock.close()
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_queues must be 0 or more"):
+        Limits(max_queues=-1)
+    with pytest.raises(TypeError, match="max_memory must be an int"):
+        Limits(max_memory=1.5)  # type: ignore[arg-type]

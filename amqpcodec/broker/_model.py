@@ -120,6 +120,14 @@ class Limits:
     """Largest body accepted, and the most a connection holds of bodies still arriving;
     over it the channel is closed with 406 (RabbitMQ's ``max_message_size``)."""
 
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"Limits.{name} must be an int, not {value!r}")
+            if value < 0:
+                raise ValueError(f"Limits.{name} must be 0 or more, not {value}")
+
 
 @dataclass(slots=True)
 class Usage:
