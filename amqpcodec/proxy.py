@@ -270,14 +270,15 @@ class Proxy:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int = 128 * 1024 * 1024,
     ) -> None:
-        self.upstream = upstream
-        self.host, self._port = listen
-        self.check = check
-        self.messages = messages
-        self.on_record = on_record
-        self.max_frame_size = max_frame_size
-        self.max_message_size = max_message_size
-        self.stats = ProxyStats()
+        self.upstream: tuple[str, int] = upstream
+        self.host: str = listen[0]
+        self._port: int = listen[1]
+        self.check: bool = check
+        self.messages: bool = messages
+        self.on_record: Callable[[Record], None] | None = on_record
+        self.max_frame_size: int = max_frame_size
+        self.max_message_size: int = max_message_size
+        self.stats: ProxyStats = ProxyStats()
         self.mismatches: list[Mismatch] = []
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -291,15 +291,15 @@ class VirtualHost:
     """Exchanges, queues and bindings of one virtual host."""
 
     def __init__(self, name: str, limits: Limits, usage: Usage) -> None:
-        self.name = name
-        self.limits = limits
-        self.usage = usage
+        self.name: str = name
+        self.limits: Limits = limits
+        self.usage: Usage = usage
         self.exchanges: dict[str, Exchange] = {
             xname: Exchange(xname, kind, durable=True, internal=xname == "amq.rabbitmq.trace")
             for xname, kind in DEFAULT_EXCHANGES
         }
         self.queues: dict[str, Queue] = {}
-        self.binding_count = 0
+        self.binding_count: int = 0
 
     # -- names ----------------------------------------------------------------------
 

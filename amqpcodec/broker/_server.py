@@ -63,13 +63,13 @@ class Broker:
         shutdown_timeout: float = 1.0,
         limits: Limits | None = None,
     ) -> None:
-        self.host = host
-        self._port = port
-        self.users = dict(users) if users is not None else {"guest": "guest"}
-        self.limits = limits or Limits()
-        self.handshake_timeout = handshake_timeout
-        self.shutdown_timeout = shutdown_timeout
-        self.write_buffer = _WRITE_BUFFER
+        self.host: str = host
+        self._port: int = port
+        self.users: dict[str, str] = dict(users) if users is not None else {"guest": "guest"}
+        self.limits: Limits = limits or Limits()
+        self.handshake_timeout: float = handshake_timeout
+        self.shutdown_timeout: float = shutdown_timeout
+        self.write_buffer: int = _WRITE_BUFFER
         self._settings: dict[str, Any] = {
             "frame_max": frame_max,
             "channel_max": channel_max,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import spec
 from .._base import Method, Properties
+from .._connection import Connection
 from .._errors import AMQPError
 from .._events import (
     ChannelClosed,
@@ -101,15 +102,15 @@ class Session(asyncio.Protocol):
     """One client connection: its Connection, its channels, its exclusive queues."""
 
     def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-        self.conn = broker.new_connection()
+        self.broker: Broker = broker
+        self.conn: Connection = broker.new_connection()
         self.channels: dict[int, Channel] = {}
         self.vhost: VirtualHost | None = None
         self.transport: asyncio.Transport | None = None
-        self.congested = False
-        self.closed = False
-        self.failed = False
-        self.refused = False
+        self.congested: bool = False
+        self.closed: bool = False
+        self.failed: bool = False
+        self.refused: bool = False
         """The broker closed the connection over a method: ignore what followed it."""
         self._timer: asyncio.TimerHandle | None = None
         self._dirty: set[Queue] = set()
