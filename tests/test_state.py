@@ -481,11 +481,12 @@ class ConnectionPairMachine(RuleBasedStateMachine):
     @rule(sender=roles, code=st.sampled_from([200, 320, 541]))
     def close(self, sender: Role, code: int) -> None:
         conn = self.pair.conn(sender)
-        before = conn.state
+        before, queued = conn.state, conn.bytes_to_send
         self.attempt(conn, lambda: conn.close(code, "text"))
-        if before is not CS.CLOSED and conn.state is CS.CLOSED and not conn._out:
-            # During the handshake close() just ends the connection (no Close exists
-            # yet): the peer would see the socket close.
+        if before is not CS.CLOSED and conn.state is CS.CLOSED and conn.bytes_to_send == queued:
+            # During the handshake close() just ends the connection, queueing no Close
+            # (what was queued before, such as Connection.Start, may still go out): the
+            # peer would see the socket close.
             self.broken = True
 
     @rule(sender=roles)
