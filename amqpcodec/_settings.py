@@ -10,7 +10,7 @@ setting. The result is a :class:`Settings` record the Connection reads from.
 
 from __future__ import annotations
 
-import platform
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, TypeAlias, TypedDict
@@ -225,7 +225,8 @@ def peer_properties(role: Role, extra: Mapping[str, Any] | None) -> dict[str, An
     properties: dict[str, Any] = {
         "product": "amqpcodec",
         "version": __version__,
-        "platform": f"Python {platform.python_version()}",
+        # sys.version, not the platform module: importing platform costs ~1.4 ms at startup.
+        "platform": f"Python {sys.version.split()[0]}",
         "information": "https://pypi.org/project/amqpcodec/",
         "capabilities": dict(CAPABILITIES),
     }
