@@ -108,6 +108,31 @@ def _natural(text: str) -> int:
     return value
 
 
+def add_selection_arguments(shown: argparse._ArgumentGroup) -> None:
+    """--connection, --channel and --method, shared by ``decode`` and ``proxy``."""
+    shown.add_argument(
+        "--connection",
+        action="append",
+        type=_natural,
+        metavar="N",
+        help="only connection N (the #N of the output, counted from 0; repeatable)",
+    )
+    shown.add_argument(
+        "--channel",
+        action="append",
+        type=_natural,
+        metavar="N",
+        help="only frames on channel N (repeatable); notices stay",
+    )
+    shown.add_argument(
+        "--method",
+        action="append",
+        metavar="PATTERN",
+        help="only methods whose name matches the glob PATTERN, in either spelling:"
+        " basic.*, Basic.Publish, channel.close, queue.declare-ok (repeatable)",
+    )
+
+
 def add_arguments(decode: argparse.ArgumentParser) -> None:
     """The options of ``decode``."""
     decode.add_argument("file", metavar="FILE", help="the input file; - reads standard input")
@@ -155,27 +180,7 @@ def add_arguments(decode: argparse.ArgumentParser) -> None:
         " repeated values of one filter with 'or', and apply to text, --json, --messages"
         " and --summary.",
     )
-    shown.add_argument(
-        "--connection",
-        action="append",
-        type=_natural,
-        metavar="N",
-        help="only connection N (the #N of the output; repeatable)",
-    )
-    shown.add_argument(
-        "--channel",
-        action="append",
-        type=_natural,
-        metavar="N",
-        help="only frames on channel N (repeatable); notices stay",
-    )
-    shown.add_argument(
-        "--method",
-        action="append",
-        metavar="PATTERN",
-        help="only methods whose name matches the glob PATTERN, in either spelling:"
-        " basic.*, Basic.Publish, channel.close, queue.declare-ok (repeatable)",
-    )
+    add_selection_arguments(shown)
     shown.add_argument(
         "--direction",
         choices=("c2s", "s2c"),

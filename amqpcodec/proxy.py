@@ -33,6 +33,7 @@ from typing import Final
 
 from . import spec
 from ._content import ContentAssembler, Message
+from ._decode import add_selection_arguments
 from ._errors import AMQPError, RemoteProtocolError
 from ._filter import RecordFilter
 from ._frames import Frame, MethodFrame, decode_frame
@@ -496,27 +497,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shown = parser.add_argument_group(
         "what to show", "Filters as in 'amqpcodec decode': they combine with 'and'."
     )
-    shown.add_argument(
-        "--connection",
-        action="append",
-        type=_natural,
-        metavar="N",
-        help="only connection N (the #N of the output, counted from 0; repeatable)",
-    )
-    shown.add_argument(
-        "--channel",
-        action="append",
-        type=_natural,
-        metavar="N",
-        help="only frames on channel N (repeatable); notices stay",
-    )
-    shown.add_argument(
-        "--method",
-        action="append",
-        metavar="PATTERN",
-        help="only methods whose name matches the glob PATTERN (basic.*, Basic.Publish;"
-        " repeatable)",
-    )
+    add_selection_arguments(shown)
     shown.add_argument("--direction", choices=("c2s", "s2c"), help="only frames sent that way")
     shown.add_argument(
         "--time",
@@ -551,12 +532,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="body bytes shown in text output (default 64; 0 for none)",
     )
-
-
-def _natural(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"not a number 0 or more: {text!r}")
-    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
