@@ -386,9 +386,11 @@ def fast_segment(linktype: int, data: bytes) -> Segment | None:
 def _cut_off(ip: Any, tcp: Any) -> int:
     """Bytes of the segment's payload the capture does not hold (its snapshot length cut
     the packet): what the IP header says there is minus what is there."""
-    if ip.v == 4:
+    # Decide by the header's class (what dpkt parsed), not its version field: a damaged
+    # IPv4 header may claim any version.
+    if hasattr(ip, "hl"):
         declared = ip.len - ip.hl * 4 - tcp.off * 4
-    elif ip.nxt == 6:  # no extension headers
+    elif getattr(ip, "nxt", None) == 6:  # IPv6 with no extension headers
         declared = ip.plen - tcp.off * 4
     else:
         return 0
