@@ -26,6 +26,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "BARS",
@@ -34,6 +35,7 @@ __all__ = [
     "Call",
     "Command",
     "Row",
+    "Sampler",
     "Settings",
     "find_row",
     "format_bars",
@@ -106,7 +108,16 @@ class Command:
         return used * 1e6 / self.operations
 
 
-Subject = Callable[[], object] | Call | Command
+@runtime_checkable
+class Sampler(Protocol):
+    """What a row times: ``Call``, ``Command``, or another object with these two methods."""
+
+    def calibrate(self) -> None: ...
+
+    def sample(self) -> float: ...
+
+
+Subject = Callable[[], object] | Sampler
 
 
 @dataclass
@@ -129,8 +140,9 @@ ROWS: list[Row] = []
 OURS = "amqpcodec"
 
 
-def _subject(value: Subject) -> Call | Command:
-    return value if isinstance(value, (Call, Command)) else Call(value)
+def _subject(value: Subject) -> Sampler:
+    """A bare callable becomes a ``Call``; anything that samples itself is taken as it is."""
+    return value if isinstance(value, Sampler) else Call(value)
 
 
 def row(operation: str, ours: Subject, peers: dict[str, Subject | str]) -> Row:

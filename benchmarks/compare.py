@@ -1,0 +1,184 @@
+"""This tree's amqpcodec against an earlier commit's: before and after, in the same run.
+
+    .venv/bin/python benchmarks/compare.py REV [--only NAME] [--rounds N] [--sample-ms MS]
+
+Runs ``bench.py``'s rows with amqpcodec as it is in this tree ("amqpcodec") and as it was
+at the git revision ``REV`` ("amqpcodec at REV"), and prints the same table as bench.py
+with the earlier commit as the only peer: its ratio column is before / after, above 1
+when this tree is faster.
+
+The earlier commit is exported with ``git archive`` into a temporary directory and
+imported in a worker process; the rows are still interleaved round by round and timed in
+CPU time: each sample is ``time.process_time_ns`` around a loop in its own process (the
+worker times its samples itself and sends the figure back), so a load change on a shared
+machine lands on both sides of a ratio. Rows are this tree's bench.py functions, calling
+only amqpcodec's public API, so they run unchanged against the earlier commit; a row that
+the earlier commit cannot run (a name it lacks) says so in place of a time. Rows that are
+not ``row()`` calls (import time, peak memory) are left out. Not a test: nothing here fails
+on a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+# Rows that are not timed with row(): nothing to compare.
+SKIPPED = ("bench_import", "bench_memory")
+
+
+def export(rev: str, into: Path) -> str:
+    """Write the tree at ``rev`` under ``into``; return its short commit name."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", f"{rev}^{{commit}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", sha, "amqpcodec"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return sha
+
+
+def selected(benches: list[Callable[[], None]], only: list[str]) -> list[Callable[[], None]]:
+    return [
+        bench
+        for bench in benches
+        if bench.__name__ not in SKIPPED
+        and (not only or any(name in bench.__name__ for name in only))
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# The worker: the earlier commit's amqpcodec, sampled on request
+
+
+def worker(old_tree: str, only: list[str], sample_s: float) -> None:
+    sys.path.insert(0, old_tree)
+    import amqpcodec  # the earlier commit's, before bench.py puts this tree on sys.path
+
+    assert Path(amqpcodec.__file__).resolve().is_relative_to(Path(old_tree).resolve())
+    import bench
+    import timing
+
+    timing.SETTINGS.sample_s = sample_s
+    subjects: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+
+    def keep(operation: str, ours: Any, peers: object) -> None:
+        subjects[operation] = timing._subject(ours)
+
+    bench.row = keep  # type: ignore[assignment]
+    for fn in selected(bench.BENCHES, only):
+        try:
+            fn()
+        except Exception as exc:  # the earlier commit lacks something this row uses
+            failed[fn.__name__] = f"{type(exc).__name__}: {exc}"
+    out = sys.stdout
+    _send(out, {"operations": list(subjects), "failed": failed})
+    for line in sys.stdin:
+        request = json.loads(line)
+        subject = subjects[request["operation"]]
+        if request["do"] == "calibrate":
+            subject.calibrate()
+            _send(out, {})
+        else:
+            _send(out, {"us": subject.sample()})
+
+
+def _send(out: IO[str], message: dict[str, Any]) -> None:
+    out.write(json.dumps(message) + "\n")
+    out.flush()
+
+
+# ---------------------------------------------------------------------------------------
+# The parent: this tree's amqpcodec, with the worker as the one peer of every row
+
+
+class Remote:
+    """A subject timed in the worker process (duck-typed like ``timing.Call``)."""
+
+    def __init__(self, process: subprocess.Popen[str], operation: str) -> None:
+        self.process = process
+        self.operation = operation
+
+    def _ask(self, do: str) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        _send(self.process.stdin, {"do": do, "operation": self.operation})
+        answer: dict[str, Any] = json.loads(self.process.stdout.readline())
+        return answer
+
+    def calibrate(self) -> None:
+        self._ask("calibrate")
+
+    def sample(self) -> float:
+        return float(self._ask("sample")["us"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rev", help="the earlier git revision (commit, tag or branch)")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds per row")
+    parser.add_argument("--sample-ms", type=float, default=50.0, help="CPU ms per sample")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="as bench.py's --only"
+    )
+    parser.add_argument("--worker", metavar="TREE", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.only, args.sample_ms / 1000)
+        return
+
+    import bench
+    import timing
+
+    timing.SETTINGS.rounds = args.rounds
+    timing.SETTINGS.sample_s = args.sample_ms / 1000
+    with tempfile.TemporaryDirectory(prefix="amqpcodec-before-") as tree:
+        sha = export(args.rev, Path(tree))
+        command = [sys.executable, __file__, args.rev, "--worker", tree]
+        command += [f"--only={name}" for name in args.only] + [f"--sample-ms={args.sample_ms}"]
+        with subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+        ) as process:
+            assert process.stdout is not None and process.stdin is not None
+            ready = json.loads(process.stdout.readline())
+            label = f"amqpcodec at {sha} (before)"
+            offered = set(ready["operations"])
+
+            def compare(operation: str, ours: Any, peers: object) -> None:
+                peer: Remote | str = (
+                    Remote(process, operation) if operation in offered else f"not run at {sha}"
+                )
+                timing.row(operation, ours, {label: peer})
+
+            bench.row = compare  # type: ignore[assignment]
+            print("\n".join(bench.versions()), end="\n\n")
+            print(f"after: this tree; before: {args.rev} = {sha}; ratio = before / after\n")
+            for fn in selected(bench.BENCHES, args.only):
+                fn()
+            for name, why in ready["failed"].items():
+                print(f"{name} could not run at {sha}: {why}")
+            print("\n".join(timing.format_table()))
+            process.stdin.close()
+
+
+if __name__ == "__main__":
+    main()
