@@ -15,7 +15,9 @@ machine lands on both sides of a ratio. Rows are this tree's bench.py functions,
 only amqpcodec's public API, so they run unchanged against the earlier commit; a row that
 the earlier commit cannot run (a name it lacks) says so in place of a time. Rows that are
 not ``row()`` calls (import time, peak memory) are left out. Not a test: nothing here fails
-on a number.
+on a number. Rows that run a program (``timing.Command``) compare it too when the program
+is ``sys.executable -m amqpcodec ...``: the worker runs in the earlier tree, with it on
+``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -156,7 +159,12 @@ def main(argv: list[str] | None = None) -> None:
         command = [sys.executable, __file__, args.rev, "--worker", tree]
         command += [f"--only={name}" for name in args.only] + [f"--sample-ms={args.sample_ms}"]
         with subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=tree,  # so that a row's `python -m amqpcodec` in the worker runs the earlier one
+            env={**os.environ, "PYTHONPATH": tree},
         ) as process:
             assert process.stdout is not None and process.stdin is not None
             ready = json.loads(process.stdout.readline())
