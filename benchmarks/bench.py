@@ -980,6 +980,30 @@ def bench_import() -> None:
     )
 
 
+def bench_first_feed() -> None:
+    """A fresh decoder's first feed: a whole stream (a capture, a file) in one call."""
+    stream = deliver_stream()
+    chunks = reads(stream)
+
+    def one_call() -> list[Any]:
+        return FrameDecoder(max_frame_size=FRAME_MAX).feed(stream)
+
+    same(decoded_view(stream), [frame_view(f) for f in ours_frames(chunks)], "one feed")
+    row(
+        "decode 10,000 deliveries in one feed of a fresh FrameDecoder",
+        one_call,
+        {"the same in 64 KiB reads": lambda: ours_frames(chunks)},
+    )
+    extra = peak_extra(one_call) / peak_extra(lambda: ours_frames(chunks))
+    EXTRA.append(
+        (
+            "decode 10,000 deliveries in one feed: peak extra memory (tracemalloc)",
+            f"{extra:.2f} x that of 64 KiB reads (goal ≤ 1.1 x)",
+            extra <= 1.1,
+        )
+    )
+
+
 def peak_extra(fn: Callable[[], object]) -> int:
     """Peak bytes allocated while ``fn`` runs, over what was allocated before."""
     gc.collect()
@@ -1053,6 +1077,7 @@ BENCHES: list[Callable[[], None]] = [
     bench_split,
     bench_grammar,
     bench_connection,
+    bench_first_feed,
     bench_import,
     bench_memory,
 ]
