@@ -22,13 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Final
 
 from . import spec
@@ -38,6 +35,7 @@ from ._errors import AMQPError, RemoteProtocolError
 from ._filter import RecordFilter
 from ._frames import Frame, MethodFrame, decode_frame
 from ._output import BODY_MODES, TIME_FORMATS, JSONWriter, TextWriter
+from ._serving import Listener, serve_until_signalled
 from .capture import (
     DEFAULT_MAX_FRAME_SIZE,
     ConnectionInfo,
@@ -245,7 +243,7 @@ class _Decoding:
         self.buffer.clear()
 
 
-class Proxy:
+class Proxy(Listener):
     """A relay from ``listen`` to ``upstream`` that decodes what passes, both ways.
 
     ``on_record`` receives every record (``FrameRecord``, or ``MessageRecord`` with
@@ -260,6 +258,8 @@ class Proxy:
     Proxy(...) as proxy:`` (a background thread); ``proxy.port`` is the listening port.
     """
 
+    _KIND = "proxy"
+
     def __init__(
         self,
         upstream: tuple[str, int],
@@ -271,9 +271,8 @@ class Proxy:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int = 128 * 1024 * 1024,
     ) -> None:
+        super().__init__(*listen)
         self.upstream: tuple[str, int] = upstream
-        self.host: str = listen[0]
-        self._port: int = listen[1]
         self.check: bool = check
         self.messages: bool = messages
         self.on_record: Callable[[Record], None] | None = on_record
@@ -281,10 +280,7 @@ class Proxy:
         self.max_message_size: int = max_message_size
         self.stats: ProxyStats = ProxyStats()
         self.mismatches: list[Mismatch] = []
-        self._server: asyncio.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -320,12 +316,8 @@ class Proxy:
 
     # -- asyncio lifecycle ------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._server is not None:
-            raise RuntimeError("the proxy is already running")
-        self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(self._serve, self.host, self._port)
-        self._port = self._server.sockets[0].getsockname()[1]
+    async def _listen(self) -> asyncio.Server:
+        return await asyncio.start_server(self._serve, self.host, self._port)
 
     async def stop(self) -> None:
         server, self._server = self._server, None
@@ -337,75 +329,6 @@ class Proxy:
         if self._tasks:
             await asyncio.wait(list(self._tasks))
         await server.wait_closed()
-
-    async def serve_forever(self) -> None:
-        if self._server is None:
-            await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
-
-    async def __aenter__(self) -> Proxy:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def start_in_thread(self) -> Proxy:
-        """Run on its own event loop in a daemon thread; returns once it listens."""
-        if self._thread is not None:
-            raise RuntimeError("the proxy is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def main() -> None:
-            try:
-                await self.start()
-            except BaseException as exc:
-                failure.append(exc)
-                return
-            finally:
-                ready.set()
-            await self.serve_forever()
-
-        def run_loop() -> None:
-            with contextlib.suppress(asyncio.CancelledError):
-                asyncio.run(main())
-
-        self._thread = threading.Thread(target=run_loop, name="amqpcodec-proxy", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def stop_in_thread(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(_cancel_all)
-        thread.join()
-
-    def __enter__(self) -> Proxy:
-        return self.start_in_thread()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop_in_thread()
 
     # -- relaying ---------------------------------------------------------------------
 
@@ -472,11 +395,6 @@ class Proxy:
                     writer.write_eof()
                 else:  # pragma: no cover - TCP sockets can
                     writer.close()
-
-
-def _cancel_all() -> None:
-    for task in asyncio.all_tasks():
-        task.cancel()
 
 
 # ---------------------------------------------------------------------------------------
@@ -576,7 +494,7 @@ def run(args: argparse.Namespace) -> int:
         on_record=on_record,
     )
     try:
-        asyncio.run(_serve(proxy))
+        asyncio.run(serve_until_signalled(proxy, lambda: _announce(proxy)))
     except OSError as exc:
         print(f"amqpcodec: error: cannot listen on {_address(args.listen)}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -594,20 +512,10 @@ def _address(address: tuple[str, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def _serve(proxy: Proxy) -> None:
-    # Handlers first: whoever reads the line below may signal at once.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await proxy.start()
+def _announce(proxy: Proxy) -> None:
     print(
         f"amqpcodec proxy: listening on {_address((proxy.host, proxy.port))},"
         f" relaying to {_address(proxy.upstream)}",
         file=sys.stderr,
         flush=True,
     )
-    try:
-        await stop.wait()
-    finally:
-        await proxy.stop()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from typing import Final
 
 from .._errors import AMQPError
+from .._serving import serve_until_signalled
 from ._server import Broker
 
 __all__ = ["run"]
@@ -31,27 +31,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"amqpcodec: error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     try:
-        asyncio.run(_serve(broker))
+        asyncio.run(serve_until_signalled(broker, lambda: _announce(broker)))
     except OSError as exc:
         print(f"amqpcodec: error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     return EXIT_OK
 
 
-async def _serve(broker: Broker) -> None:
-    # Handlers first: whoever reads the line below may signal at once.
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await broker.start()
+def _announce(broker: Broker) -> None:
     names = ", ".join(broker.users) or "none"
     print(
         f"amqpcodec serve: listening on {broker.host}:{broker.port} (users: {names})",
         file=sys.stderr,
         flush=True,
     )
-    try:
-        await stop.wait()
-    finally:
-        await broker.stop()

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from .. import spec
 from .._connection import Connection, Credentials
+from .._serving import Listener
 from .._state import Role
 from ._model import Limits, Message, Queue, Usage, VirtualHost
 from ._session import Session
@@ -24,7 +23,7 @@ _WRITE_BUFFER: Final = 1024 * 1024
 MAX_INTERNAL_ERRORS: Final = 100
 
 
-class Broker:
+class Broker(Listener):
     """An in-memory AMQP 0-9-1 broker of the AMQ model, for tests.
 
     This is a test double that your tests run instead of RabbitMQ (as fakeredis stands
@@ -49,6 +48,8 @@ class Broker:
     What it holds on behalf of clients is bounded by ``limits`` (see :class:`Limits`).
     """
 
+    _KIND = "broker"
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -63,8 +64,7 @@ class Broker:
         shutdown_timeout: float = 1.0,
         limits: Limits | None = None,
     ) -> None:
-        self.host: str = host
-        self._port: int = port
+        super().__init__(host, port)
         self.users: dict[str, str] = dict(users) if users is not None else {"guest": "guest"}
         self.limits: Limits = limits or Limits()
         self.handshake_timeout: float = handshake_timeout
@@ -85,10 +85,7 @@ class Broker:
         self._usage = Usage(self.limits.max_memory)
         self._vhosts = {name: VirtualHost(name, self.limits, self._usage) for name in virtual_hosts}
         self._sessions: set[Session] = set()
-        self._server: asyncio.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
         self.internal_errors: list[BaseException] = []
         """Exceptions the broker's own code raised while handling a method (each answered
         with Connection.Close 541), the first ``MAX_INTERNAL_ERRORS``: a test can require
@@ -109,15 +106,11 @@ class Broker:
 
     # -- asyncio lifecycle ------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Listen; returns once the port is bound."""
-        if self._server is not None:
-            raise RuntimeError("the broker is already running")
-        self._loop = asyncio.get_running_loop()
+    async def _listen(self) -> asyncio.Server:
         self._idle = asyncio.Event()
         self._idle.set()
-        self._server = await self._loop.create_server(lambda: Session(self), self.host, self._port)
-        self._port = self._server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(lambda: Session(self), self.host, self._port)
 
     async def stop(self) -> None:
         """Stop listening, close every connection with 320 CONNECTION_FORCED, wait up to
@@ -137,85 +130,6 @@ class Broker:
                     session.transport.abort()
         await asyncio.sleep(0)  # let aborted transports report connection_lost
         await server.wait_closed()
-
-    async def serve_forever(self) -> None:
-        """Start (if not started) and serve until cancelled; stops cleanly."""
-        if self._server is None:
-            await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
-
-    async def __aenter__(self) -> Broker:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    # -- background thread ------------------------------------------------------------
-
-    def start_in_thread(self) -> Broker:
-        """Run the broker on its own event loop in a daemon thread; returns once it
-        listens. For synchronous tests (pika's BlockingConnection, py-amqp, kombu)."""
-        if self._thread is not None:
-            raise RuntimeError("the broker is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def run() -> None:
-            try:
-                await self.start()
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            await self.serve_forever()
-
-        def main() -> None:
-            with contextlib.suppress(asyncio.CancelledError):
-                asyncio.run(run())
-
-        self._thread = threading.Thread(target=main, name="amqpcodec-broker", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def stop_in_thread(self) -> None:
-        """Stop a broker started with :meth:`start_in_thread` (320 to every client)."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        loop = self._loop
-        assert loop is not None
-        loop.call_soon_threadsafe(self._cancel_all)
-        thread.join()
-
-    def _cancel_all(self) -> None:
-        for task in asyncio.all_tasks():
-            task.cancel()
-
-    def __enter__(self) -> Broker:
-        return self.start_in_thread()
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop_in_thread()
 
     # -- looking inside (for tests) ---------------------------------------------------
 

@@ -53,6 +53,15 @@ def public_names() -> Iterator[tuple[str, str, Any]]:
             yield module_name, name, getattr(module, name)
 
 
+# Private bases whose public methods belong to each subclass's API (the lifecycle of the
+# broker and the proxy): documented on the subclass as its own, and not named as a base.
+SHARED_BASES = frozenset({"amqpcodec._serving.Listener"})
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _is_protocol_namespace(module_name: str, obj: Any) -> bool:
     """The spec's class namespaces and property classes: documented on protocol pages."""
     return module_name == "amqpcodec.spec" and inspect.isclass(obj) and hasattr(obj, "__qualname__")
@@ -144,7 +153,11 @@ def api_pages() -> dict[str, str]:
             if key is not None:
                 first_seen[key] = full
             if kind in ("class", "exception"):
-                lines += [f".. auto{kind}:: {full}", "   :members:", "   :show-inheritance:", ""]
+                lines += [f".. auto{kind}:: {full}", "   :members:", "   :show-inheritance:"]
+                shared = [c for c in obj.__mro__[1:] if _qualified(c) in SHARED_BASES]
+                if shared:  # their members, but none of the bases further up
+                    lines.append(f"   :inherited-members: {shared[-1].__mro__[1].__name__}")
+                lines.append("")
             elif kind == "function":
                 lines += [f".. autofunction:: {full}", ""]
             else:
@@ -527,9 +540,21 @@ def _no_inherited_value_doc(
             lines.clear()
 
 
+def _unshared_bases(app: Any, name: str, obj: Any, options: Any, bases: list[Any]) -> None:
+    """A shared base stands aside for its own bases in the "Bases:" line."""
+    for index, base in reversed(list(enumerate(bases))):
+        if inspect.isclass(base) and _qualified(base) in SHARED_BASES:
+            bases[index : index + 1] = [b for b in base.__bases__ if b not in bases]
+
+
+def setup_autodoc(app: Any) -> None:
+    app.connect("autodoc-process-docstring", _no_inherited_value_doc)
+    app.connect("autodoc-process-bases", _unshared_bases)
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", _generate)
-    app.connect("autodoc-process-docstring", _no_inherited_value_doc)
+    setup_autodoc(app)
     for name, directive in _directives().items():
         app.add_directive(name, directive)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
