@@ -1,6 +1,7 @@
 """amqpcodec side by side with pamqp, pika and py-amqp: one process, one run.
 
     .venv/bin/python benchmarks/bench.py [--rounds N] [--sample-ms MS] [--only NAME]
+        [--capture PATH [--capture-baseline DIR] [--capture-rounds N]]
 
 Each row does one operation with amqpcodec and with each peer that offers it, the
 libraries interleaved round by round and timed in CPU time (``timing.py`` says how), and
@@ -39,7 +40,9 @@ the generated code; ``Connection.send_message`` + ``data_to_send`` against bare
 ``encode_message``, and ``Connection.receive_data`` against a bare ``FrameDecoder`` (and
 one followed by a ``ContentAssembler``); ``python -X importtime -c "import amqpcodec"``
 against ``import json`` in fresh interpreters; the peak extra memory (tracemalloc) of sending and
-of receiving a 64 MiB message through a Connection.
+of receiving a 64 MiB message through a Connection; with ``--capture PATH``,
+``amqpcodec decode`` (text, ``--json``, ``--summary``) against tshark on that capture
+(``bench_capture`` says how; ``benchmarks/record_capture.py`` makes one).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import gc
 import io
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,7 +87,7 @@ import pika.channel
 import pika.data
 import pika.frame
 import pika.spec
-from timing import BARS, OURS, ROWS, SETTINGS, Bar, format_bars, format_table, row
+from timing import BARS, OURS, ROWS, SETTINGS, Bar, Command, format_bars, format_table, row
 
 import amqpcodec
 from amqpcodec import (
@@ -1052,6 +1056,141 @@ def bench_memory() -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# Captures: `amqpcodec decode` against tshark on the same file (--capture PATH)
+
+
+class CaptureSettings:
+    path: Path | None = None  # a pcap made with benchmarks/record_capture.py
+    baseline: Path | None = None  # a directory holding another amqpcodec package
+    rounds = 5
+
+
+CAPTURE = CaptureSettings()
+TSHARK_OOO = ["-o", "tcp.reassemble_out_of_order:TRUE"]
+
+
+class Process(Command):
+    """A program timed by its own CPU time (user + system) and peak RSS, from ``os.wait4``."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        super().__init__(argv)
+        self.env = env
+        self.peaks: list[int] = []  # ru_maxrss of each sample, KiB
+
+    def calibrate(self) -> None:
+        self.sample()  # warm up the page cache
+        self.peaks.clear()
+
+    def sample(self) -> float:
+        child = subprocess.Popen(
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env
+        )
+        _pid, status, usage = os.wait4(child.pid, 0)
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"{' '.join(self.argv)} exited {os.waitstatus_to_exitcode(status)}")
+        self.peaks.append(usage.ru_maxrss)
+        return (usage.ru_utime + usage.ru_stime) * 1e6
+
+
+def _decode_process(tree: Path, path: Path, *options: str) -> Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(tree)
+    return Process([sys.executable, "-m", "amqpcodec", "decode", str(path), *options], env)
+
+
+def _count_frames(argv: list[str]) -> int:
+    """AMQP frames that ``tshark ... -T fields -e amqp.type`` lists (protocol headers,
+    which have no frame type, not counted)."""
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return sum(len(line.split(",")) for line in out.split())
+
+
+def bench_capture() -> None:
+    """``amqpcodec decode`` (text, ``--json``, ``--summary``) against tshark on the capture
+    given with ``--capture PATH`` (benchmarks/record_capture.py makes one), each a whole
+    process timed by its CPU time and peak RSS (``os.wait4``), amqpcodec and tshark
+    alternating round by round. The yardstick is ``tshark -r FILE -Y amqp``; beside it
+    the same with out-of-order TCP segments reassembled (tshark's default leaves the
+    AMQP frames in and after them undissected, so it does less work on a capture that
+    has any), and the tshark commands whose output matches ours (``-V -O amqp`` for
+    text, ``-T json -J amqp`` for JSON). Before timing, amqpcodec's frame count is
+    checked against tshark's. ``--capture-baseline DIR`` adds another amqpcodec (the
+    package in DIR, e.g. an older commit's) as a column: before/after in one run."""
+    path = CAPTURE.path
+    if path is None:
+        print("capture rows skipped: no --capture PATH (benchmarks/record_capture.py makes one)")
+        return
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        print("capture rows skipped: tshark is not installed")
+        return
+    from amqpcodec import ProtocolHeader
+    from amqpcodec.capture import FrameRecord, read_capture
+
+    ours_count = sum(
+        isinstance(r, FrameRecord) and not isinstance(r.frame, ProtocolHeader)
+        for r in read_capture(path)
+    )
+    fields = [tshark, "-r", str(path), "-T", "fields", "-e", "amqp.type"]
+    theirs = _count_frames([*fields[:1], *TSHARK_OOO, *fields[1:]])
+    plain = _count_frames(fields)
+    same(theirs, ours_count, "AMQP frames: tshark (out-of-order reassembled) vs amqpcodec")
+    size = path.stat().st_size / 1e6
+    print(
+        f"capture {path}: {size:.1f} MB, {ours_count:,} AMQP frames (tshark with out-of-order"
+        f" reassembly: the same; tshark by default: {plain:,})"
+    )
+    root = Path(__file__).resolve().parent.parent
+    yardstick = "tshark -Y amqp"
+    ooo = "tshark -Y amqp, out-of-order reassembled"
+    rounds, SETTINGS.rounds = SETTINGS.rounds, CAPTURE.rounds
+    try:
+        for what, options, equivalent in (
+            ("--summary", ["--summary"], None),
+            ("text", [], ["-V", "-O", "amqp"]),
+            ("--json", ["--json"], ["-T", "json", "-J", "amqp"]),
+        ):
+            ours = _decode_process(root, path, *options)
+            peers: dict[str, Process] = {
+                yardstick: Process([tshark, "-r", str(path), "-Y", "amqp"]),
+                ooo: Process([tshark, *TSHARK_OOO, "-r", str(path), "-Y", "amqp"]),
+            }
+            if equivalent is not None:
+                name = f"tshark -Y amqp {' '.join(equivalent)}, out-of-order reassembled"
+                argv = [tshark, *TSHARK_OOO, "-r", str(path), "-Y", "amqp", *equivalent]
+                peers[name] = Process(argv)
+            if CAPTURE.baseline is not None:
+                peers[f"amqpcodec from {CAPTURE.baseline}"] = _decode_process(
+                    CAPTURE.baseline, path, *options
+                )
+            operation = f"amqpcodec decode {what}: a {size:.0f} MB capture of 1 KiB messages"
+            row(operation, ours, dict(peers))
+            for name, goal_peer in ((yardstick, yardstick), (ooo, ooo)):
+                BARS.append(
+                    Bar(
+                        f"decode {what}, CPU time: {name} / amqpcodec",
+                        operation,
+                        goal_peer,
+                        OURS,
+                        1.0,
+                    )
+                )
+            mb = 1024.0
+            peaks = ", ".join(
+                f"{n} {statistics.median(p.peaks) / mb:.0f} MB" for n, p in peers.items()
+            )
+            EXTRA.append(
+                (
+                    f"decode {what}: peak RSS (median over the rounds)",
+                    f"amqpcodec {statistics.median(ours.peaks) / mb:.0f} MB; {peaks}",
+                    statistics.median(ours.peaks) <= statistics.median(peers[yardstick].peaks),
+                )
+            )
+    finally:
+        SETTINGS.rounds = rounds
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def versions() -> Iterable[str]:
@@ -1080,6 +1219,7 @@ BENCHES: list[Callable[[], None]] = [
     bench_first_feed,
     bench_import,
     bench_memory,
+    bench_capture,
 ]
 
 
@@ -1101,7 +1241,24 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also put the output in README.md, between its bench.py output markers",
     )
+    parser.add_argument(
+        "--capture",
+        type=Path,
+        metavar="PATH",
+        help="a capture for the decode-vs-tshark rows (benchmarks/record_capture.py)",
+    )
+    parser.add_argument(
+        "--capture-baseline",
+        type=Path,
+        metavar="DIR",
+        help="also time the amqpcodec package in DIR on the capture (before/after)",
+    )
+    parser.add_argument(
+        "--capture-rounds", type=int, default=CAPTURE.rounds, help="rounds of the capture rows"
+    )
     args = parser.parse_args(argv)
+    CAPTURE.path, CAPTURE.baseline = args.capture, args.capture_baseline
+    CAPTURE.rounds = args.capture_rounds
     SETTINGS.rounds = args.rounds
     SETTINGS.sample_s = args.sample_ms / 1000
     header = list(versions())
