@@ -1060,7 +1060,12 @@ def bench_memory() -> None:
 
 
 class CaptureSettings:
-    path: Path | None = None  # a pcap made with benchmarks/record_capture.py
+    # a pcap made with benchmarks/record_capture.py; the variable serves compare.py
+    path = (
+        Path(os.environ["AMQPCODEC_BENCH_CAPTURE"])
+        if "AMQPCODEC_BENCH_CAPTURE" in os.environ
+        else None
+    )
     baseline: Path | None = None  # a directory holding another amqpcodec package
     rounds = 5
 
@@ -1092,10 +1097,17 @@ class Process(Command):
         return (usage.ru_utime + usage.ru_stime) * 1e6
 
 
-def _decode_process(tree: Path, path: Path, *options: str) -> Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env["PYTHONPATH"] = str(tree)
-    return Process([sys.executable, "-m", "amqpcodec", "decode", str(path), *options], env)
+def _decode_process(path: Path, options: list[str], tree: Path | None = None) -> Process:
+    """``python -m amqpcodec decode PATH OPTIONS``: the amqpcodec of this tree, or the one
+    that PYTHONPATH names (compare.py's worker sets it to the earlier commit's), or with
+    ``tree`` the package in that directory."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    elif "PYTHONPATH" not in env:
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    argv = [sys.executable, "-m", "amqpcodec", "decode", str(path.resolve()), *options]
+    return Process(argv, env)
 
 
 def _count_frames(argv: list[str]) -> int:
@@ -1115,14 +1127,19 @@ def bench_capture() -> None:
     has any), and the tshark commands whose output matches ours (``-V -O amqp`` for
     text, ``-T json -J amqp`` for JSON). Before timing, amqpcodec's frame count is
     checked against tshark's. ``--capture-baseline DIR`` adds another amqpcodec (the
-    package in DIR, e.g. an older commit's) as a column: before/after in one run."""
+    package in DIR, e.g. an older commit's from ``git archive``) as a column: before and
+    after in one run, with their peak RSS. The capture may also be given as the
+    environment variable AMQPCODEC_BENCH_CAPTURE (which compare.py passes on)."""
     path = CAPTURE.path
     if path is None:
-        print("capture rows skipped: no --capture PATH (benchmarks/record_capture.py makes one)")
+        print(
+            "capture rows skipped: no --capture PATH (benchmarks/record_capture.py makes one)",
+            file=sys.stderr,
+        )
         return
     tshark = shutil.which("tshark")
     if tshark is None:
-        print("capture rows skipped: tshark is not installed")
+        print("capture rows skipped: tshark is not installed", file=sys.stderr)
         return
     from amqpcodec import ProtocolHeader
     from amqpcodec.capture import FrameRecord, read_capture
@@ -1138,9 +1155,9 @@ def bench_capture() -> None:
     size = path.stat().st_size / 1e6
     print(
         f"capture {path}: {size:.1f} MB, {ours_count:,} AMQP frames (tshark with out-of-order"
-        f" reassembly: the same; tshark by default: {plain:,})"
+        f" reassembly: the same; tshark by default: {plain:,})",
+        file=sys.stderr,  # stdout may be compare.py's channel to its worker
     )
-    root = Path(__file__).resolve().parent.parent
     yardstick = "tshark -Y amqp"
     ooo = "tshark -Y amqp, out-of-order reassembled"
     rounds, SETTINGS.rounds = SETTINGS.rounds, CAPTURE.rounds
@@ -1150,7 +1167,7 @@ def bench_capture() -> None:
             ("text", [], ["-V", "-O", "amqp"]),
             ("--json", ["--json"], ["-T", "json", "-J", "amqp"]),
         ):
-            ours = _decode_process(root, path, *options)
+            ours = _decode_process(path, options)
             peers: dict[str, Process] = {
                 yardstick: Process([tshark, "-r", str(path), "-Y", "amqp"]),
                 ooo: Process([tshark, *TSHARK_OOO, "-r", str(path), "-Y", "amqp"]),
@@ -1161,7 +1178,7 @@ def bench_capture() -> None:
                 peers[name] = Process(argv)
             if CAPTURE.baseline is not None:
                 peers[f"amqpcodec from {CAPTURE.baseline}"] = _decode_process(
-                    CAPTURE.baseline, path, *options
+                    path, options, CAPTURE.baseline
                 )
             operation = f"amqpcodec decode {what}: a {size:.0f} MB capture of 1 KiB messages"
             row(operation, ours, dict(peers))
@@ -1175,6 +1192,8 @@ def bench_capture() -> None:
                         1.0,
                     )
                 )
+            if not ours.peaks or not all(p.peaks for p in peers.values()):
+                continue  # compare.py times only amqpcodec
             mb = 1024.0
             peaks = ", ".join(
                 f"{n} {statistics.median(p.peaks) / mb:.0f} MB" for n, p in peers.items()
@@ -1257,7 +1276,8 @@ def main(argv: list[str] | None = None) -> None:
         "--capture-rounds", type=int, default=CAPTURE.rounds, help="rounds of the capture rows"
     )
     args = parser.parse_args(argv)
-    CAPTURE.path, CAPTURE.baseline = args.capture, args.capture_baseline
+    CAPTURE.path = args.capture or CAPTURE.path
+    CAPTURE.baseline = args.capture_baseline
     CAPTURE.rounds = args.capture_rounds
     SETTINGS.rounds = args.rounds
     SETTINGS.sample_s = args.sample_ms / 1000
