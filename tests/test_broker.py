@@ -180,6 +180,43 @@ def test_exchange_declare_rules(client: Client, broker: Broker) -> None:
     assert closed_with(client.call(ch, E.Bind(destination="x1", source="")), 403)
 
 
+def test_redeclaration_refusals_name_the_property_as_rabbitmq_does() -> None:
+    from amqpcodec.broker._model import Refused, Usage, VirtualHost
+
+    vhost = VirtualHost("/", Limits(), Usage(1 << 20))
+    flags = {"passive": False, "durable": False, "auto_delete": False, "arguments": {}}
+    vhost.declare_exchange("x", "direct", internal=False, **flags)
+    vhost.declare_queue("q", None, exclusive=False, **flags)
+    refusals = {
+        "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'x' in vhost '/':"
+        " received 'fanout' but current is 'direct'": lambda: vhost.declare_exchange(
+            "x", "fanout", internal=False, **flags
+        ),
+        "PRECONDITION_FAILED - inequivalent arg 'internal' for exchange 'x' in vhost '/':"
+        " received 'true' but current is 'false'": lambda: vhost.declare_exchange(
+            "x", "direct", internal=True, **flags
+        ),
+        "PRECONDITION_FAILED - inequivalent arg 'exclusive' for queue 'q' in vhost '/':"
+        " received 'true' but current is 'false'": lambda: vhost.declare_queue(
+            "q", None, exclusive=True, **flags
+        ),
+        "PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue 'q' in vhost '/':"
+        " received 5 but current is None": lambda: vhost.declare_queue(
+            "q", None, exclusive=False, **{**flags, "arguments": {"x-max-length": 5}}
+        ),
+        "ACCESS_REFUSED - exchange name 'amq.x' contains reserved prefix 'amq.*'": lambda: (
+            vhost.declare_exchange("amq.x", "direct", internal=False, **flags)
+        ),
+        "ACCESS_REFUSED - queue name 'amq.q' contains reserved prefix 'amq.*'": lambda: (
+            vhost.declare_queue("amq.q", None, exclusive=False, **flags)
+        ),
+    }
+    for text, declare in refusals.items():
+        with pytest.raises(Refused) as refused:
+            declare()
+        assert refused.value.reply_text == text
+
+
 def test_unknown_exchange_type_is_a_connection_error(client: Client) -> None:
     ch = client.channel()
     reply = client.call(ch, E.Declare(exchange="x", type="x-unknown"))

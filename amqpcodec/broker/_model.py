@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import os
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -283,7 +283,10 @@ def _freeze(arguments: Mapping[str, Any]) -> str:
     return repr(sorted(arguments.items(), key=lambda item: item[0]))
 
 
-def _flag(value: bool) -> str:
+def _flag(value: str | bool) -> str:
+    """A property as RabbitMQ shows it in an inequivalence error."""
+    if isinstance(value, str):
+        return value
     return "true" if value else "false"
 
 
@@ -332,6 +335,28 @@ class VirtualHost:
         if name == "":
             raise Refused(spec.ACCESS_REFUSED, "operation not permitted on the default exchange")
 
+    @staticmethod
+    def _not_reserved(kind: str, name: str) -> None:
+        """Only the server names things ``amq.*``: declaring one is 403."""
+        if name.startswith("amq."):
+            raise Refused(
+                spec.ACCESS_REFUSED, f"{kind} name '{name}' contains reserved prefix 'amq.*'"
+            )
+
+    def _equivalent(
+        self, kind: str, name: str, properties: Iterable[tuple[str, str | bool, str | bool]]
+    ) -> None:
+        """Declaring what exists again with other properties is 406, naming the first
+        property that differs: (name, as asked now, as declared first)."""
+        for what, asked, current in properties:
+            asked, current = _flag(asked), _flag(current)
+            if asked != current:
+                raise Refused(
+                    spec.PRECONDITION_FAILED,
+                    f"inequivalent arg '{what}' for {kind} '{name}' {self._where()}:"
+                    f" received '{asked}' but current is '{current}'",
+                )
+
     # -- exchanges ------------------------------------------------------------------
 
     def declare_exchange(
@@ -352,11 +377,7 @@ class VirtualHost:
             raise Refused(spec.COMMAND_INVALID, f"unknown exchange type '{kind}'")
         found = self.exchanges.get(name)
         if found is None:
-            if name.startswith("amq."):
-                raise Refused(
-                    spec.ACCESS_REFUSED,
-                    f"exchange name '{name}' contains reserved prefix 'amq.*'",
-                )
+            self._not_reserved("exchange", name)
             if len(self.exchanges) >= self.limits.max_exchanges:
                 raise Refused(
                     spec.PRECONDITION_FAILED,
@@ -366,18 +387,16 @@ class VirtualHost:
             found = Exchange(name, kind, durable, auto_delete, internal, dict(arguments))
             self.exchanges[name] = found
             return found
-        for what, asked, current in (
-            ("type", kind, found.type),
-            ("durable", _flag(durable), _flag(found.durable)),
-            ("auto_delete", _flag(auto_delete), _flag(found.auto_delete)),
-            ("internal", _flag(internal), _flag(found.internal)),
-        ):
-            if asked != current:
-                raise Refused(
-                    spec.PRECONDITION_FAILED,
-                    f"inequivalent arg '{what}' for exchange '{name}' {self._where()}:"
-                    f" received '{asked}' but current is '{current}'",
-                )
+        self._equivalent(
+            "exchange",
+            name,
+            (
+                ("type", kind, found.type),
+                ("durable", durable, found.durable),
+                ("auto_delete", auto_delete, found.auto_delete),
+                ("internal", internal, found.internal),
+            ),
+        )
         return found
 
     def delete_exchange(self, name: str, if_unused: bool) -> None:
@@ -420,11 +439,7 @@ class VirtualHost:
             return self.queue(name, session)
         found = self.queues.get(name)
         if found is None:
-            if name.startswith("amq."):
-                raise Refused(
-                    spec.ACCESS_REFUSED,
-                    f"queue name '{name}' contains reserved prefix 'amq.*'",
-                )
+            self._not_reserved("queue", name)
             return self.add_queue(
                 name,
                 session,
@@ -434,17 +449,15 @@ class VirtualHost:
                 arguments=arguments,
             )
         found = self.queue(name, session)  # 405 for another connection's exclusive queue
-        for what, asked, current in (
-            ("durable", _flag(durable), _flag(found.durable)),
-            ("exclusive", _flag(exclusive), _flag(found.exclusive)),
-            ("auto_delete", _flag(auto_delete), _flag(found.auto_delete)),
-        ):
-            if asked != current:
-                raise Refused(
-                    spec.PRECONDITION_FAILED,
-                    f"inequivalent arg '{what}' for queue '{name}' {self._where()}:"
-                    f" received '{asked}' but current is '{current}'",
-                )
+        self._equivalent(
+            "queue",
+            name,
+            (
+                ("durable", durable, found.durable),
+                ("exclusive", exclusive, found.exclusive),
+                ("auto_delete", auto_delete, found.auto_delete),
+            ),
+        )
         for key in _EQUIVALENT_ARGUMENTS:
             asked_value, current_value = arguments.get(key), found.arguments.get(key)
             if not _same(asked_value, current_value):
