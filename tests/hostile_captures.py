@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
+    "conversation",
     "header_only_connections",
     "hex_long_line",
     "hex_repeat_bomb",
@@ -71,6 +72,24 @@ def _client(number: int) -> tuple[str, int]:
 
 
 _SERVER = ("10.0.0.2", 5672)
+
+
+def conversation(path: Path, payloads: Iterable[tuple[bool, bytes]]) -> None:
+    """One connection after its TCP handshake: each ``(from_client, data)`` in order, in
+    packets of at most ``_MSS`` bytes, each acknowledging what the other side sent."""
+    client = _client(0)
+    seq = {True: 1000, False: 5000}
+    with path.open("wb") as out:
+        pcap = _Pcap(out)
+        pcap.write(_packet(client, _SERVER, 999, 0, SYN, b""))
+        pcap.write(_packet(_SERVER, client, 4999, 1000, SYN | ACK, b""))
+        for from_client, data in payloads:
+            src, dst = (client, _SERVER) if from_client else (_SERVER, client)
+            for start in range(0, len(data), _MSS):
+                piece = data[start : start + _MSS]
+                ack = seq[not from_client]
+                pcap.write(_packet(src, dst, seq[from_client], ack, PSH | ACK, piece))
+                seq[from_client] += len(piece)
 
 
 def header_only_connections(path: Path, count: int) -> None:

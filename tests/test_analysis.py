@@ -294,6 +294,59 @@ def test_violation_by_the_server() -> None:
     assert violation.direction == "s2c" and violation.reply_code >= 500
 
 
+def test_after_the_reader_drops_state_the_replay_stops_as_after_a_gap(tmp_path: Path) -> None:
+    """A message larger than the reader's memory_limit is given out as partial and its
+    remaining body frames read as orphans: judged against the dropped message, they
+    would be a false 505 (body frames with no method)."""
+    import hostile_captures as hostile
+
+    from amqpcodec import encode_message
+
+    opened = [
+        *_handshake(),
+        (C2S, MethodFrame(1, spec.Channel.Open())),
+        (S2C, MethodFrame(1, spec.Channel.OpenOk())),
+    ]
+    publish = encode_message(1, spec.Basic.Publish(routing_key="q"), None, b"m" * 262144, 4096)
+    path = tmp_path / "dropped.pcap"
+    hostile.conversation(
+        path,
+        [
+            *[(d is C2S, frame.encode()) for d, frame in opened],  # type: ignore[attr-defined]
+            (True, publish),
+            (True, MethodFrame(1, spec.Channel.Close(reply_code=200)).encode()),
+            (False, MethodFrame(1, spec.Channel.CloseOk()).encode()),
+        ],
+    )
+    (rep,) = analyze(path, memory_limit=64 * 1024).connections
+    assert rep.violations == []
+    assert rep.violations_checked.startswith("up to state dropped by the reader (c2s) at packet")
+    (dropped,) = [text for text in rep.unknown if "state dropped by the reader" in text]
+    assert "memory_limit" in dropped and "may have been met" in dropped
+    # Reading went on: the channel's close is in the report, and the end is the capture's.
+    assert [life.ended for life in rep.channels] == ["closed"]
+    assert rep.heartbeats.ended == "capture ended"
+
+
+def test_a_connection_whose_state_the_reader_dropped_says_so(tmp_path: Path) -> None:
+    import hostile_captures as hostile
+
+    from amqpcodec.capture._limits import CONNECTION_COST
+
+    path = tmp_path / "hello.pcap"
+    hostile.header_only_connections(path, 6)
+    rep = analyze(path, memory_limit=3 * CONNECTION_COST)
+    ended = [c.heartbeats.ended for c in rep.connections]
+    assert [e.startswith("state dropped by the reader [") for e in ended] == [True] * 3 + [
+        False
+    ] * 3
+    assert ended[3:] == ["capture ended"] * 3
+    for connection in rep.connections[:3]:
+        assert any("state dropped by the reader" in text for text in connection.unknown)
+        assert not any("the capture ends before" in text for text in connection.unknown)
+        assert connection.violations_checked.startswith("up to state dropped by the reader")
+
+
 # ---------------------------------------------------------------------------------------
 # Bounds
 

@@ -319,3 +319,19 @@ def test_render_text_of_a_busy_connection() -> None:
     assert "    - and 3 more\n" in text  # unknowns over --max-items
     assert "- 1 unacknowledged deliveries dropped: the table was full (--max-open)" in text
     assert "- 1 unconfirmed publishes dropped: the table was full (--max-open)" in text
+
+
+def test_text_of_a_connection_whose_state_the_reader_dropped(tmp_path: Path) -> None:
+    import hostile_captures as hostile
+
+    from amqpcodec.capture._limits import CONNECTION_COST
+
+    path = tmp_path / "hello.pcap"
+    hostile.header_only_connections(path, 2)
+    out = io.StringIO()
+    render_text(analyze(path, memory_limit=CONNECTION_COST), out)
+    first, second = out.getvalue().split("\n\nconnection #")[1:]
+    assert "ended: state dropped by the reader [2]" in first
+    assert "checked: up to state dropped by the reader (c2s) at packet 2" in first
+    assert "- state dropped by the reader (c2s, packet 2): " in first
+    assert "ended: capture ended" in second and "state dropped" not in second

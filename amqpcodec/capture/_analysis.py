@@ -13,12 +13,14 @@ Protocol violations: each direction is replayed through a :class:`amqpcodec.Conn
 of the role that receives it (a server for what the client sent, a client for what the
 server sent), and every :class:`RemoteProtocolError` is reported with its reply code
 and packet number. A connection whose handshake is not in the capture, or that lost
-bytes, cannot be replayed from that point: the report says so.
+bytes, or whose state the reader dropped to keep within its ``memory_limit``, cannot be
+replayed from that point: the report says so.
 
 What cannot be known is said, not guessed: a capture that starts mid-connection has no
 negotiated parameters, no channel opens, no consumer registrations before it; bytes
 missing from the capture may have held acks, confirms or replies, so obligations
-reported open after a gap may have been met. Each connection's ``unknown`` lists these.
+reported open after a gap may have been met; the same holds after the reader dropped a
+connection's state (an ``EVICTED`` notice). Each connection's ``unknown`` lists these.
 
 Bounds: memory follows the open state, not the file. Per connection the tracker holds
 at most ``max_open`` entries in each open-obligation table (unconfirmed publishes,
@@ -260,7 +262,9 @@ class Heartbeats:
     or from its last frame to the end of the connection."""
     last_frame: dict[str, Where | None] = field(default_factory=dict)
     ended: str = ""
-    """How the connection ended: ``close handshake``, a TCP notice, or ``capture ended``."""
+    """How the connection ended: ``close handshake``, a TCP notice, ``capture ended``, or
+    ``state dropped by the reader`` (its memory_limit; later packets of the connection
+    are read as another one)."""
     silent_first: str | None = None
     """When the connection died without a close handshake: the direction that fell
     silent first (``c2s``: the client stopped sending)."""
@@ -483,6 +487,9 @@ class _Tracker:
         self.tuned_heartbeat: int | None = None
         self.frame_max = 131072
         self.gap_after: dict[Direction, int | None] = {}
+        # Where the reader dropped this connection's state, while nothing read after it
+        # says that reading went on (the whole connection was dropped).
+        self.dropped: Where | None = None
         # Replay needs both directions in order, which only a packet capture gives.
         self.replay = _Replay(self) if check and info.client is not None else None
         if not check:
@@ -525,8 +532,11 @@ class _Tracker:
         if record.time is not None:
             self.end_time = record.time  # records come in capture order
         if isinstance(record, Notice):
+            self.dropped = None
             self._notice(record, where)
             return
+        if not (isinstance(record, MessageRecord) and record.partial):
+            self.dropped = None  # not the messages a drop gives out: reading went on
         if direction not in self.started:
             self.started[direction] = True
             first_is_header = isinstance(record, FrameRecord) and isinstance(
@@ -574,6 +584,19 @@ class _Tracker:
             )
             if self.replay is not None:
                 self.replay.stop(f"bytes missing from the capture ({direction})", where)
+        elif notice.kind is NoticeKind.EVICTED:
+            # The reader let go of this connection's state (its memory_limit): what
+            # follows is read without it, so it is judged as after a gap, not against
+            # the state that was dropped.
+            self._unknown(
+                f"state dropped by the reader ({direction}"
+                + (f", packet {where.packet}" if where.packet is not None else "")
+                + f"): {notice.message}; what came after is judged without it, so"
+                " obligations reported open may have been met"
+            )
+            if self.replay is not None:
+                self.replay.stop(f"state dropped by the reader ({direction})", where)
+            self.dropped = where
         elif notice.kind is NoticeKind.SKIPPED and notice.size == 0 and notice.offset == 0:
             pass  # the stream starts on a frame boundary: nothing skipped
         elif notice.kind is NoticeKind.ERROR:
@@ -915,7 +938,11 @@ class _Tracker:
     def finish(self) -> ConnectionReport:
         rep = self.report
         if not self.closed_cleanly and not self.ended:
-            self.ended = "capture ended"
+            if self.dropped is not None:
+                at = f" [{self.dropped.packet}]" if self.dropped.packet is not None else ""
+                self.ended = "state dropped by the reader" + at
+            else:
+                self.ended = "capture ended"
         for channel in list(self.channels.values()):
             self._end_channel(channel, None, None, "open at the end of the capture")
         self.channels.clear()
