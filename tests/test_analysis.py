@@ -249,9 +249,10 @@ def _handshake() -> list[tuple[Direction, object]]:
 
 
 def _records(frames: list[tuple[Direction, object]]) -> list[FrameRecord]:
+    """One record a frame, the n-th in packet n (from 1)."""
     info = ConnectionInfo(0, Endpoint("127.0.0.1", 40000), Endpoint("127.0.0.1", 5672))
     return [
-        FrameRecord(float(n), info, direction, frame, 0, 8)  # type: ignore[arg-type]
+        FrameRecord(float(n), info, direction, frame, 0, 8, n + 1)  # type: ignore[arg-type]
         for n, (direction, frame) in enumerate(frames)
     ]
 
@@ -280,6 +281,58 @@ def test_violations_found_by_replay() -> None:
     assert violation.time == 9.0  # the tenth record
     (error,) = rep.errors
     assert error.level == "connection" and error.caused_by == "queue.declare"
+
+
+def _connection_close(reply_code: int, class_id: int, method_id: int) -> tuple[Direction, object]:
+    close = spec.Connection.Close(
+        reply_code=reply_code, reply_text="", class_id=class_id, method_id=method_id
+    )
+    return (S2C, MethodFrame(0, close))
+
+
+@pytest.mark.parametrize(
+    ("frames", "cause", "packet"),
+    [
+        # A method on channel 0: connection.open of a virtual host the user may not use.
+        ([*_handshake()[:-1], _connection_close(530, 10, 40)], "connection.open", 6),
+        # channel.open of a channel already open.
+        (
+            [
+                *_handshake(),
+                (C2S, MethodFrame(1, spec.Channel.Open())),
+                (S2C, MethodFrame(1, spec.Channel.OpenOk())),
+                (C2S, MethodFrame(1, spec.Channel.Open())),
+                _connection_close(504, 20, 10),
+            ],
+            "channel.open",
+            10,
+        ),
+        # The latest of two: queue.declare on channel 2, then on channel 1.
+        (
+            [
+                *_handshake(),
+                (C2S, MethodFrame(1, spec.Channel.Open())),
+                (S2C, MethodFrame(1, spec.Channel.OpenOk())),
+                (C2S, MethodFrame(2, spec.Channel.Open())),
+                (S2C, MethodFrame(2, spec.Channel.OpenOk())),
+                (C2S, MethodFrame(2, spec.Queue.Declare(queue="a"))),
+                (C2S, MethodFrame(1, spec.Queue.Declare(queue="b"))),
+                _connection_close(541, 50, 10),
+            ],
+            "queue.declare",
+            13,
+        ),
+    ],
+    ids=["on channel 0", "channel.open", "the latest"],
+)
+def test_a_connection_error_names_the_packet_that_caused_it(
+    frames: list[tuple[Direction, object]], cause: str, packet: int
+) -> None:
+    (rep,) = analyze_records(iter(_records(frames))).connections
+    (error,) = rep.errors
+    assert error.level == "connection" and error.caused_by == cause
+    assert error.cause_packet == packet
+    assert error.packet == len(frames)
 
 
 def test_violation_by_the_server() -> None:

@@ -187,7 +187,8 @@ class ErrorReport:
     caused_by: str | None
     """The method that caused it, named (``basic.publish`` for 60/40), None for 0/0."""
     cause_packet: int | None
-    """The packet of the last such method the other side sent on that channel, if seen."""
+    """The packet of the last such method the other side sent on that channel (for a
+    connection error: on any channel or on channel 0), if seen."""
     time: float | None
     packet: int | None
 
@@ -470,6 +471,8 @@ class _Tracker:
         )
         rep = self.report
         self.channels: dict[int, _Channel] = {}
+        # The last method each side sent on channel 0 (see _Channel.last_sent).
+        self.connection_sent: dict[Direction, tuple[Method, int | None]] = {}
         self.requests: dict[str, _Samples] = {}
         self.pending = _Bounded(limits.max_open, "pending requests", rep.forgotten)
         self.rpc_calls = _Bounded(limits.max_open, "pending RPC calls", rep.forgotten)
@@ -654,14 +657,16 @@ class _Tracker:
         self._replies(direction, number, method, where)
         if number == 0:
             self._connection_method(direction, method, where)
+            self.connection_sent[direction] = (method, where.packet)
             return
         if isinstance(method, spec.Channel.Open):
             old = self.channels.pop(number, None)
             if old is not None:
                 self._end_channel(old, None, None, "reopened, its close not in the capture")
-            self.channels[number] = _Channel(
+            opened = self.channels[number] = _Channel(
                 ChannelLife(number, opened=where), self.limits, self.report.forgotten
             )
+            opened.last_sent[direction] = (method, where.packet)
             self.report.channels_opened += 1
             return
         channel = self._channel(number, None)
@@ -731,16 +736,24 @@ class _Tracker:
         if method.reply_code < _FIRST_ERROR_CODE:
             return  # 200, or 0 as py-amqp sends: a normal close
         cause = method_name(method.class_id, method.method_id)
-        cause_packet = None
-        # The method that caused it was sent by the other side on that channel.
-        scope = self.channels.values() if channel is None else (channel,)
-        for candidate in scope:
-            sent = candidate.last_sent.get(direction.reverse())
-            if sent is not None and (
-                method.class_id,
-                method.method_id,
-            ) == (sent[0].CLASS_ID, sent[0].METHOD_ID):
-                cause_packet = sent[1]
+        # The method that caused it was the other side's latest of that kind: on that
+        # channel, or for a connection error, on any channel or on channel 0.
+        sender = direction.reverse()
+        if channel is not None:
+            sent = [channel.last_sent.get(sender)]
+        else:
+            sent = [each.last_sent.get(sender) for each in self.channels.values()]
+            sent.append(self.connection_sent.get(sender))
+        ids = (method.class_id, method.method_id)
+        cause_packet: int | None = None
+        for last in sent:
+            if last is None:
+                continue
+            culprit, packet = last
+            if ids != (culprit.CLASS_ID, culprit.METHOD_ID) or packet is None:
+                continue
+            if cause_packet is None or packet > cause_packet:
+                cause_packet = packet
         error = ErrorReport(
             level=level,
             channel=number,
