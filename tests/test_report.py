@@ -309,6 +309,7 @@ def test_render_text_of_a_busy_connection() -> None:
     assert "- malformed data (s2c): a frame end octet of 0x00" in text
     assert "- confirms on channel 1 for publishes made before the capture started" in text
     assert "consumer 'ghost' on channel 1 started before the capture" in text
+    assert "consumer 'ghost2' on channel 1 started before the capture" in text
     assert "  protocol violations (up to malformed data (s2c)):" in text
     assert "    s2c at 100.010000 [2]: 403 in connection.start: " in text
     small = analyze_records(iter(records), max_open=2, max_items=1)  # type: ignore[arg-type]
@@ -316,7 +317,7 @@ def test_render_text_of_a_busy_connection() -> None:
     render_text(small, out)
     text = out.getvalue()
     assert "    and 1 more\n" in text  # channels over --max-items
-    assert "    - and 3 more\n" in text  # unknowns over --max-items
+    assert "    - and 4 more\n" in text  # unknowns over --max-items
     assert "- 1 unacknowledged deliveries dropped: the table was full (--max-open)" in text
     assert "- 1 unconfirmed publishes dropped: the table was full (--max-open)" in text
 

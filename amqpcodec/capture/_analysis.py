@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any, Final, Literal
 
@@ -423,6 +423,19 @@ class _Bounded(OrderedDict[Any, Any]):
             self.popitem(last=False)
             self.forgotten[self.name] = self.forgotten.get(self.name, 0) + 1
 
+    def settle(self, tag: int, multiple: bool) -> list[Any]:
+        """Take out what an ack (or nack, reject) of ``tag`` settles, in a table keyed
+        by ascending tags: with ``multiple``, everything up to it, 0 meaning everything
+        [XML basic.ack multiple]; else that one, if it is here."""
+        if not multiple:
+            return [self.pop(tag)] if tag in self else []
+        settled = []
+        while self:
+            if tag and next(iter(self)) > tag:
+                break
+            settled.append(self.popitem(last=False)[1])
+        return settled
+
 
 class _Channel:
     """Open state of one channel."""
@@ -684,16 +697,10 @@ class _Tracker:
     def _connection_method(self, direction: Direction, method: Method, where: Where) -> None:
         neg = self.report.negotiated
         if isinstance(method, spec.Connection.Start):
-            props = method.server_properties
-            neg["server_product"] = _text(props.get("product"))
-            neg["server_version"] = _text(props.get("version"))
-            neg["server_platform"] = _text(props.get("platform"))
+            _product(neg, "server", method.server_properties)
             neg["mechanisms"] = _text(method.mechanisms)
         elif isinstance(method, spec.Connection.StartOk):
-            props = method.client_properties
-            neg["client_product"] = _text(props.get("product"))
-            neg["client_version"] = _text(props.get("version"))
-            neg["client_platform"] = _text(props.get("platform"))
+            _product(neg, "client", method.client_properties)
             neg["mechanism"] = _text(method.mechanism)
         elif isinstance(method, spec.Connection.Tune):
             neg["proposed"] = {
@@ -816,14 +823,7 @@ class _Tracker:
         elif isinstance(method, spec.Basic.ConsumeOk):
             self._consume_ok(channel, method.consumer_tag)
         elif isinstance(method, spec.Basic.Deliver):
-            consumer = channel.consumers.get(method.consumer_tag)
-            if consumer is None:
-                consumer = Consumer(number, method.consumer_tag, None, None, None, None)
-                channel.consumers[method.consumer_tag] = consumer
-                self._unknown(
-                    f"consumer {method.consumer_tag!r} on channel {number} started before"
-                    " the capture: its queue, no_ack and prefetch are not in it"
-                )
+            consumer = self._consumer(channel, method.consumer_tag)
             consumer.deliveries += 1
             if not consumer.no_ack:
                 tag = Tag(number, method.delivery_tag, where.time, where.packet)
@@ -841,13 +841,23 @@ class _Tracker:
             if channel.get_no_ack:
                 channel.get_no_ack.pop(0)
         elif isinstance(method, spec.Basic.Cancel):
-            consumer = channel.consumers.get(method.consumer_tag)
-            if consumer is None:
-                consumer = Consumer(number, method.consumer_tag, None, None, None, None)
-                channel.consumers[method.consumer_tag] = consumer
+            consumer = self._consumer(channel, method.consumer_tag)
             consumer.cancelled = where
             consumer.cancelled_by = "server"
             self._item(self.report.cancelled_by_server, "cancelled by server", consumer)
+
+    def _consumer(self, channel: _Channel, tag: str) -> Consumer:
+        """The consumer the server names; one whose consume is not in the capture is
+        added, with what is not known of it left None."""
+        consumer = channel.consumers.get(tag)
+        if consumer is None:
+            number = channel.life.channel
+            consumer = channel.consumers[tag] = Consumer(number, tag, None, None, None, None)
+            self._unknown(
+                f"consumer {tag!r} on channel {number} started before the capture: its"
+                " queue, no_ack and prefetch are not in it"
+            )
+        return consumer
 
     def _consume_ok(self, channel: _Channel, tag: str) -> None:
         pending = next(
@@ -861,19 +871,8 @@ class _Tracker:
         channel.consumers[tag] = consumer
 
     def _settle(self, channel: _Channel, delivery_tag: int, multiple: bool) -> None:
-        in_flight = channel.in_flight
-        settled: list[Tag] = []
-        if multiple:
-            # Everything up to the tag (0: everything) [XML basic.ack multiple].
-            while in_flight:
-                first = next(iter(in_flight))
-                if delivery_tag and first > delivery_tag:
-                    break
-                settled.append(in_flight.popitem(last=False)[1])
-        elif delivery_tag in in_flight:
-            settled.append(in_flight.pop(delivery_tag))
         counts = channel.open_by_consumer
-        for tag in settled:
+        for tag in channel.in_flight.settle(delivery_tag, multiple):
             if tag.consumer_tag in counts:
                 counts[tag.consumer_tag] -= 1
 
@@ -887,17 +886,7 @@ class _Tracker:
                 " capture started"
             )
             return
-        settled: list[Tag] = []
-        unconfirmed = channel.unconfirmed
-        if method.multiple:
-            while unconfirmed:
-                first = next(iter(unconfirmed))
-                if method.delivery_tag and first > method.delivery_tag:
-                    break
-                settled.append(unconfirmed.popitem(last=False)[1])
-        elif method.delivery_tag in unconfirmed:
-            settled.append(unconfirmed.pop(method.delivery_tag))
-        for tag in settled:
+        for tag in channel.unconfirmed.settle(method.delivery_tag, bool(method.multiple)):
             self.confirm_latency.add(_elapsed(Where(tag.time, tag.packet), where))
             if isinstance(method, spec.Basic.Nack):
                 confirms.nacked_count += 1
@@ -1006,6 +995,12 @@ def _elapsed(began: Where, now: Where) -> float | None:
     if began.time is None or now.time is None:
         return None
     return now.time - began.time
+
+
+def _product(negotiated: dict[str, Any], side: Side, properties: Mapping[str, Any]) -> None:
+    """What a peer says of itself in its Connection.Start(-Ok) properties."""
+    for key in ("product", "version", "platform"):
+        negotiated[f"{side}_{key}"] = _text(properties.get(key))
 
 
 def _no_wait(method: Method) -> bool:
