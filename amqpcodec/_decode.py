@@ -22,10 +22,10 @@ import stat
 import sys
 import textwrap
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Final, TextIO
+from typing import IO, TYPE_CHECKING, Any, Final, TextIO
 
 from ._filter import RecordFilter
-from ._frames import BodyFrame, HeaderFrame, HeartbeatFrame, MethodFrame
+from ._frames import BodyFrame, HeaderFrame, HeartbeatFrame, MethodFrame, ProtocolHeader
 from ._output import BODY_MODES, JSON_FIELDS, TIME_FORMATS, JSONWriter, Style, TextWriter
 from .capture import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -402,40 +402,64 @@ def _clear_progress(shown: bool) -> None:
 
 
 class _Summary:
-    """Counts by frame kind or method and by direction, in order of first appearance."""
+    """Counts by frame kind or method and by direction, in order of first appearance.
+
+    ``add`` keeps one counter per (connection, direction, row) and one byte count per
+    (connection, direction), in order of first appearance; ``write`` derives the tables
+    from them (the per-record work is two dictionary updates)."""
 
     def __init__(self) -> None:
+        self.counts: dict[tuple[int, Direction, str], int] = {}
+        self.sizes: dict[tuple[int, Direction], int] = {}
+        self.messages = 0
+        self.notices: dict[NoticeKind, list[int]] = {}
+        # Derived by _tally() (also settable, as a test does for _table):
         self.rows: dict[str, dict[Direction, int]] = {}
         self.frames: dict[Direction, int] = {}
         self.bytes: dict[Direction, int] = {}
-        self.messages = 0
-        self.notices: dict[NoticeKind, list[int]] = {}
         self.per_connection: dict[int, dict[Direction, int]] = {}
         self.per_method: dict[int, dict[str, dict[Direction, int]]] = {}
         self.per_bytes: dict[int, dict[Direction, int]] = {}
 
     def add(self, record: Record) -> None:
-        direction = record.direction
-        if isinstance(record, Notice):
-            counts = self.notices.setdefault(record.kind, [0, 0])
-            counts[0] += 1
-            counts[1] += record.size
-            return
         if isinstance(record, FrameRecord):
-            key = _row_name(record)
-            self.frames[direction] = self.frames.get(direction, 0) + 1
-            self.bytes[direction] = self.bytes.get(direction, 0) + record.size
-            per = self.per_connection.setdefault(record.connection.index, {})
-            per[direction] = per.get(direction, 0) + 1
-            sizes = self.per_bytes.setdefault(record.connection.index, {})
-            sizes[direction] = sizes.get(direction, 0) + record.size
+            frame: Any = record.frame
+            name = _ROW_NAMES.get(frame.__class__)
+            if name is _METHOD_ROW:
+                name = frame.method.__class__.__qualname__
+            elif name is None:
+                name = _row_name(record)  # a subclass of a frame class
+            index = record.connection.index
+            key = (index, record.direction, name)
+            counts = self.counts
+            counts[key] = counts.get(key, 0) + 1
+            place = (index, record.direction)
+            sizes = self.sizes
+            sizes[place] = sizes.get(place, 0) + record.size
+        elif isinstance(record, Notice):
+            counts_size = self.notices.setdefault(record.kind, [0, 0])
+            counts_size[0] += 1
+            counts_size[1] += record.size
         else:
-            key = f"Message {type(record.message.method).__qualname__}"
+            name = f"Message {type(record.message.method).__qualname__}"
             self.messages += 1
-            per = self.per_connection.setdefault(record.connection.index, {})
-        for rows in (self.rows, self.per_method.setdefault(record.connection.index, {})):
-            row = rows.setdefault(key, {})
-            row[direction] = row.get(direction, 0) + 1
+            key = (record.connection.index, record.direction, name)
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def _tally(self) -> None:
+        """The tables ``write`` prints, from the counters."""
+        for (index, direction, name), count in self.counts.items():
+            for rows in (self.rows, self.per_method.setdefault(index, {})):
+                row = rows.setdefault(name, {})
+                row[direction] = row.get(direction, 0) + count
+            if not name.startswith("Message "):
+                per = self.per_connection.setdefault(index, {})
+                per[direction] = per.get(direction, 0) + count
+                self.frames[direction] = self.frames.get(direction, 0) + count
+        for (index, direction), size in self.sizes.items():
+            self.bytes[direction] = self.bytes.get(direction, 0) + size
+            sizes = self.per_bytes.setdefault(index, {})
+            sizes[direction] = sizes.get(direction, 0) + size
 
     def write(
         self,
@@ -445,6 +469,7 @@ class _Summary:
         style: Style,
         only: frozenset[int] = frozenset(),
     ) -> None:
+        self._tally()
         packets = ""
         if stats.format in ("pcap", "pcapng"):
             packets = f", {stats.packets} packets ({stats.ignored_packets} not AMQP)"
@@ -512,6 +537,16 @@ _NOTICE_LABELS: Final = {
 def _connection_line(info: ConnectionInfo, frames: dict[Direction, int], style: Style) -> str:
     counts = ", ".join(f"{style.arrow(d)} {n}" for d, n in frames.items())
     return f"{info}: {counts or 'no frames'}"
+
+
+_METHOD_ROW: Final = "method"
+_ROW_NAMES: Final[dict[type, str]] = {
+    MethodFrame: _METHOD_ROW,
+    HeaderFrame: "Content header",
+    BodyFrame: "Content body",
+    HeartbeatFrame: "Heartbeat",
+    ProtocolHeader: "Protocol header",
+}
 
 
 def _row_name(record: FrameRecord) -> str:

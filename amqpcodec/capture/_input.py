@@ -50,6 +50,24 @@ class Input(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @property
+    def counts(self) -> bool:
+        """Whether reads count toward ``bytes_read`` (False: a decompressor's output)."""
+        return self._count
+
+    def read_chunk(self, size: int) -> bytes:
+        """Up to ``size`` bytes, as one read of the stream gives them (a pipe's bytes as
+        they arrive, without waiting for ``size``); b"" at the end. Not counted, and the
+        end of the input is not a cut here: the caller knows where its records end."""
+        if self._head:
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        read1 = getattr(self._stream, "read1", None)
+        try:
+            return bytes(read1(size) if read1 is not None else self._stream.read(size))
+        except (OSError, lzma.LZMAError, zlib.error) as exc:
+            raise CaptureError(f"the input cannot be read: {exc}") from None
+
     def readinto(self, buffer: Any) -> int:
         with memoryview(buffer) as view, view.cast("B") as target:
             data = self.read(len(target))

@@ -38,6 +38,11 @@ class Direction(enum.Enum):
     UNKNOWN = "unknown"
     """A raw stream or hex dump whose content did not say which side sent it."""
 
+    # Members are singletons compared by identity: hashing by identity is consistent
+    # with that, and is a C slot instead of Enum's Python-level hash of the name (the
+    # capture tools key their per-record counters by direction).
+    __hash__ = object.__hash__
+
     @property
     def arrow(self) -> str:
         return _ARROWS[self]
@@ -159,6 +164,8 @@ class MessageRecord:
 
 
 class NoticeKind(enum.Enum):
+    __hash__ = object.__hash__  # as Direction's
+
     GAP = "gap"
     """Bytes of the stream are missing from the capture (``size`` of them)."""
     SKIPPED = "skipped"
