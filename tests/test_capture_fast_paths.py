@@ -1,15 +1,18 @@
 """The capture reader's fast paths give exactly what the general paths give.
 
 Each fast path (pcap records cut out of chunks instead of read through dpkt's reader;
-...) is run side by side with the general one on the captures of tests/data and on
-damaged and hostile variants of them (cut at many places, lengths rewritten, other byte
-orders and time resolutions, a stream that gives a few bytes per read), and must yield
-the same values, statistics, warnings and errors.
+runs of whole frames decoded where they are, in one call, instead of one at a time from
+a buffer) is run side by side with the general one on the captures of tests/data and on
+damaged and hostile variants of them (cut at many places, bytes overwritten or cut out,
+lengths rewritten, other byte orders and time resolutions, a stream that gives a few
+bytes per read, any split of a stream), and must yield the same values, statistics,
+warnings and errors.
 """
 
 from __future__ import annotations
 
 import io
+import random
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ import pytest
 from amqpcodec.capture import CaptureError, CaptureStats
 from amqpcodec.capture._input import SNIFF, Input
 from amqpcodec.capture._pcap import pcap_packets
+from amqpcodec.capture._stream import INPUT_START, Cut, FrameStream, Note
 
 pytest.importorskip("dpkt")
 
@@ -155,3 +159,72 @@ def test_pcap_fast_path_is_taken() -> None:
     next(packets)
     assert packets.gi_yieldfrom is not None  # type: ignore[attr-defined]
     assert packets.gi_yieldfrom.__name__ == "_pcap_records"  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------
+# Frame streams: whole frames decoded where they are, in runs, against one at a time
+
+
+class _OneAtATime(FrameStream):
+    """The general path: every frame buffered, then decoded by itself."""
+
+    __slots__ = ()
+
+    def _decode_run(self, buf: bytes | bytearray, out: list[Any]) -> int:
+        return 0
+
+
+def _view(item: Any) -> tuple[Any, ...]:
+    if isinstance(item, Note):
+        error = item.error
+        where = None if error is None else (type(error), str(error), getattr(error, "offset", None))
+        return ("note", item.kind, item.offset, item.size, item.message, where)
+    if isinstance(item, Cut):
+        return ("cut", item.frame.encode(), item.offset, item.size)
+    frame, offset, size = item
+    return ("frame", type(frame), frame.encode(), offset, size)
+
+
+def _stream_output(
+    stream_class: type[FrameStream], pieces: list[bytes], limit: int, resync: bool
+) -> list[tuple[Any, ...]]:
+    stream = stream_class(limit, False, INPUT_START, resync)
+    out: list[Any] = []
+    for piece in pieces:
+        stream.feed(piece, out)
+    stream.finish(out)
+    return [_view(item) for item in out] + [(stream.base, stream.state, stream.ignored)]
+
+
+def _splits(data: bytes, rng: random.Random) -> Iterator[list[bytes]]:
+    yield [data]
+    yield [data[i : i + 1] for i in range(min(len(data), 3000))]
+    for _ in range(3):
+        cuts = sorted(rng.sample(range(1, len(data)), min(20, len(data) - 1)))
+        yield [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+
+
+STREAMS = sorted((DATA / "captures").glob("*.bin"))
+
+
+@pytest.mark.parametrize("path", STREAMS, ids=lambda p: p.name)
+def test_frame_runs_decode_as_frames_one_at_a_time(path: Path) -> None:
+    rng = random.Random(path.name)
+    data = path.read_bytes()
+    variants = [data]
+    for _ in range(12):  # damaged: bytes overwritten, or cut out
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        variants.append(bytes(damaged))
+        start = rng.randrange(len(data))
+        variants.append(data[:start] + data[start + rng.randint(1, 64) :])
+    kinds: set[str] = set()
+    for variant in variants:
+        for limit in (0, 4096, 131072):
+            for resync in (False, True):
+                for pieces in _splits(variant, rng):
+                    expected = _stream_output(_OneAtATime, pieces, limit, resync)
+                    assert _stream_output(FrameStream, pieces, limit, resync) == expected
+                    kinds |= {view[0] for view in expected[:-1]}
+    assert {"frame", "note"} <= kinds  # frames, and malformed ones, were compared

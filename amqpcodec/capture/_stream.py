@@ -24,6 +24,7 @@ four times the input, and a candidate is decoded at most once.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 import struct
@@ -32,7 +33,7 @@ from typing import Any, Final
 
 from .. import spec
 from .._errors import AMQPError, DecodeError
-from .._frames import BodyFrame, decode_frame
+from .._frames import BodyFrame, _decode_frames, decode_frame
 from ._limits import DEFAULT_MAX_FRAME_SIZE
 from ._records import NoticeKind
 
@@ -112,9 +113,18 @@ class FrameStream:
             self.drop -= passed
             self.base += passed
             data = data[passed:]
-        self.buf += data
         cap = HUNT_CREDIT * (self.limit or DEFAULT_MAX_FRAME_SIZE)
         self.credit = min(self.credit + HUNT_CREDIT * len(data), cap)
+        if not self.buf and self.state is _State.SYNC and not self.at_start:
+            # The whole frames at the start of the data decoded where they are; only
+            # what follows them is buffered.
+            used = self._decode_run(data, out)
+            if used:
+                self.base += used
+                if used == len(data):
+                    return
+                data = data[used:]
+        self.buf += data
         while (self.state is _State.SYNC or self._hunt(out, False)) and self._decode(out):
             pass  # _decode found a malformed frame and wants to hunt past it
 
@@ -300,9 +310,16 @@ class FrameStream:
         and the stream is hunting again (``resync_on_error``)."""
         buf = self.buf
         size = len(buf)
-        off = 0
         base = self.base
         limit = self.limit
+        off = 0
+        if not self.at_start and size:
+            off = self._decode_run(buf, out)
+            if off:
+                del buf[:off]
+                self.base = base = base + off
+                size = len(buf)
+                off = 0
         try:
             while size - off >= 7 or (self.at_start and off < size):
                 if buf[off] == 0x41 and not self.at_start:
@@ -337,6 +354,43 @@ class FrameStream:
             self.base = base + off
         return False
 
+    def _decode_run(self, buf: bytes | bytearray, out: list[Any]) -> int:
+        """The fast part of decoding: the run of whole frames at the start of ``buf``
+        (found by their headers), decoded in one call of the frame decoder's loop and
+        added to ``out`` as if at ``self.base``. Returns where it stopped: at the end of
+        the run, or at a frame that does not decode, which ``_decode`` then decodes
+        alone (and so raises what it always raised)."""
+        size = len(buf)
+        if size < 7:
+            return 0
+        limit = self.limit
+        unpack = _FRAME_HEADER.unpack_from
+        frame_type, _, payload_size = unpack(buf, 0)
+        pos = payload_size + 8
+        if pos > size or frame_type == 0x41 or (limit and pos > limit):
+            return 0  # incomplete, or for _decode to report
+        ends = [pos]
+        while size - pos >= 7:
+            frame_type, _, payload_size = unpack(buf, pos)
+            end = pos + payload_size + 8
+            if end > size or frame_type == 0x41 or (limit and payload_size + 8 > limit):
+                break
+            ends.append(end)
+            pos = end
+        frames: list[Any] = []
+        if buf.__class__ is bytes:
+            with contextlib.suppress(DecodeError):  # frames holds those before it
+                _decode_frames(buf, 0, pos, limit, frames, False)
+        else:
+            with memoryview(buf) as view, contextlib.suppress(DecodeError):
+                _decode_frames(view, 0, pos, limit, frames, False)
+        base = self.base
+        off = 0
+        append = out.append
+        for frame, end in zip(frames, ends, strict=False):
+            append((frame, base + off, end - off))
+            off = end
+        return off
 
 @dataclass(slots=True)
 class Cut:
