@@ -1020,7 +1020,6 @@ def test_lifecycle_misuse_and_failures() -> None:
 
 def test_handshake_timeout_and_shutdown_of_a_client_that_does_not_answer() -> None:
     import socket
-    import time
 
     broker = Broker(handshake_timeout=0.2, shutdown_timeout=0.2).start_in_thread()
     try:
@@ -1031,10 +1030,11 @@ def test_handshake_timeout_and_shutdown_of_a_client_that_does_not_answer() -> No
         deaf.channel()
         assert broker.connections == 1
     finally:
-        started = time.monotonic()
         broker.stop_in_thread()  # the client never answers the Close: dropped
-    assert time.monotonic() - started < 5
     assert closed_with(deaf.closed(), 320)
+    # The broker let go of the socket without the client's Close-Ok or its own close.
+    assert deaf.sock.recv(100) == b""
+    assert broker.connections == 0
     deaf.sock.close()
 
 
