@@ -257,6 +257,7 @@ class Connection:
             mechanisms: bytes = b"",
             locales: bytes = b"",
         ) -> None:
+            self._wire = None
             self.version_major: int = version_major
             self.version_minor: int = version_minor
             self.server_properties: Mapping[str, Any] = (
@@ -266,6 +267,18 @@ class Connection:
             self.locales: bytes = locales
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.version_major is seen[0]
+                    and self.version_minor is seen[1]
+                    and self.server_properties is seen[2]
+                    and _table_unchanged(self.server_properties)
+                    and self.mechanisms is seen[3]
+                    and self.locales is seen[4]
+                ):
+                    return b"\x00\x0a\x00\x0a" + wire
             try:
                 v_mechanisms = self.mechanisms
                 v_locales = self.locales
@@ -284,6 +297,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Start:
+            _start = off  # underscored: no field's name
             try:
                 version_major, version_minor = _S_BB.unpack_from(buf, off)
                 off += 2
@@ -310,6 +324,9 @@ class Connection:
             self.server_properties = server_properties
             self.mechanisms = mechanisms
             self.locales = locales
+            self._seen = (version_major, version_minor, server_properties, mechanisms, locales)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class StartOk(Method):
@@ -348,6 +365,7 @@ class Connection:
             response: bytes = b"",
             locale: str = "",
         ) -> None:
+            self._wire = None
             self.client_properties: Mapping[str, Any] = (
                 {} if client_properties is None else client_properties
             )
@@ -356,6 +374,17 @@ class Connection:
             self.locale: str = locale
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.client_properties is seen[0]
+                    and _table_unchanged(self.client_properties)
+                    and self.mechanism is seen[1]
+                    and self.response is seen[2]
+                    and self.locale is seen[3]
+                ):
+                    return b"\x00\x0a\x00\x0b" + wire
             try:
                 v_mechanism = self.mechanism.encode("utf-8", "surrogateescape")
                 v_response = self.response
@@ -375,6 +404,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.StartOk:
+            _start = off  # underscored: no field's name
             try:
                 client_properties, off = _decode_table(buf, off, end)
                 n = buf[off]
@@ -400,6 +430,9 @@ class Connection:
             self.mechanism = mechanism
             self.response = response
             self.locale = locale
+            self._seen = (client_properties, mechanism, response, locale)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Secure(Method):
@@ -428,9 +461,15 @@ class Connection:
         __match_args__ = ("challenge",)
 
         def __init__(self, challenge: bytes = b"") -> None:
+            self._wire = None
             self.challenge: bytes = challenge
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.challenge is seen[0]:
+                    return b"\x00\x0a\x00\x14" + wire
             try:
                 v_challenge = self.challenge
                 return _S_HHI.pack(10, 20, len(v_challenge)) + v_challenge
@@ -439,6 +478,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Secure:
+            _start = off  # underscored: no field's name
             try:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -452,6 +492,9 @@ class Connection:
                 raise _length_mismatch("connection.secure", off, end)
             self = _new(cls)
             self.challenge = challenge
+            self._seen = (challenge,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class SecureOk(Method):
@@ -480,9 +523,15 @@ class Connection:
         __match_args__ = ("response",)
 
         def __init__(self, response: bytes = b"") -> None:
+            self._wire = None
             self.response: bytes = response
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.response is seen[0]:
+                    return b"\x00\x0a\x00\x15" + wire
             try:
                 v_response = self.response
                 return _S_HHI.pack(10, 21, len(v_response)) + v_response
@@ -491,6 +540,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.SecureOk:
+            _start = off  # underscored: no field's name
             try:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -504,6 +554,9 @@ class Connection:
                 raise _length_mismatch("connection.secure-ok", off, end)
             self = _new(cls)
             self.response = response
+            self._seen = (response,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Tune(Method):
@@ -537,11 +590,21 @@ class Connection:
         __match_args__ = ("channel_max", "frame_max", "heartbeat")
 
         def __init__(self, channel_max: int = 0, frame_max: int = 0, heartbeat: int = 0) -> None:
+            self._wire = None
             self.channel_max: int = channel_max
             self.frame_max: int = frame_max
             self.heartbeat: int = heartbeat
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.channel_max is seen[0]
+                    and self.frame_max is seen[1]
+                    and self.heartbeat is seen[2]
+                ):
+                    return b"\x00\x0a\x00\x1e" + wire
             try:
                 return _S_HHHIH.pack(10, 30, self.channel_max, self.frame_max, self.heartbeat)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
@@ -549,6 +612,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Tune:
+            _start = off  # underscored: no field's name
             try:
                 channel_max, frame_max, heartbeat = _S_HIH.unpack_from(buf, off)
                 off += 8
@@ -560,6 +624,9 @@ class Connection:
             self.channel_max = channel_max
             self.frame_max = frame_max
             self.heartbeat = heartbeat
+            self._seen = (channel_max, frame_max, heartbeat)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class TuneOk(Method):
@@ -592,11 +659,21 @@ class Connection:
         __match_args__ = ("channel_max", "frame_max", "heartbeat")
 
         def __init__(self, channel_max: int = 0, frame_max: int = 0, heartbeat: int = 0) -> None:
+            self._wire = None
             self.channel_max: int = channel_max
             self.frame_max: int = frame_max
             self.heartbeat: int = heartbeat
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.channel_max is seen[0]
+                    and self.frame_max is seen[1]
+                    and self.heartbeat is seen[2]
+                ):
+                    return b"\x00\x0a\x00\x1f" + wire
             try:
                 return _S_HHHIH.pack(10, 31, self.channel_max, self.frame_max, self.heartbeat)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
@@ -604,6 +681,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.TuneOk:
+            _start = off  # underscored: no field's name
             try:
                 channel_max, frame_max, heartbeat = _S_HIH.unpack_from(buf, off)
                 off += 8
@@ -615,6 +693,9 @@ class Connection:
             self.channel_max = channel_max
             self.frame_max = frame_max
             self.heartbeat = heartbeat
+            self._seen = (channel_max, frame_max, heartbeat)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Open(Method):
@@ -651,12 +732,23 @@ class Connection:
             reserved_1: str = "",
             reserved_2: bool = False,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.virtual_host: str = virtual_host
             self.reserved_1: str = reserved_1
             self.reserved_2: bool = reserved_2
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.virtual_host is seen[0]
+                    and self.reserved_1 is seen[1]
+                    and self.reserved_2 is seen[2]
+                    and self._stray is seen[3]
+                ):
+                    return b"\x00\x0a\x00\x28" + wire
             try:
                 v_virtual_host = self.virtual_host.encode("utf-8", "surrogateescape")
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
@@ -676,6 +768,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Open:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -694,8 +787,11 @@ class Connection:
             self = _new(cls)
             self.virtual_host = virtual_host
             self.reserved_1 = reserved_1
-            self.reserved_2 = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.reserved_2 = reserved_2 = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (virtual_host, reserved_1, reserved_2, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class OpenOk(Method):
@@ -724,9 +820,15 @@ class Connection:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
+            self._wire = None
             self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.reserved_1 is seen[0]:
+                    return b"\x00\x0a\x00\x29" + wire
             try:
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(10, 41, len(v_reserved_1)) + v_reserved_1
@@ -735,6 +837,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.OpenOk:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -746,6 +849,9 @@ class Connection:
                 raise _length_mismatch("connection.open-ok", off, end)
             self = _new(cls)
             self.reserved_1 = reserved_1
+            self._seen = (reserved_1,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Close(Method):
@@ -784,12 +890,23 @@ class Connection:
             class_id: int = 0,
             method_id: int = 0,
         ) -> None:
+            self._wire = None
             self.reply_code: int = reply_code
             self.reply_text: str = reply_text
             self.class_id: int = class_id
             self.method_id: int = method_id
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reply_code is seen[0]
+                    and self.reply_text is seen[1]
+                    and self.class_id is seen[2]
+                    and self.method_id is seen[3]
+                ):
+                    return b"\x00\x0a\x00\x32" + wire
             try:
                 v_reply_text = self.reply_text.encode("utf-8", "surrogateescape")
                 return (
@@ -802,6 +919,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Close:
+            _start = off  # underscored: no field's name
             try:
                 reply_code, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -818,6 +936,9 @@ class Connection:
             self.reply_text = reply_text
             self.class_id = class_id
             self.method_id = method_id
+            self._seen = (reply_code, reply_text, class_id, method_id)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class CloseOk(Method):
@@ -880,9 +1001,15 @@ class Connection:
         __match_args__ = ("reason",)
 
         def __init__(self, reason: str = "") -> None:
+            self._wire = None
             self.reason: str = reason
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.reason is seen[0]:
+                    return b"\x00\x0a\x00\x3c" + wire
             try:
                 v_reason = self.reason.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(10, 60, len(v_reason)) + v_reason
@@ -891,6 +1018,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Blocked:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -902,6 +1030,9 @@ class Connection:
                 raise _length_mismatch("connection.blocked", off, end)
             self = _new(cls)
             self.reason = reason
+            self._seen = (reason,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Unblocked(Method):
@@ -965,10 +1096,16 @@ class Connection:
         __match_args__ = ("new_secret", "reason")
 
         def __init__(self, new_secret: bytes = b"", reason: str = "") -> None:
+            self._wire = None
             self.new_secret: bytes = new_secret
             self.reason: str = reason
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.new_secret is seen[0] and self.reason is seen[1]:
+                    return b"\x00\x0a\x00\x46" + wire
             try:
                 v_new_secret = self.new_secret
                 v_reason = self.reason.encode("utf-8", "surrogateescape")
@@ -985,6 +1122,7 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.UpdateSecret:
+            _start = off  # underscored: no field's name
             try:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -1003,6 +1141,9 @@ class Connection:
             self = _new(cls)
             self.new_secret = new_secret
             self.reason = reason
+            self._seen = (new_secret, reason)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class UpdateSecretOk(Method):
@@ -1075,9 +1216,15 @@ class Channel:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
+            self._wire = None
             self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.reserved_1 is seen[0]:
+                    return b"\x00\x14\x00\x0a" + wire
             try:
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(20, 10, len(v_reserved_1)) + v_reserved_1
@@ -1086,6 +1233,7 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.Open:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -1097,6 +1245,9 @@ class Channel:
                 raise _length_mismatch("channel.open", off, end)
             self = _new(cls)
             self.reserved_1 = reserved_1
+            self._seen = (reserved_1,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class OpenOk(Method):
@@ -1125,9 +1276,15 @@ class Channel:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: bytes = b"") -> None:
+            self._wire = None
             self.reserved_1: bytes = reserved_1
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.reserved_1 is seen[0]:
+                    return b"\x00\x14\x00\x0b" + wire
             try:
                 v_reserved_1 = self.reserved_1
                 return _S_HHI.pack(20, 11, len(v_reserved_1)) + v_reserved_1
@@ -1136,6 +1293,7 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.OpenOk:
+            _start = off  # underscored: no field's name
             try:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -1149,6 +1307,9 @@ class Channel:
                 raise _length_mismatch("channel.open-ok", off, end)
             self = _new(cls)
             self.reserved_1 = reserved_1
+            self._seen = (reserved_1,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Flow(Method):
@@ -1177,10 +1338,16 @@ class Channel:
         __match_args__ = ("active",)
 
         def __init__(self, active: bool = False) -> None:
+            self._wire = None
             self._stray = 0
             self.active: bool = active
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.active is seen[0] and self._stray is seen[1]:
+                    return b"\x00\x14\x00\x14" + wire
             try:
                 bits0 = 1 if self.active else 0
                 bits0 |= self._stray
@@ -1190,6 +1357,7 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.Flow:
+            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -1198,8 +1366,11 @@ class Channel:
             if off != end:
                 raise _length_mismatch("channel.flow", off, end)
             self = _new(cls)
-            self.active = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.active = active = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (active, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class FlowOk(Method):
@@ -1228,10 +1399,16 @@ class Channel:
         __match_args__ = ("active",)
 
         def __init__(self, active: bool = False) -> None:
+            self._wire = None
             self._stray = 0
             self.active: bool = active
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.active is seen[0] and self._stray is seen[1]:
+                    return b"\x00\x14\x00\x15" + wire
             try:
                 bits0 = 1 if self.active else 0
                 bits0 |= self._stray
@@ -1241,6 +1418,7 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.FlowOk:
+            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -1249,8 +1427,11 @@ class Channel:
             if off != end:
                 raise _length_mismatch("channel.flow-ok", off, end)
             self = _new(cls)
-            self.active = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.active = active = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (active, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Close(Method):
@@ -1288,12 +1469,23 @@ class Channel:
             class_id: int = 0,
             method_id: int = 0,
         ) -> None:
+            self._wire = None
             self.reply_code: int = reply_code
             self.reply_text: str = reply_text
             self.class_id: int = class_id
             self.method_id: int = method_id
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reply_code is seen[0]
+                    and self.reply_text is seen[1]
+                    and self.class_id is seen[2]
+                    and self.method_id is seen[3]
+                ):
+                    return b"\x00\x14\x00\x28" + wire
             try:
                 v_reply_text = self.reply_text.encode("utf-8", "surrogateescape")
                 return (
@@ -1306,6 +1498,7 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.Close:
+            _start = off  # underscored: no field's name
             try:
                 reply_code, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -1322,6 +1515,9 @@ class Channel:
             self.reply_text = reply_text
             self.class_id = class_id
             self.method_id = method_id
+            self._seen = (reply_code, reply_text, class_id, method_id)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class CloseOk(Method):
@@ -1455,6 +1651,7 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.exchange: str = exchange
@@ -1467,6 +1664,23 @@ class Exchange:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.exchange is seen[1]
+                    and self.type is seen[2]
+                    and self.passive is seen[3]
+                    and self.durable is seen[4]
+                    and self.auto_delete is seen[5]
+                    and self.internal is seen[6]
+                    and self.no_wait is seen[7]
+                    and self.arguments is seen[8]
+                    and _table_unchanged(self.arguments)
+                    and self._stray is seen[9]
+                ):
+                    return b"\x00\x28\x00\x0a" + wire
             try:
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_type = self.type.encode("utf-8", "surrogateescape")
@@ -1495,6 +1709,7 @@ class Exchange:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Exchange.Declare:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -1515,13 +1730,27 @@ class Exchange:
             self.reserved_1 = reserved_1
             self.exchange = exchange
             self.type = type
-            self.passive = (bits0 & 1) != 0
-            self.durable = (bits0 & 2) != 0
-            self.auto_delete = (bits0 & 4) != 0
-            self.internal = (bits0 & 8) != 0
-            self.no_wait = (bits0 & 16) != 0
+            self.passive = passive = (bits0 & 1) != 0
+            self.durable = durable = (bits0 & 2) != 0
+            self.auto_delete = auto_delete = (bits0 & 4) != 0
+            self.internal = internal = (bits0 & 8) != 0
+            self.no_wait = no_wait = (bits0 & 16) != 0
             self.arguments = arguments
-            self._stray = bits0 & 0xE0
+            self._stray = _stray = bits0 & 0xE0
+            self._seen = (
+                reserved_1,
+                exchange,
+                type,
+                passive,
+                durable,
+                auto_delete,
+                internal,
+                no_wait,
+                arguments,
+                _stray,
+            )
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class DeclareOk(Method):
@@ -1594,6 +1823,7 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.exchange: str = exchange
@@ -1601,6 +1831,17 @@ class Exchange:
             self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.exchange is seen[1]
+                    and self.if_unused is seen[2]
+                    and self.no_wait is seen[3]
+                    and self._stray is seen[4]
+                ):
+                    return b"\x00\x28\x00\x14" + wire
             try:
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.if_unused else 0
@@ -1617,6 +1858,7 @@ class Exchange:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Exchange.Delete:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -1631,9 +1873,12 @@ class Exchange:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.exchange = exchange
-            self.if_unused = (bits0 & 1) != 0
-            self.no_wait = (bits0 & 2) != 0
-            self._stray = bits0 & 0xFC
+            self.if_unused = if_unused = (bits0 & 1) != 0
+            self.no_wait = no_wait = (bits0 & 2) != 0
+            self._stray = _stray = bits0 & 0xFC
+            self._seen = (reserved_1, exchange, if_unused, no_wait, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class DeleteOk(Method):
@@ -1732,6 +1977,7 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.destination: str = destination
@@ -1741,6 +1987,20 @@ class Exchange:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.destination is seen[1]
+                    and self.source is seen[2]
+                    and self.routing_key is seen[3]
+                    and self.no_wait is seen[4]
+                    and self.arguments is seen[5]
+                    and _table_unchanged(self.arguments)
+                    and self._stray is seen[6]
+                ):
+                    return b"\x00\x28\x00\x1e" + wire
             try:
                 v_destination = self.destination.encode("utf-8", "surrogateescape")
                 v_source = self.source.encode("utf-8", "surrogateescape")
@@ -1764,6 +2024,7 @@ class Exchange:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Exchange.Bind:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -1789,9 +2050,12 @@ class Exchange:
             self.destination = destination
             self.source = source
             self.routing_key = routing_key
-            self.no_wait = (bits0 & 1) != 0
+            self.no_wait = no_wait = (bits0 & 1) != 0
             self.arguments = arguments
-            self._stray = bits0 & 0xFE
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (reserved_1, destination, source, routing_key, no_wait, arguments, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class BindOk(Method):
@@ -1890,6 +2154,7 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.destination: str = destination
@@ -1899,6 +2164,20 @@ class Exchange:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.destination is seen[1]
+                    and self.source is seen[2]
+                    and self.routing_key is seen[3]
+                    and self.no_wait is seen[4]
+                    and self.arguments is seen[5]
+                    and _table_unchanged(self.arguments)
+                    and self._stray is seen[6]
+                ):
+                    return b"\x00\x28\x00\x28" + wire
             try:
                 v_destination = self.destination.encode("utf-8", "surrogateescape")
                 v_source = self.source.encode("utf-8", "surrogateescape")
@@ -1922,6 +2201,7 @@ class Exchange:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Exchange.Unbind:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -1947,9 +2227,12 @@ class Exchange:
             self.destination = destination
             self.source = source
             self.routing_key = routing_key
-            self.no_wait = (bits0 & 1) != 0
+            self.no_wait = no_wait = (bits0 & 1) != 0
             self.arguments = arguments
-            self._stray = bits0 & 0xFE
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (reserved_1, destination, source, routing_key, no_wait, arguments, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class UnbindOk(Method):
@@ -2078,6 +2361,7 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -2089,6 +2373,22 @@ class Queue:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.queue is seen[1]
+                    and self.passive is seen[2]
+                    and self.durable is seen[3]
+                    and self.exclusive is seen[4]
+                    and self.auto_delete is seen[5]
+                    and self.no_wait is seen[6]
+                    and self.arguments is seen[7]
+                    and _table_unchanged(self.arguments)
+                    and self._stray is seen[8]
+                ):
+                    return b"\x00\x32\x00\x0a" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.passive else 0
@@ -2114,6 +2414,7 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Declare:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2129,13 +2430,26 @@ class Queue:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.passive = (bits0 & 1) != 0
-            self.durable = (bits0 & 2) != 0
-            self.exclusive = (bits0 & 4) != 0
-            self.auto_delete = (bits0 & 8) != 0
-            self.no_wait = (bits0 & 16) != 0
+            self.passive = passive = (bits0 & 1) != 0
+            self.durable = durable = (bits0 & 2) != 0
+            self.exclusive = exclusive = (bits0 & 4) != 0
+            self.auto_delete = auto_delete = (bits0 & 8) != 0
+            self.no_wait = no_wait = (bits0 & 16) != 0
             self.arguments = arguments
-            self._stray = bits0 & 0xE0
+            self._stray = _stray = bits0 & 0xE0
+            self._seen = (
+                reserved_1,
+                queue,
+                passive,
+                durable,
+                exclusive,
+                auto_delete,
+                no_wait,
+                arguments,
+                _stray,
+            )
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class DeclareOk(Method):
@@ -2171,11 +2485,21 @@ class Queue:
             message_count: int = 0,
             consumer_count: int = 0,
         ) -> None:
+            self._wire = None
             self.queue: str = queue
             self.message_count: int = message_count
             self.consumer_count: int = consumer_count
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.queue is seen[0]
+                    and self.message_count is seen[1]
+                    and self.consumer_count is seen[2]
+                ):
+                    return b"\x00\x32\x00\x0b" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 return (
@@ -2188,6 +2512,7 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.DeclareOk:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -2203,6 +2528,9 @@ class Queue:
             self.queue = queue
             self.message_count = message_count
             self.consumer_count = consumer_count
+            self._seen = (queue, message_count, consumer_count)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Bind(Method):
@@ -2267,6 +2595,7 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -2276,6 +2605,20 @@ class Queue:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.queue is seen[1]
+                    and self.exchange is seen[2]
+                    and self.routing_key is seen[3]
+                    and self.no_wait is seen[4]
+                    and self.arguments is seen[5]
+                    and _table_unchanged(self.arguments)
+                    and self._stray is seen[6]
+                ):
+                    return b"\x00\x32\x00\x14" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
@@ -2299,6 +2642,7 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Bind:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2324,9 +2668,12 @@ class Queue:
             self.queue = queue
             self.exchange = exchange
             self.routing_key = routing_key
-            self.no_wait = (bits0 & 1) != 0
+            self.no_wait = no_wait = (bits0 & 1) != 0
             self.arguments = arguments
-            self._stray = bits0 & 0xFE
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (reserved_1, queue, exchange, routing_key, no_wait, arguments, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class BindOk(Method):
@@ -2413,6 +2760,7 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self.reserved_1: int = reserved_1
             self.queue: str = queue
             self.exchange: str = exchange
@@ -2420,6 +2768,18 @@ class Queue:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.queue is seen[1]
+                    and self.exchange is seen[2]
+                    and self.routing_key is seen[3]
+                    and self.arguments is seen[4]
+                    and _table_unchanged(self.arguments)
+                ):
+                    return b"\x00\x32\x00\x32" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
@@ -2440,6 +2800,7 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Unbind:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2464,6 +2825,9 @@ class Queue:
             self.exchange = exchange
             self.routing_key = routing_key
             self.arguments = arguments
+            self._seen = (reserved_1, queue, exchange, routing_key, arguments)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class UnbindOk(Method):
@@ -2528,12 +2892,23 @@ class Queue:
         __match_args__ = ("queue", "no_wait")
 
         def __init__(self, queue: str = "", no_wait: bool = False, *, reserved_1: int = 0) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
             self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.queue is seen[1]
+                    and self.no_wait is seen[2]
+                    and self._stray is seen[3]
+                ):
+                    return b"\x00\x32\x00\x1e" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
@@ -2546,6 +2921,7 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Purge:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2560,8 +2936,11 @@ class Queue:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.no_wait = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.no_wait = no_wait = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (reserved_1, queue, no_wait, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class PurgeOk(Method):
@@ -2590,9 +2969,15 @@ class Queue:
         __match_args__ = ("message_count",)
 
         def __init__(self, message_count: int = 0) -> None:
+            self._wire = None
             self.message_count: int = message_count
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.message_count is seen[0]:
+                    return b"\x00\x32\x00\x1f" + wire
             try:
                 return _S_HHI.pack(50, 31, self.message_count)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
@@ -2600,6 +2985,7 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.PurgeOk:
+            _start = off  # underscored: no field's name
             try:
                 (message_count,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -2609,6 +2995,9 @@ class Queue:
                 raise _length_mismatch("queue.purge-ok", off, end)
             self = _new(cls)
             self.message_count = message_count
+            self._seen = (message_count,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Delete(Method):
@@ -2655,6 +3044,7 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -2663,6 +3053,18 @@ class Queue:
             self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.queue is seen[1]
+                    and self.if_unused is seen[2]
+                    and self.if_empty is seen[3]
+                    and self.no_wait is seen[4]
+                    and self._stray is seen[5]
+                ):
+                    return b"\x00\x32\x00\x28" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.if_unused else 0
@@ -2679,6 +3081,7 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Delete:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2693,10 +3096,13 @@ class Queue:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.if_unused = (bits0 & 1) != 0
-            self.if_empty = (bits0 & 2) != 0
-            self.no_wait = (bits0 & 4) != 0
-            self._stray = bits0 & 0xF8
+            self.if_unused = if_unused = (bits0 & 1) != 0
+            self.if_empty = if_empty = (bits0 & 2) != 0
+            self.no_wait = no_wait = (bits0 & 4) != 0
+            self._stray = _stray = bits0 & 0xF8
+            self._seen = (reserved_1, queue, if_unused, if_empty, no_wait, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class DeleteOk(Method):
@@ -2725,9 +3131,15 @@ class Queue:
         __match_args__ = ("message_count",)
 
         def __init__(self, message_count: int = 0) -> None:
+            self._wire = None
             self.message_count: int = message_count
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.message_count is seen[0]:
+                    return b"\x00\x32\x00\x29" + wire
             try:
                 return _S_HHI.pack(50, 41, self.message_count)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
@@ -2735,6 +3147,7 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.DeleteOk:
+            _start = off  # underscored: no field's name
             try:
                 (message_count,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -2744,6 +3157,9 @@ class Queue:
                 raise _length_mismatch("queue.delete-ok", off, end)
             self = _new(cls)
             self.message_count = message_count
+            self._seen = (message_count,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
 
@@ -2791,12 +3207,23 @@ class Basic:
             prefetch_count: int = 0,
             global_: bool = False,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.prefetch_size: int = prefetch_size
             self.prefetch_count: int = prefetch_count
             self.global_: bool = global_
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.prefetch_size is seen[0]
+                    and self.prefetch_count is seen[1]
+                    and self.global_ is seen[2]
+                    and self._stray is seen[3]
+                ):
+                    return b"\x00\x3c\x00\x0a" + wire
             try:
                 bits0 = 1 if self.global_ else 0
                 bits0 |= self._stray
@@ -2806,6 +3233,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Qos:
+            _start = off  # underscored: no field's name
             try:
                 prefetch_size, prefetch_count, bits0 = _S_IHB.unpack_from(buf, off)
                 off += 7
@@ -2816,8 +3244,11 @@ class Basic:
             self = _new(cls)
             self.prefetch_size = prefetch_size
             self.prefetch_count = prefetch_count
-            self.global_ = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.global_ = global_ = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (prefetch_size, prefetch_count, global_, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class QosOk(Method):
@@ -2937,6 +3368,7 @@ class Basic:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -2948,6 +3380,22 @@ class Basic:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.queue is seen[1]
+                    and self.consumer_tag is seen[2]
+                    and self.no_local is seen[3]
+                    and self.no_ack is seen[4]
+                    and self.exclusive is seen[5]
+                    and self.no_wait is seen[6]
+                    and self.arguments is seen[7]
+                    and _table_unchanged(self.arguments)
+                    and self._stray is seen[8]
+                ):
+                    return b"\x00\x3c\x00\x14" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
@@ -2974,6 +3422,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Consume:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2994,12 +3443,25 @@ class Basic:
             self.reserved_1 = reserved_1
             self.queue = queue
             self.consumer_tag = consumer_tag
-            self.no_local = (bits0 & 1) != 0
-            self.no_ack = (bits0 & 2) != 0
-            self.exclusive = (bits0 & 4) != 0
-            self.no_wait = (bits0 & 8) != 0
+            self.no_local = no_local = (bits0 & 1) != 0
+            self.no_ack = no_ack = (bits0 & 2) != 0
+            self.exclusive = exclusive = (bits0 & 4) != 0
+            self.no_wait = no_wait = (bits0 & 8) != 0
             self.arguments = arguments
-            self._stray = bits0 & 0xF0
+            self._stray = _stray = bits0 & 0xF0
+            self._seen = (
+                reserved_1,
+                queue,
+                consumer_tag,
+                no_local,
+                no_ack,
+                exclusive,
+                no_wait,
+                arguments,
+                _stray,
+            )
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class ConsumeOk(Method):
@@ -3029,9 +3491,15 @@ class Basic:
         __match_args__ = ("consumer_tag",)
 
         def __init__(self, consumer_tag: str = "") -> None:
+            self._wire = None
             self.consumer_tag: str = consumer_tag
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.consumer_tag is seen[0]:
+                    return b"\x00\x3c\x00\x15" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(60, 21, len(v_consumer_tag)) + v_consumer_tag
@@ -3040,6 +3508,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.ConsumeOk:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3051,6 +3520,9 @@ class Basic:
                 raise _length_mismatch("basic.consume-ok", off, end)
             self = _new(cls)
             self.consumer_tag = consumer_tag
+            self._seen = (consumer_tag,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Cancel(Method):
@@ -3080,11 +3552,21 @@ class Basic:
         __match_args__ = ("consumer_tag", "no_wait")
 
         def __init__(self, consumer_tag: str = "", no_wait: bool = False) -> None:
+            self._wire = None
             self._stray = 0
             self.consumer_tag: str = consumer_tag
             self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.consumer_tag is seen[0]
+                    and self.no_wait is seen[1]
+                    and self._stray is seen[2]
+                ):
+                    return b"\x00\x3c\x00\x1e" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
@@ -3095,6 +3577,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Cancel:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3108,8 +3591,11 @@ class Basic:
                 raise _length_mismatch("basic.cancel", off, end)
             self = _new(cls)
             self.consumer_tag = consumer_tag
-            self.no_wait = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.no_wait = no_wait = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (consumer_tag, no_wait, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class CancelOk(Method):
@@ -3138,9 +3624,15 @@ class Basic:
         __match_args__ = ("consumer_tag",)
 
         def __init__(self, consumer_tag: str = "") -> None:
+            self._wire = None
             self.consumer_tag: str = consumer_tag
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.consumer_tag is seen[0]:
+                    return b"\x00\x3c\x00\x1f" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(60, 31, len(v_consumer_tag)) + v_consumer_tag
@@ -3149,6 +3641,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.CancelOk:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3160,6 +3653,9 @@ class Basic:
                 raise _length_mismatch("basic.cancel-ok", off, end)
             self = _new(cls)
             self.consumer_tag = consumer_tag
+            self._seen = (consumer_tag,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Publish(Method):
@@ -3208,6 +3704,7 @@ class Basic:
             *,
             reserved_1: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.exchange: str = exchange
@@ -3216,6 +3713,18 @@ class Basic:
             self.immediate: bool = immediate
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.exchange is seen[1]
+                    and self.routing_key is seen[2]
+                    and self.mandatory is seen[3]
+                    and self.immediate is seen[4]
+                    and self._stray is seen[5]
+                ):
+                    return b"\x00\x3c\x00\x28" + wire
             try:
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
@@ -3237,6 +3746,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Publish:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -3256,9 +3766,12 @@ class Basic:
             self.reserved_1 = reserved_1
             self.exchange = exchange
             self.routing_key = routing_key
-            self.mandatory = (bits0 & 1) != 0
-            self.immediate = (bits0 & 2) != 0
-            self._stray = bits0 & 0xFC
+            self.mandatory = mandatory = (bits0 & 1) != 0
+            self.immediate = immediate = (bits0 & 2) != 0
+            self._stray = _stray = bits0 & 0xFC
+            self._seen = (reserved_1, exchange, routing_key, mandatory, immediate, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Return(Method):
@@ -3296,12 +3809,23 @@ class Basic:
             exchange: str = "",
             routing_key: str = "",
         ) -> None:
+            self._wire = None
             self.reply_code: int = reply_code
             self.reply_text: str = reply_text
             self.exchange: str = exchange
             self.routing_key: str = routing_key
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reply_code is seen[0]
+                    and self.reply_text is seen[1]
+                    and self.exchange is seen[2]
+                    and self.routing_key is seen[3]
+                ):
+                    return b"\x00\x3c\x00\x32" + wire
             try:
                 v_reply_text = self.reply_text.encode("utf-8", "surrogateescape")
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
@@ -3321,6 +3845,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Return:
+            _start = off  # underscored: no field's name
             try:
                 reply_code, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -3343,6 +3868,9 @@ class Basic:
             self.reply_text = reply_text
             self.exchange = exchange
             self.routing_key = routing_key
+            self._seen = (reply_code, reply_text, exchange, routing_key)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Deliver(Method):
@@ -3402,6 +3930,7 @@ class Basic:
             exchange: str = "",
             routing_key: str = "",
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.consumer_tag: str = consumer_tag
             self.delivery_tag: int = delivery_tag
@@ -3410,6 +3939,18 @@ class Basic:
             self.routing_key: str = routing_key
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.consumer_tag is seen[0]
+                    and self.delivery_tag is seen[1]
+                    and self.redelivered is seen[2]
+                    and self.exchange is seen[3]
+                    and self.routing_key is seen[4]
+                    and self._stray is seen[5]
+                ):
+                    return b"\x00\x3c\x00\x3c" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.redelivered else 0
@@ -3431,6 +3972,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Deliver:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3451,10 +3993,13 @@ class Basic:
             self = _new(cls)
             self.consumer_tag = consumer_tag
             self.delivery_tag = delivery_tag
-            self.redelivered = (bits0 & 1) != 0
+            self.redelivered = redelivered = (bits0 & 1) != 0
             self.exchange = exchange
             self.routing_key = routing_key
-            self._stray = bits0 & 0xFE
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (consumer_tag, delivery_tag, redelivered, exchange, routing_key, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Get(Method):
@@ -3485,12 +4030,23 @@ class Basic:
         __match_args__ = ("queue", "no_ack")
 
         def __init__(self, queue: str = "", no_ack: bool = False, *, reserved_1: int = 0) -> None:
+            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
             self.no_ack: bool = no_ack
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.reserved_1 is seen[0]
+                    and self.queue is seen[1]
+                    and self.no_ack is seen[2]
+                    and self._stray is seen[3]
+                ):
+                    return b"\x00\x3c\x00\x46" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_ack else 0
@@ -3503,6 +4059,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Get:
+            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -3517,8 +4074,11 @@ class Basic:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.no_ack = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.no_ack = no_ack = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (reserved_1, queue, no_ack, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class GetOk(Method):
@@ -3571,6 +4131,7 @@ class Basic:
             routing_key: str = "",
             message_count: int = 0,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.delivery_tag: int = delivery_tag
             self.redelivered: bool = redelivered
@@ -3579,6 +4140,18 @@ class Basic:
             self.message_count: int = message_count
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.delivery_tag is seen[0]
+                    and self.redelivered is seen[1]
+                    and self.exchange is seen[2]
+                    and self.routing_key is seen[3]
+                    and self.message_count is seen[4]
+                    and self._stray is seen[5]
+                ):
+                    return b"\x00\x3c\x00\x47" + wire
             try:
                 bits0 = 1 if self.redelivered else 0
                 bits0 |= self._stray
@@ -3598,6 +4171,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.GetOk:
+            _start = off  # underscored: no field's name
             try:
                 delivery_tag, bits0, n = _S_QBB.unpack_from(buf, off)
                 off += 10
@@ -3615,11 +4189,14 @@ class Basic:
                 raise _length_mismatch("basic.get-ok", off, end)
             self = _new(cls)
             self.delivery_tag = delivery_tag
-            self.redelivered = (bits0 & 1) != 0
+            self.redelivered = redelivered = (bits0 & 1) != 0
             self.exchange = exchange
             self.routing_key = routing_key
             self.message_count = message_count
-            self._stray = bits0 & 0xFE
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (delivery_tag, redelivered, exchange, routing_key, message_count, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class GetEmpty(Method):
@@ -3648,9 +4225,15 @@ class Basic:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
+            self._wire = None
             self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.reserved_1 is seen[0]:
+                    return b"\x00\x3c\x00\x48" + wire
             try:
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(60, 72, len(v_reserved_1)) + v_reserved_1
@@ -3659,6 +4242,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.GetEmpty:
+            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3670,6 +4254,9 @@ class Basic:
                 raise _length_mismatch("basic.get-empty", off, end)
             self = _new(cls)
             self.reserved_1 = reserved_1
+            self._seen = (reserved_1,)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Ack(Method):
@@ -3700,11 +4287,21 @@ class Basic:
         __match_args__ = ("delivery_tag", "multiple")
 
         def __init__(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+            self._wire = None
             self._stray = 0
             self.delivery_tag: int = delivery_tag
             self.multiple: bool = multiple
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.delivery_tag is seen[0]
+                    and self.multiple is seen[1]
+                    and self._stray is seen[2]
+                ):
+                    return b"\x00\x3c\x00\x50" + wire
             try:
                 bits0 = 1 if self.multiple else 0
                 bits0 |= self._stray
@@ -3714,6 +4311,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Ack:
+            _start = off  # underscored: no field's name
             try:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
@@ -3723,8 +4321,11 @@ class Basic:
                 raise _length_mismatch("basic.ack", off, end)
             self = _new(cls)
             self.delivery_tag = delivery_tag
-            self.multiple = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.multiple = multiple = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (delivery_tag, multiple, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Reject(Method):
@@ -3755,11 +4356,21 @@ class Basic:
         __match_args__ = ("delivery_tag", "requeue")
 
         def __init__(self, delivery_tag: int = 0, requeue: bool = False) -> None:
+            self._wire = None
             self._stray = 0
             self.delivery_tag: int = delivery_tag
             self.requeue: bool = requeue
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.delivery_tag is seen[0]
+                    and self.requeue is seen[1]
+                    and self._stray is seen[2]
+                ):
+                    return b"\x00\x3c\x00\x5a" + wire
             try:
                 bits0 = 1 if self.requeue else 0
                 bits0 |= self._stray
@@ -3769,6 +4380,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Reject:
+            _start = off  # underscored: no field's name
             try:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
@@ -3778,8 +4390,11 @@ class Basic:
                 raise _length_mismatch("basic.reject", off, end)
             self = _new(cls)
             self.delivery_tag = delivery_tag
-            self.requeue = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.requeue = requeue = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (delivery_tag, requeue, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class RecoverAsync(Method):
@@ -3808,10 +4423,16 @@ class Basic:
         __match_args__ = ("requeue",)
 
         def __init__(self, requeue: bool = False) -> None:
+            self._wire = None
             self._stray = 0
             self.requeue: bool = requeue
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.requeue is seen[0] and self._stray is seen[1]:
+                    return b"\x00\x3c\x00\x64" + wire
             try:
                 bits0 = 1 if self.requeue else 0
                 bits0 |= self._stray
@@ -3821,6 +4442,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.RecoverAsync:
+            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -3829,8 +4451,11 @@ class Basic:
             if off != end:
                 raise _length_mismatch("basic.recover-async", off, end)
             self = _new(cls)
-            self.requeue = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.requeue = requeue = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (requeue, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Recover(Method):
@@ -3859,10 +4484,16 @@ class Basic:
         __match_args__ = ("requeue",)
 
         def __init__(self, requeue: bool = False) -> None:
+            self._wire = None
             self._stray = 0
             self.requeue: bool = requeue
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.requeue is seen[0] and self._stray is seen[1]:
+                    return b"\x00\x3c\x00\x6e" + wire
             try:
                 bits0 = 1 if self.requeue else 0
                 bits0 |= self._stray
@@ -3872,6 +4503,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Recover:
+            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -3880,8 +4512,11 @@ class Basic:
             if off != end:
                 raise _length_mismatch("basic.recover", off, end)
             self = _new(cls)
-            self.requeue = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.requeue = requeue = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (requeue, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class RecoverOk(Method):
@@ -3954,12 +4589,23 @@ class Basic:
             multiple: bool = False,
             requeue: bool = False,
         ) -> None:
+            self._wire = None
             self._stray = 0
             self.delivery_tag: int = delivery_tag
             self.multiple: bool = multiple
             self.requeue: bool = requeue
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if (
+                    self.delivery_tag is seen[0]
+                    and self.multiple is seen[1]
+                    and self.requeue is seen[2]
+                    and self._stray is seen[3]
+                ):
+                    return b"\x00\x3c\x00\x78" + wire
             try:
                 bits0 = 1 if self.multiple else 0
                 if self.requeue:
@@ -3971,6 +4617,7 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Nack:
+            _start = off  # underscored: no field's name
             try:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
@@ -3980,9 +4627,12 @@ class Basic:
                 raise _length_mismatch("basic.nack", off, end)
             self = _new(cls)
             self.delivery_tag = delivery_tag
-            self.multiple = (bits0 & 1) != 0
-            self.requeue = (bits0 & 2) != 0
-            self._stray = bits0 & 0xFC
+            self.multiple = multiple = (bits0 & 1) != 0
+            self.requeue = requeue = (bits0 & 2) != 0
+            self._stray = _stray = bits0 & 0xFC
+            self._seen = (delivery_tag, multiple, requeue, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
 
@@ -4235,10 +4885,16 @@ class Confirm:
         __match_args__ = ("nowait",)
 
         def __init__(self, nowait: bool = False) -> None:
+            self._wire = None
             self._stray = 0
             self.nowait: bool = nowait
 
         def encode(self) -> bytes:
+            wire = self._wire
+            if wire is not None:
+                seen = self._seen
+                if self.nowait is seen[0] and self._stray is seen[1]:
+                    return b"\x00\x55\x00\x0a" + wire
             try:
                 bits0 = 1 if self.nowait else 0
                 bits0 |= self._stray
@@ -4248,6 +4904,7 @@ class Confirm:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Confirm.Select:
+            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -4256,8 +4913,11 @@ class Confirm:
             if off != end:
                 raise _length_mismatch("confirm.select", off, end)
             self = _new(cls)
-            self.nowait = (bits0 & 1) != 0
-            self._stray = bits0 & 0xFE
+            self.nowait = nowait = (bits0 & 1) != 0
+            self._stray = _stray = bits0 & 0xFE
+            self._seen = (nowait, _stray)
+            _wire = buf[_start:end]
+            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class SelectOk(Method):

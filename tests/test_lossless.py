@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from amqpcodec import (
     ContentAssembler,
     DecodeError,
+    EncodeError,
     FrameDecoder,
     HeaderFrame,
     Message,
@@ -288,3 +289,114 @@ def test_a_headers_table_set_before_it_is_read_replaces_it() -> None:
     decoded = spec.BasicProperties.decode(block, 0, len(block))
     decoded.headers = None
     assert decoded.encode() == spec.BasicProperties(content_type="a/b").encode()
+
+
+# ---------------------------------------------------------------------------------------
+# A relay: a decoded method writes back the bytes of its arguments while unchanged
+
+_OTHER_VALUE: dict[str, Any] = {
+    "bit": lambda value: not value,
+    "octet": lambda value: (value + 1) % 256,
+    "short": lambda value: (value + 1) % 65536,
+    "long": lambda value: (value + 1) % 2**32,
+    "longlong": lambda value: (value + 1) % 2**64,
+    "timestamp": lambda value: value + 1,
+    "shortstr": lambda value: value + "x",
+    "longstr": lambda value: value + b"x",
+    "table": lambda value: {"k": 1},
+}
+_WITH_FIELDS = [cls for cls in spec.METHODS.values() if cls.FIELDS]
+
+
+def _decoded(method: Any) -> Any:
+    payload = method.encode()
+    return type(method).decode(payload, 4, len(payload))
+
+
+def _from_values(method: Any) -> Any:
+    return type(method)(**{name: getattr(method, name) for name in method.FIELDS})
+
+
+@pytest.mark.parametrize("cls", _WITH_FIELDS, ids=lambda cls: cls.NAME)
+def test_every_field_change_of_a_decoded_method_is_encoded(cls: Any) -> None:
+    for name, kind in zip(cls.FIELDS, cls.FIELD_TYPES, strict=True):
+        decoded = _decoded(cls())
+        assert decoded._wire is not None and decoded.encode() == cls().encode()
+        setattr(decoded, name, _OTHER_VALUE[kind](getattr(decoded, name)))
+        assert decoded.encode() == _from_values(decoded).encode() != cls().encode(), name
+        assert type(decoded).decode(decoded.encode(), 4, len(decoded.encode())) == decoded
+
+
+@given(amqp_st.methods())
+def test_an_unchanged_decoded_method_writes_back_its_bytes(method: Any) -> None:
+    payload = method.encode()
+    decoded = type(method).decode(payload, 4, len(payload))
+    assert decoded.encode() == payload
+    if method.FIELDS:  # the bytes it keeps are what encode writes: no re-encoding
+        assert decoded._wire == payload[4:]
+        decoded._wire = b"kept"
+        assert decoded.encode() == payload[:4] + b"kept"
+
+
+def test_a_method_built_from_values_keeps_no_bytes() -> None:
+    assert spec.Basic.Deliver("c", 1)._wire is None
+    assert spec.Basic.Ack(5).encode() == struct.pack(">HHQB", 60, 80, 5, 0)
+
+
+def test_an_equal_value_of_another_type_is_still_checked() -> None:
+    decoded = _decoded(spec.Basic.Deliver("ctag", 1, False, "ex", "rk"))
+    decoded.delivery_tag = 1.0  # equal to 1, but no longlong
+    with pytest.raises(EncodeError, match="delivery_tag"):
+        decoded.encode()
+    decoded.delivery_tag = 1
+    decoded.consumer_tag = "".join(["ct", "ag"])  # equal, another object: same bytes
+    assert decoded.encode() == spec.Basic.Deliver("ctag", 1, False, "ex", "rk").encode()
+    decoded.redelivered = 1  # truthy: encoded as the bit it means
+    assert decoded.encode() == spec.Basic.Deliver("ctag", 1, True, "ex", "rk").encode()
+
+
+def test_a_decoded_method_table_changed_in_place_is_encoded() -> None:
+    arguments = {"x-max-length": 10, "nested": {"k": "v"}}
+    decoded = _decoded(spec.Queue.Declare(queue="q", arguments=arguments))
+    assert decoded.encode() == spec.Queue.Declare(queue="q", arguments=arguments).encode()
+    decoded.arguments["nested"]["k"] = "w"
+    expected = {"x-max-length": 10, "nested": {"k": "w"}}
+    assert decoded.encode() == spec.Queue.Declare(queue="q", arguments=expected).encode()
+    decoded = _decoded(spec.Queue.Declare(queue="q", arguments=arguments))
+    del decoded.arguments["x-max-length"]
+    expected = {"nested": {"k": "v"}}
+    assert decoded.encode() == spec.Queue.Declare(queue="q", arguments=expected).encode()
+
+
+def test_a_decoded_method_table_keeps_odd_bytes_until_changed() -> None:
+    """A boolean octet 2 and a repeated key come back as they arrived while unchanged."""
+    table = _sized(b"\x01at\x02" + b"\x01aI\x00\x00\x00\x07")
+    payload = spec.Queue.Declare(queue="q").encode()[:-4] + table
+    decoded = spec.Queue.Declare.decode(payload, 4, len(payload))
+    assert decoded.encode() == payload
+    decoded.queue = "r"  # another field: the table still writes its own bytes
+    assert decoded.encode() == payload.replace(b"\x01q", b"\x01r")
+    decoded.arguments["b"] = True
+    assert decoded.encode() == spec.Queue.Declare(queue="r", arguments={"a": 7, "b": True}).encode()
+
+
+def test_copies_of_a_decoded_method_encode_their_own_values() -> None:
+    decoded = _decoded(spec.Basic.Publish("ex", "rk", mandatory=True))
+    copied = copy.copy(decoded)
+    copied.routing_key = "other"
+    assert decoded.encode() == spec.Basic.Publish("ex", "rk", mandatory=True).encode()
+    assert copied.encode() == spec.Basic.Publish("ex", "other", mandatory=True).encode()
+    for clone in (copy.deepcopy(decoded), pickle.loads(pickle.dumps(decoded))):
+        assert clone == decoded and clone.encode() == decoded.encode()
+        clone.mandatory = False
+        assert clone.encode() == spec.Basic.Publish("ex", "rk").encode()
+
+
+def test_a_relayed_method_frame_is_byte_exact_and_sees_a_change() -> None:
+    frame = MethodFrame(3, spec.Basic.Deliver("ctag", 7, True, "ex", "rk"))
+    (decoded,) = FrameDecoder().feed(frame.encode())
+    assert isinstance(decoded, MethodFrame) and decoded.encode() == frame.encode()
+    decoded.method.delivery_tag = 8  # type: ignore[attr-defined]
+    assert (
+        decoded.encode() == MethodFrame(3, spec.Basic.Deliver("ctag", 8, True, "ex", "rk")).encode()
+    )
