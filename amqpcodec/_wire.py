@@ -24,7 +24,7 @@ import enum
 import math
 import struct
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, Final
 
 from ._errors import DecodeError, EncodeError
@@ -76,6 +76,14 @@ _EPOCH_NAIVE = datetime.datetime(1970, 1, 1)
 _ONE_SECOND = datetime.timedelta(seconds=1)
 # The largest timestamp that still makes a datetime; larger ones decode as int.
 _MAX_DATETIME_SECONDS: Final = 253402300799  # 9999-12-31T23:59:59Z
+# Below this (the year 3000), datetime.fromtimestamp is the cheaper way to the same
+# datetime on every platform (Windows' gmtime stops a little after it).
+_FROMTIMESTAMP_BELOW: Final = 32503680000
+_from_timestamp = datetime.datetime.fromtimestamp
+_UTC = datetime.timezone.utc
+# Decimals are scaled in a context of our own: the thread's context (a user may lower its
+# precision) must not round a value on the wire. 28 digits hold any u8 scale + i32 value.
+_DECIMAL_CONTEXT: Final = Context(prec=28)
 
 
 class _Kind(enum.IntEnum):
@@ -434,6 +442,8 @@ def _read_timestamp(
     if off + 8 > stop:
         raise _past_end(off)
     (seconds,) = _U64.unpack_from(buf, off)
+    if seconds < _FROMTIMESTAMP_BELOW:
+        return _from_timestamp(seconds, _UTC), off + 8, True
     if seconds > _MAX_DATETIME_SECONDS:
         return seconds, off + 8, False
     return _EPOCH + datetime.timedelta(seconds=seconds), off + 8, True
@@ -445,7 +455,7 @@ def _read_decimal(
     if off + 5 > stop:
         raise _past_end(off)
     scale, digits = _DECIMAL.unpack_from(buf, off)
-    return Decimal(digits).scaleb(-scale), off + 5, True
+    return Decimal(digits).scaleb(-scale, _DECIMAL_CONTEXT), off + 5, True
 
 
 def _read_void(
@@ -924,7 +934,7 @@ def _seconds(value: Any) -> int:
 
 def _decimal_bytes(value: Decimal) -> bytes:
     """Scale octet and signed 32-bit digits (protocol-facts §6, decimal)."""
-    sign, digits, exponent = value.as_tuple()
+    _sign, digits, exponent = value.as_tuple()
     if not isinstance(exponent, int):
         raise _Problem(f"{value!r} is not a finite decimal", value)
     # Bound the work before any arithmetic: i32 digits have at most 10 decimal places,
@@ -932,12 +942,12 @@ def _decimal_bytes(value: Decimal) -> bytes:
     # would take minutes).
     if len(digits) > 10 or (exponent > 9 and any(digits)):
         raise _Problem(f"decimal {value} does not fit scale u8 + i32", value)
-    number = int("".join(map(str, digits)) or "0")
-    if exponent > 0:
-        number *= 10**exponent if number else 0
+    # At most 10 digits and an exponent of at most 9 (when not zero): both are exact.
+    if exponent >= 0:
+        number = int(value)
         exponent = 0
-    if sign:
-        number = -number
+    else:
+        number = int(value.scaleb(-exponent, _DECIMAL_CONTEXT))
     if -exponent > 255 or not -(2**31) <= number < 2**31:
         raise _Problem(f"decimal {value} does not fit scale u8 + i32", value)
     return _DECIMAL.pack(-exponent, number)

@@ -230,3 +230,42 @@ def test_keys_that_are_not_text() -> None:
         with pytest.raises(EncodeError):
             encode_table({key: 1})  # type: ignore[dict-item]
     assert roundtrip(encode_table({"\udcff": 1})) == {"\udcff": 1}  # escaped bytes survive
+
+
+def test_decimals_ignore_the_threads_context() -> None:
+    """A lowered precision (a user's decimal.getcontext()) rounds nothing on the wire."""
+    import decimal
+
+    data = table(entry(b"d", b"D", struct.pack(">Bi", 2, 1234567891)))
+    with decimal.localcontext() as context:
+        context.prec = 3
+        assert decode_table(data, 0, len(data))[0]["d"] == Decimal("12345678.91")
+        assert encode_table({"d": Decimal("12345678.91")}) == data
+    for value, scale, digits in [
+        (Decimal("-0.5"), 1, -5),
+        (Decimal("-0"), 0, 0),
+        (Decimal("7E+3"), 0, 7000),
+        (Decimal("0E+20"), 0, 0),
+        (Decimal("2147483647"), 0, 2**31 - 1),
+        (Decimal("-2147483.648"), 3, -(2**31)),
+    ]:
+        assert encode_table({"d": value}) == table(
+            entry(b"d", b"D", struct.pack(">Bi", scale, digits))
+        )
+    with pytest.raises(EncodeError, match="does not fit"):
+        encode_table({"d": Decimal("2147483648")})
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [0, 1, 1704164645, 32503679999, 32503680000, 253402300799],
+)
+def test_timestamps_decode_to_the_same_datetime_on_either_side_of_the_year_3000(
+    seconds: int,
+) -> None:
+    data = table(entry(b"t", b"T", struct.pack(">Q", seconds)))
+    value = decode_table(data, 0, len(data))[0]["t"]
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    assert value == epoch + datetime.timedelta(seconds=seconds)
+    assert value.tzinfo is datetime.timezone.utc
+    assert encode_table({"t": value}) == data
