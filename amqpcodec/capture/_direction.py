@@ -19,7 +19,7 @@ from ._records import (
     NoticeKind,
     Record,
 )
-from ._stream import AFTER_GAP, INPUT_START, MID_CONNECTION, Cut, FrameStream, Note
+from ._stream import AFTER_GAP, INPUT_START, MID_CONNECTION, Cut, FrameStream
 
 if TYPE_CHECKING:
     from ._reader import CaptureReader
@@ -155,10 +155,27 @@ class Half:
         info, direction = self.info, self.direction
         ts, packet = self.clock.time, self.clock.packet
         records: list[Record] = []
+        append = records.append
         messages = self.messages
         for item in items:
-            if isinstance(item, Note):
-                records.append(
+            if item.__class__ is tuple:
+                frame, offset, size = item
+                conn = self.conn
+                tune_ok = frame.__class__ is MethodFrame and frame.method.__class__ is _TUNE_OK
+                if tune_ok and conn is not None:
+                    conn.frame_max(frame.method.frame_max, self.reader.max_frame_size)
+                if messages is None:
+                    append(FrameRecord(ts, info, direction, frame, offset, size, packet))
+                else:
+                    messages.feed(frame, offset, size, records)
+            elif item.__class__ is Cut:
+                append(
+                    FrameRecord(
+                        ts, info, direction, item.frame, item.offset, item.size, packet, True
+                    )
+                )
+            else:
+                append(
                     Notice(
                         ts,
                         info,
@@ -173,24 +190,8 @@ class Half:
                 )
                 if messages is not None and item.kind in _LOSSES:
                     messages.lost()
-                continue
-            if item.__class__ is Cut:
-                records.append(
-                    FrameRecord(
-                        ts, info, direction, item.frame, item.offset, item.size, packet, True
-                    )
-                )
-                continue
-            frame, offset, size = item
-            tune_ok = type(frame) is MethodFrame and type(frame.method) is spec.Connection.TuneOk
-            if tune_ok and self.conn is not None:
-                self.conn.frame_max(frame.method.frame_max, self.reader.max_frame_size)
-            if messages is None:
-                records.append(FrameRecord(ts, info, direction, frame, offset, size, packet))
-            else:
-                messages.feed(frame, offset, size, records)
-        limit = self.reader.memory_limit
-        if messages is not None and messages.held > limit:
+        if messages is not None and messages.held > self.reader.memory_limit:
+            limit = self.reader.memory_limit
             text = (
                 f"messages in progress hold {messages.held} bytes, more than memory_limit"
                 f" ({limit}): they are given out as partial"
@@ -199,6 +200,7 @@ class Half:
         return records
 
 
+_TUNE_OK: Final = spec.Connection.TuneOk
 _LOSSES: Final = (NoticeKind.GAP, NoticeKind.ERROR)
 
 

@@ -52,6 +52,11 @@ class Reassembler:
         self._count = 0
 
     @property
+    def held_back(self) -> bool:
+        """Whether segments are held waiting for missing bytes before them."""
+        return bool(self._heap)
+
+    @property
     def pending(self) -> int:
         """What the bytes held back waiting for missing ones before them cost (each
         segment: its bytes and ``SEGMENT_COST``)."""

@@ -24,7 +24,6 @@ four times the input, and a candidate is decoded at most once.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import re
 import struct
@@ -378,19 +377,22 @@ class FrameStream:
             ends.append(end)
             pos = end
         frames: list[Any] = []
-        if buf.__class__ is bytes:
-            with contextlib.suppress(DecodeError):  # frames holds those before it
+        try:
+            if buf.__class__ is bytes:
                 _decode_frames(buf, 0, pos, limit, frames, False)
-        else:
-            with memoryview(buf) as view, contextlib.suppress(DecodeError):
-                _decode_frames(view, 0, pos, limit, frames, False)
+            else:
+                with memoryview(buf) as view:
+                    _decode_frames(view, 0, pos, limit, frames, False)
+        except DecodeError:
+            del ends[len(frames) :]  # frames holds those before the malformed one
         base = self.base
         off = 0
         append = out.append
-        for frame, end in zip(frames, ends, strict=False):
+        for frame, end in zip(frames, ends, strict=True):
             append((frame, base + off, end - off))
             off = end
         return off
+
 
 @dataclass(slots=True)
 class Cut:

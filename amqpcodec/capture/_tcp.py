@@ -57,8 +57,16 @@ class Conn:
         self.s2c.set_limit(limit)
 
     def weight(self) -> int:
-        """What the reader holds for this connection now."""
-        return CONNECTION_COST + self.c2s.held + self.s2c.held
+        """What the reader holds for this connection now (``Half.held`` of both
+        directions, inlined: this is asked after every packet)."""
+        held = CONNECTION_COST
+        for half in (self.c2s, self.s2c):
+            held += half.tcp.pending
+            if half.stream is not None:
+                held += len(half.stream.buf)
+            if half.messages is not None:
+                held += half.messages.held
+        return held
 
     def dispose(self) -> None:
         """Break the reference cycles between the connection and its parts, so that
@@ -88,6 +96,28 @@ class Conn:
         flags = tcp.flags
         seq = tcp.seq
         records: list[Record] = []
+        if not flags & _SYN_FIN_RST and not missing:
+            # The common segment: data and/or an acknowledgement. In sequence with
+            # nothing held, its data goes straight to the frame stream (what
+            # Reassembler.segment would do, without its list); an acknowledgement
+            # with nothing held only moves ``acked`` (what Reassembler.ack would do).
+            payload = tcp.data
+            if payload:
+                reassembler = half.tcp
+                if reassembler.next_seq == seq and not reassembler.held_back:
+                    size = len(payload)
+                    reassembler.offset += size
+                    reassembler.next_seq = (seq + size) & SEQ_MASK
+                    records += half.data(payload)
+                else:
+                    half.chunks(reassembler.segment(seq, bytes(payload), None), records)
+            if flags & _ACK:
+                reassembler = other.tcp
+                if reassembler.held_back:
+                    other.chunks(reassembler.ack(tcp.ack), records)
+                else:
+                    reassembler.ack(tcp.ack)  # nothing held: nothing to deliver
+            return records
         if flags & dpkt.tcp.TH_SYN:
             half.tcp.syn(seq)
             if from_client and not flags & dpkt.tcp.TH_ACK:
@@ -126,6 +156,11 @@ class Conn:
         return records
 
 
+_SYN_FIN_RST: Final = 0x07  # TH_FIN | TH_SYN | TH_RST [RFC 9293 §3.1]
+_SYN: Final = 0x02
+_ACK: Final = 0x10
+_SYN_ACK: Final = 0x12
+
 _SENDER: Final = {Direction.CLIENT_TO_SERVER: "client", Direction.SERVER_TO_CLIENT: "server"}
 
 
@@ -143,6 +178,7 @@ class TCPTracker:
         self.closed: OrderedDict[Any, None] = OrderedDict()
         self.other: OrderedDict[Any, None] = OrderedDict()
         self.syns: OrderedDict[Any, dict[Any, int]] = OrderedDict()
+        self.last: Any = None  # the key of the connection last in ``conns``, or None
 
     def _network(self, linktype: int, data: bytes) -> Any:
         dpkt = self.dpkt
@@ -190,19 +226,16 @@ class TCPTracker:
         )
 
     def packet(self, ts: float, linktype: int, data: bytes) -> list[Record]:
-        dpkt = self.dpkt
-        stats = self.reader.stats
         tcp = fast_segment(linktype, data)
         if tcp is None:
             tcp = self._dpkt_segment(linktype, data)
         if tcp is None or tcp is NOT_TCP:
-            stats.ignored_packets += 1
+            self.reader.stats.ignored_packets += 1
             return []
-        ip = tcp
-        src, dst = (ip.src, tcp.sport), (ip.dst, tcp.dport)
+        src, dst = (tcp.src, tcp.sport), (tcp.dst, tcp.dport)
         key = (src, dst) if src < dst else (dst, src)
         flags = tcp.flags
-        pure_syn = flags & dpkt.tcp.TH_SYN and not flags & dpkt.tcp.TH_ACK
+        pure_syn = flags & _SYN_ACK == _SYN
         records: list[Record] = []
         conn = self.conns.get(key)
         if conn is not None and pure_syn and conn.isn != tcp.seq and src == conn.client:
@@ -210,20 +243,22 @@ class TCPTracker:
             conn = None
         if conn is None:
             if key in self.closed and not pure_syn:
-                stats.ignored_packets += 1
+                self.reader.stats.ignored_packets += 1
                 return records
-            conn = self._new(key, src, dst, ip, tcp, ts)
+            conn = self._new(key, src, dst, tcp, tcp, ts)
             if conn is None:
-                stats.ignored_packets += 1
+                self.reader.stats.ignored_packets += 1
                 return records
-        records += conn.packet(src == conn.client, tcp, dpkt, tcp.missing)
+        records += conn.packet(src == conn.client, tcp, self.dpkt, tcp.missing)
         if conn.done:
             records += self._close(key, conn)
         else:
             weight = conn.weight()
             self.held += weight - conn.cost
             conn.cost = weight
-            self.conns.move_to_end(key)
+            if key != self.last:  # already the most recently active otherwise
+                self.conns.move_to_end(key)
+                self.last = key
             if self.held > self.limit:
                 self._evict(conn, records)
         return records
@@ -231,6 +266,7 @@ class TCPTracker:
     def _evict(self, current: Conn, records: list[Record]) -> None:
         """Drop the least recently active connections until the budget holds (the one
         being read stays: its frame and reorder buffers have bounds of their own)."""
+        self.last = None
         while self.held > self.limit and len(self.conns) > 1:
             key, oldest = next(iter(self.conns.items()))
             del self.conns[key]
@@ -287,6 +323,7 @@ class TCPTracker:
 
     def _close(self, key: Any, conn: Conn) -> list[Record]:
         del self.conns[key]
+        self.last = None
         self.held -= conn.cost
         _remember(self.closed, key, None, self._MEMORY)
         records = conn.close()
