@@ -12,6 +12,7 @@ offset, size)``).
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import decimal
 import io
@@ -22,7 +23,15 @@ from typing import Any, Final, TextIO
 
 from ._base import Method, Properties
 from ._frames import BodyFrame, HeaderFrame, HeartbeatFrame, MethodFrame, ProtocolHeader
-from .capture import Direction, FrameRecord, MessageRecord, Notice, NoticeKind, Record
+from .capture import (
+    ConnectionInfo,
+    Direction,
+    FrameRecord,
+    MessageRecord,
+    Notice,
+    NoticeKind,
+    Record,
+)
 
 __all__ = [
     "JSON_FIELDS",
@@ -48,9 +57,10 @@ class Style:
         else:
             self.unicode = True
         self.more = "…" if self.unicode else "..."
+        self.arrows = {d: d.arrow if self.unicode else d.ascii_arrow for d in Direction}
 
     def arrow(self, direction: Direction) -> str:
-        return direction.arrow if self.unicode else direction.ascii_arrow
+        return self.arrows[direction]
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,11 +147,27 @@ class TextWriter:
                     f" server {connection.server}\n"
                 )
         style = self.style
-        stamp = self._time(record.time)
-        arrow = style.arrow(record.direction)
+        time = record.time
+        if self.time_format == "relative" and time is not None:
+            epoch = self.epoch() if self.epoch is not None else None
+            if epoch is None:
+                if self._first is None:
+                    self._first = time
+                epoch = self._first
+            stamp = f"{time - epoch:10.6f}"
+        else:
+            stamp = self._time(time)
+        arrow = style.arrows[record.direction]
         extra: list[str] = []
         if isinstance(record, FrameRecord):
-            channel = "" if isinstance(record.frame, ProtocolHeader) else f"ch{record.channel}"
+            frame = record.frame
+            cls = frame.__class__
+            if cls is MethodFrame:
+                channel = f"ch{frame.channel}"  # type: ignore[union-attr]
+            elif cls is ProtocolHeader or isinstance(frame, ProtocolHeader):
+                channel = ""
+            else:
+                channel = f"ch{record.channel}"
             text = self._frame(record, extra)
             if record.truncated:
                 text += " (truncated: the capture holds only its start)"
@@ -164,10 +190,12 @@ class TextWriter:
         else:
             channel = ""
             text = notice_text(record)
-        packet = getattr(record, "packet", None)
+        packet = record.packet
         number = f"[{packet}] " if packet is not None else ""
         line = f"{stamp} #{connection.index} {arrow} {channel:<5} {number}{text}\n"
-        return lines + line + "".join(f"      {item}\n" for item in extra)
+        if extra:
+            line += "".join(f"      {item}\n" for item in extra)
+        return lines + line if lines else line
 
     def _frame(self, record: FrameRecord, extra: list[str]) -> str:
         frame = record.frame
@@ -247,13 +275,31 @@ def notice_text(notice: Notice) -> str:
 
 
 def method_text(method: Method, style: Style, show_credentials: bool = False) -> str:
-    hidden = () if show_credentials else CREDENTIALS.get((method.CLASS_ID, method.METHOD_ID), ())
-    arguments = ", ".join(
-        f"{name}={_field_text(getattr(method, name), style, name in hidden)}"
-        for name in method.FIELDS
-        if name not in method.RESERVED or getattr(method, name)
-    )
-    return f"{type(method).__qualname__}({arguments})"
+    layout = _METHOD_LAYOUTS.get(method.__class__)
+    if layout is None:
+        layout = _method_layout(method)
+    name, fields, secret = layout
+    hidden = () if show_credentials else secret
+    parts = []
+    for field, reserved in fields:
+        value = getattr(method, field)
+        if reserved and not value:
+            continue
+        parts.append(f"{field}={_field_text(value, style, field in hidden)}")
+    return f"{name}({', '.join(parts)})"
+
+
+# Per method class: its name, its fields with whether each is reserved, and the fields
+# that carry credentials. One entry per method class (bounded by the spec).
+_METHOD_LAYOUTS: dict[type, tuple[str, tuple[tuple[str, bool], ...], tuple[str, ...]]] = {}
+
+
+def _method_layout(method: Method) -> tuple[str, tuple[tuple[str, bool], ...], tuple[str, ...]]:
+    cls = type(method)
+    fields = tuple((name, name in method.RESERVED) for name in method.FIELDS)
+    layout = (cls.__qualname__, fields, CREDENTIALS.get((method.CLASS_ID, method.METHOD_ID), ()))
+    _METHOD_LAYOUTS[cls] = layout
+    return layout
 
 
 def _field_text(value: Any, style: Style, hidden: bool) -> str:
@@ -270,15 +316,30 @@ def _size(value: Any) -> int:
 
 def properties_text(properties: Properties, style: Style) -> str:
     parts = []
-    for name, kind in zip(properties.FIELDS, properties.FIELD_TYPES, strict=True):
+    for name, stamp in _properties_layout(properties):
         value = getattr(properties, name)
         if value is None:
             continue
         text = value_text(value, style)
-        if kind == "timestamp" and isinstance(value, int):
+        if stamp and isinstance(value, int):
             text += f" ({_utc(value)})"
         parts.append(f"{name}={text}")
     return ", ".join(parts)
+
+
+# Per properties class: its fields, with whether each is a timestamp.
+_PROPERTIES_LAYOUTS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _properties_layout(properties: Properties) -> tuple[tuple[str, bool], ...]:
+    layout = _PROPERTIES_LAYOUTS.get(properties.__class__)
+    if layout is None:
+        layout = tuple(
+            (name, kind == "timestamp")
+            for name, kind in zip(properties.FIELDS, properties.FIELD_TYPES, strict=True)
+        )
+        _PROPERTIES_LAYOUTS[properties.__class__] = layout
+    return layout
 
 
 def _utc(seconds: int) -> str:
@@ -350,6 +411,13 @@ def _body_kind(body: bytes | bytearray | memoryview, content_type: str | None) -
 
 
 def value_text(value: Any, style: Style) -> str:
+    cls = value.__class__
+    if cls is str and value.isascii():  # the common case of the isinstance chain below
+        if len(value) > TEXT_LIMIT:
+            return repr(value[:TEXT_LIMIT]) + style.more
+        return repr(value)
+    if cls is int or cls is bool or value is None:
+        return repr(value)
     if isinstance(value, str):
         raw = _undecodable(value)
         if raw is None:
@@ -362,7 +430,7 @@ def value_text(value: Any, style: Style) -> str:
         if len(data) > TEXT_LIMIT:
             return repr(data[:TEXT_LIMIT]) + style.more
         return repr(data)
-    if isinstance(value, Mapping):
+    if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 - dict is quick
         items = ", ".join(
             f"{value_text(key, style)}: {value_text(item, style)}" for key, item in value.items()
         )
@@ -436,27 +504,53 @@ class JSONWriter:
         self.body = body
         self.show_credentials = show_credentials
         self.flush = flush
+        self._connection: ConnectionInfo | None = None
+        self._endpoints: tuple[str | None, str | None] = (None, None)
 
     def write(self, record: Record) -> None:
-        data = json_record(record, show_credentials=self.show_credentials)
+        connection = record.connection
+        if connection is not self._connection:  # the endpoints' text, kept for the next
+            self._connection = connection
+            self._endpoints = _endpoints(connection)
+        data = json_record(
+            record, show_credentials=self.show_credentials, endpoints=self._endpoints
+        )
         if self.body == "none":
             data.pop("body_base64", None)
             data.pop("payload_base64", None)
-        self.out.write(json.dumps(data, ensure_ascii=False) + "\n")
+        self.out.write(_ENCODER.encode(data) + "\n")
         if self.flush:
             self.out.flush()
 
 
-def json_record(record: Record, *, show_credentials: bool = False) -> dict[str, Any]:
-    """The JSON object for ``record`` (``JSON_FIELDS``)."""
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(ensure_ascii=False) uses
+_DIRECTIONS: Final = {d: d.value for d in Direction}
+
+
+def _endpoints(connection: ConnectionInfo) -> tuple[str | None, str | None]:
+    return (
+        str(connection.client) if connection.client else None,
+        str(connection.server) if connection.server else None,
+    )
+
+
+def json_record(
+    record: Record,
+    *,
+    show_credentials: bool = False,
+    endpoints: tuple[str | None, str | None] | None = None,
+) -> dict[str, Any]:
+    """The JSON object for ``record`` (``JSON_FIELDS``). ``endpoints``: the text of its
+    connection's client and server, when the caller has it already."""
     connection = record.connection
+    client, server = _endpoints(connection) if endpoints is None else endpoints
     data: dict[str, Any] = {
         "packet": record.packet,
         "time": record.time,
         "connection": connection.index,
-        "client": str(connection.client) if connection.client else None,
-        "server": str(connection.server) if connection.server else None,
-        "direction": record.direction.value,
+        "client": client,
+        "server": server,
+        "direction": _DIRECTIONS[record.direction],
         "offset": record.offset,
     }
     if isinstance(record, FrameRecord):
@@ -497,12 +591,14 @@ def _json_frame(record: FrameRecord, show_credentials: bool) -> dict[str, Any]:
             "properties": _json_properties(frame.properties),
         }
     if isinstance(frame, BodyFrame):
-        payload = bytes(frame.payload)
+        payload = frame.payload
+        if payload.__class__ is not bytes:
+            payload = bytes(payload)
         return {
             "type": "body",
             "channel": frame.channel,
             "payload_size": len(payload),
-            "payload_base64": base64.b64encode(payload).decode("ascii"),
+            "payload_base64": binascii.b2a_base64(payload, newline=False).decode("ascii"),
         }
     if isinstance(frame, HeartbeatFrame):
         return {"type": "heartbeat", "channel": 0}
@@ -517,26 +613,33 @@ def _json_frame(record: FrameRecord, show_credentials: bool) -> dict[str, Any]:
 
 
 def _json_method(method: Method, show_credentials: bool = False) -> dict[str, Any]:
-    hidden = () if show_credentials else CREDENTIALS.get((method.CLASS_ID, method.METHOD_ID), ())
+    layout = _METHOD_LAYOUTS.get(method.__class__)
+    if layout is None:
+        layout = _method_layout(method)
+    _, fields, secret = layout
+    arguments: dict[str, Any] = {}
+    if show_credentials or not secret:
+        for name, _reserved in fields:
+            arguments[name] = jsonable(getattr(method, name))
+    else:
+        for name, _reserved in fields:
+            value = getattr(method, name)
+            arguments[name] = {"redacted": _size(value)} if name in secret else jsonable(value)
     return {
         "method": method.NAME,
         "class_id": method.CLASS_ID,
         "method_id": method.METHOD_ID,
-        "arguments": {
-            name: {"redacted": _size(getattr(method, name))}
-            if name in hidden
-            else jsonable(getattr(method, name))
-            for name in method.FIELDS
-        },
+        "arguments": arguments,
     }
 
 
 def _json_properties(properties: Properties) -> dict[str, Any]:
-    return {
-        name: jsonable(getattr(properties, name))
-        for name in properties.FIELDS
-        if getattr(properties, name) is not None
-    }
+    data: dict[str, Any] = {}
+    for name, _stamp in _properties_layout(properties):
+        value = getattr(properties, name)
+        if value is not None:
+            data[name] = jsonable(value)
+    return data
 
 
 def _json_key(key: Any) -> str:
@@ -563,6 +666,9 @@ def jsonable(value: Any) -> Any:
     """A JSON value for an AMQP value: tables become objects, arrays lists; Decimal a
     string (exact); timestamps ISO 8601; strings and bytes a string when they are
     UTF-8, else ``{"base64": ...}``; non-finite floats strings."""
+    cls = value.__class__
+    if (cls is str and value.isascii()) or cls is int or cls is bool or value is None:
+        return value  # the common cases of the chain below
     if isinstance(value, str):
         raw = _undecodable(value)
         return value if raw is None else {"base64": base64.b64encode(raw).decode("ascii")}
