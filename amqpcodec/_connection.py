@@ -9,11 +9,11 @@ heartbeats. What you ask for (``send_method``, ``send_message``, ``open_channel`
 The Connection is assembled from layers that follow the protocol, each in its own module
 over the shared state of :mod:`amqpcodec._core`: the handshake and negotiation
 (:mod:`amqpcodec._handshake`), the channel layer with its states, request/reply pairing,
-confirms and flow (:mod:`amqpcodec._channels`), and heartbeats
-(:mod:`amqpcodec._heartbeats`). This module keeps the public API and the receive path,
-whose common case (content and plain methods on an open channel) runs inline.
+confirms and flow (:mod:`amqpcodec._channels`), heartbeats (:mod:`amqpcodec._heartbeats`),
+and the receive path (:mod:`amqpcodec._receiving`). This module keeps the public API.
 
-Incoming bytes go FrameDecoder -> frames -> (state check) -> ContentAssembler -> events.
+Incoming bytes go FrameDecoder -> frames -> (state check) -> ContentAssembler -> events,
+except whole messages on an open channel, which go straight from the bytes to events.
 The handshake and the bookkeeping replies (StartOk, Tune, Open-Ok, Channel.Open-Ok,
 Close-Ok, Flow-Ok) are answered here, so a user sees ``ConnectionOpened`` instead of
 the eight methods before it. Everything else arrives as an event.
@@ -28,11 +28,11 @@ for wrongly raises :class:`LocalProtocolError` and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import spec
 from ._base import Method, Properties
-from ._channels import _CONTENT_BY, _GET_OK, _PLAIN_BY, _PUBLISH, ChannelLayer
+from ._channels import _CONTENT_BY, _GET_OK, _PLAIN_BY, _PUBLISH
 from ._content import ContentAssembler
 from ._core import (
     _CS_OPEN,
@@ -45,25 +45,22 @@ from ._core import (
     H,
     _Channel,
     _nbytes,
-    _new,
     _reply_text,
 )
-from ._errors import DecodeError, LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import (
     AnyEvent,
     ConnectionClosed,
-    MessageReceived,
 )
 from ._frames import (
-    BodyFrame,
     FrameDecoder,
-    HeaderFrame,
     MethodFrame,
     ProtocolHeader,
     encode_message_parts,
 )
-from ._handshake import _HEADER_BYTES, Handshake
+from ._handshake import _HEADER_BYTES
 from ._heartbeats import Heartbeats
+from ._receiving import Receiving
 from ._settings import (
     ClientSettings,
     CommonSettings,
@@ -88,7 +85,7 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Credentials"]
 
 
-class Connection(Handshake, ChannelLayer, Heartbeats):
+class Connection(Receiving, Heartbeats):
     """One AMQP 0-9-1 connection, client or server side, without I/O.
 
     ``Connection(Role.CLIENT, username=..., password=..., virtual_host=...)`` queues the
@@ -110,6 +107,10 @@ class Connection(Handshake, ChannelLayer, Heartbeats):
         # What each side may send on an open channel, for the fast paths.
         self._content_out = _CONTENT_BY[role]
         self._plain_in = _PLAIN_BY[role.peer]
+        self._content_in = {
+            method.INDEX: (method, spec.PROPERTIES[method.CLASS_ID])
+            for method in _CONTENT_BY[role.peer]
+        }
         self._settings = s = check_settings(role, settings)
         self._pipelining = s.pipelining
         self._state = CS.AWAIT_HEADER
@@ -140,6 +141,7 @@ class Connection(Handshake, ChannelLayer, Heartbeats):
         self._untuned = True
         self._walk_head = bytearray()
         self._walk_left = 0
+        self._skipped = 0  # bytes the decoder was not given (whole messages)
         # Heartbeat clock: activity flags are turned into times by tick(now). "Sent" means
         # handed out by data_to_send(_parts), not queued: bytes count once they can leave.
         self._sent_since_tick = False
@@ -482,143 +484,12 @@ class Connection(Handshake, ChannelLayer, Heartbeats):
                 data = self._receive_untuned(data, events)
                 if not data:
                     return events
-            try:
-                frames: list[Any] = self._decoder.feed(data)
-            except DecodeError as exc:
-                # The frames before the bad one still count: a Close among them ends
-                # the connection cleanly, and whatever follows a close is not read.
-                self._receive_frames(exc.frames, events)
-                if self._state is CS.CLOSED:
-                    return events
-                self._explain_size(exc)
-                raise
-            self._receive_frames(frames, events)
+            self._receive_tuned(data, events)
         except RemoteProtocolError as exc:
             exc.events = events
             self._fail(exc)
             raise
         return events
-
-    def _receive_untuned(self, data: Buffer, events: list[AnyEvent]) -> Buffer:
-        """Before tuning, give the decoder one whole frame at a time, so that the frames
-        that follow Tune / Tune-Ok in the same read are held to the negotiated frame_max
-        rather than the minimum: any split of the input gives the same result. Returns
-        the bytes left once tuned (or nothing)."""
-        view = memoryview(data).cast("B")
-        size = len(view)
-        start = pos = 0
-        head = self._walk_head  # the header of the frame being walked, up to 7 bytes
-        while pos < size:
-            if len(head) < 7:
-                take = min(7 - len(head), size - pos)
-                head += view[pos : pos + take]
-                pos += take
-                if len(head) < 7:
-                    break
-                # A protocol header (a server refusing ours) is 8 bytes; a frame is its
-                # declared size plus 8 (the decoder judges that size, not this walk).
-                self._walk_left = 1 if head[:4] == b"AMQP" else int.from_bytes(head[3:7], "big") + 1
-            take = min(self._walk_left, size - pos)
-            pos += take
-            self._walk_left -= take
-            if self._walk_left:
-                break
-            head.clear()
-            self._feed_decoder(view[start:pos], events)
-            start = pos
-            if self._state is CS.CLOSED:
-                return b""
-            if not self._untuned:
-                return view[pos:]
-        if start < size:
-            self._feed_decoder(view[start:], events)
-        return b""
-
-    def _feed_decoder(self, data: Buffer, events: list[AnyEvent]) -> None:
-        try:
-            frames: list[Any] = self._decoder.feed(data)
-        except DecodeError as exc:
-            self._receive_frames(exc.frames, events)  # as in receive_data
-            if self._state is CS.CLOSED:
-                return
-            self._explain_size(exc)
-            raise
-        self._receive_frames(frames, events)
-
-    def _explain_size(self, exc: DecodeError) -> None:
-        """The decoder knows one limit; say that it is frame_max plus the tolerance."""
-        if self._tolerance and exc.reply_code == spec.FRAME_ERROR:
-            limit = f"the frame_max of {self._decoder.max_frame_size}"
-            if exc.args and isinstance(exc.args[0], str) and exc.args[0].endswith(limit):
-                exc.args = (
-                    exc.args[0][: -len(limit)]
-                    + f"the frame_max of {self._frame_max} (plus the frame_max_tolerance"
-                    f" of {self._tolerance})",
-                )
-
-    def _receive_frames(self, frames: list[Any], events: list[AnyEvent]) -> None:
-        # The loop inlines the commonest cases, content on an open channel; the rest goes
-        # to the _receive_* methods. (``Any``: frames are told apart by exact class, on
-        # which mypy does not narrow.)
-        channels = self._channels
-        assembler = self._assembler
-        assemble = assembler.feed
-        # What assemble() would call for the two content frame classes, without its dispatch.
-        assemble_body = assembler._body
-        assemble_header = assembler._header
-        plain_in = self._plain_in
-        for frame in frames:
-            cls = frame.__class__
-            if cls is BodyFrame or cls is HeaderFrame:
-                ch = channels.get(frame.channel)
-                if ch is None or ch.state is not _H_OPEN or self._state is not _CS_OPEN:
-                    self._receive_content(frame, events)
-                    continue
-                if cls is BodyFrame:
-                    message = assemble_body(frame)
-                else:
-                    message = assemble_header(frame)
-                    if message is None:  # the body follows: hold it within the budget
-                        held = self._held + frame.body_size
-                        if held > self._max_held:
-                            self._refuse_content(frame.channel, frame.body_size)
-                            continue
-                        self._held = held
-                if message is not None:
-                    self._held -= len(message.body)
-                    method = message.method
-                    tag = request = None
-                    mcls = method.__class__
-                    if mcls is _PUBLISH:
-                        if ch.confirming:
-                            ch.received_tag = tag = ch.received_tag + 1
-                    elif mcls is _GET_OK:
-                        request = ch.content_request
-                    # MessageReceived(channel, method, properties, body, tag, request),
-                    # without the frozen dataclass's __init__ and its six object.__setattr__
-                    event = _new(MessageReceived)
-                    _set_channel(event, message.channel)
-                    _set_method(event, method)
-                    _set_properties(event, message.properties)
-                    _set_body(event, message.body)
-                    _set_confirm_tag(event, tag)
-                    _set_request(event, request)
-                    events.append(event)
-            elif cls is MethodFrame:
-                channel = frame.channel
-                if not channel:
-                    self._receive_connection_method(frame.method, events)
-                    continue
-                method = frame.method
-                if method.CONTENT and method.__class__ in plain_in:
-                    ch = channels.get(channel)
-                    if ch is not None and ch.state is _H_OPEN and self._state is _CS_OPEN:
-                        assemble(frame)  # 505 if a content is in progress on the channel
-                        continue
-                self._receive_channel_method(frame, events)
-            elif cls is ProtocolHeader:
-                self._receive_protocol_header(frame, events)
-            # A heartbeat only proves the peer is alive, which any byte does.
 
     def _fail(self, exc: RemoteProtocolError) -> None:
         if self._state in CONNECTION_IS_OPEN:
@@ -677,13 +548,3 @@ class Connection(Handshake, ChannelLayer, Heartbeats):
         connection is over. Before the first tick it is 0.0: tick now to start the
         clock. Sleep until then instead of polling."""
         return self._next_tick_at()
-
-
-# The slots of MessageReceived, set directly on the hot path (see _receive_frames).
-_slots: Final[Mapping[str, Any]] = MessageReceived.__dict__
-_set_channel: Final = _slots["channel"].__set__
-_set_method: Final = _slots["method"].__set__
-_set_properties: Final = _slots["properties"].__set__
-_set_body: Final = _slots["body"].__set__
-_set_confirm_tag: Final = _slots["confirm_tag"].__set__
-_set_request: Final = _slots["request"].__set__

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from . import spec
-from ._base import Method
+from ._base import Method, Properties
 from ._content import ContentAssembler
 from ._errors import EncodeError, LocalProtocolError, RemoteProtocolError
 from ._frames import (
@@ -152,6 +152,9 @@ class ConnectionCore:
     _end: str
     _header: bytearray
     _untuned: bool
+    _walk_head: bytearray
+    _walk_left: int
+    _skipped: int
     _sent_since_tick: bool
     _received_since_tick: bool
     _last_tick: float | None
@@ -162,6 +165,9 @@ class ConnectionCore:
     # What each side may send on an open channel, for the fast paths.
     _content_out: frozenset[type[Method]]
     _plain_in: frozenset[type[Method]]
+    # The content methods the peer sends on an open channel, by their wire index, with
+    # their properties class: what may start a whole message taken from the bytes.
+    _content_in: dict[int, tuple[type[Method], type[Properties]]]
 
     def _queue(self, data: bytes) -> None:
         self._out.append(data)
