@@ -126,7 +126,7 @@ class Receiving(Handshake, ChannelLayer):
         """The end of the run of frames from ``pos`` that goes to the decoder: up to the
         next frame that may start a whole message, or to the end of ``data`` (then the
         frame left incomplete there is remembered)."""
-        candidates = self._content_in if self._state is _CS_OPEN else _NONE
+        candidates = self._content_in  # (the state may be OPEN by the end of the run)
         unpack_u32 = _U32.unpack_from
         off = pos
         while size - off >= 7:
@@ -375,7 +375,6 @@ class Receiving(Handshake, ChannelLayer):
             # A heartbeat only proves the peer is alive, which any byte does.
 
 
-_NONE: Final[Mapping[int, object]] = {}
 # The slots of MessageReceived, set directly on the hot paths: MessageReceived(channel,
 # method, properties, body, confirm_tag, request) without the frozen dataclass's
 # __init__ and its six object.__setattr__.
