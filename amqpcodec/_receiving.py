@@ -221,7 +221,6 @@ class Receiving(Handshake, ChannelLayer):
                 if (
                     frame_type != _TYPE_BODY
                     or body_channel != channel
-                    or payload_size > body_size
                     or body_end >= size
                     or (limit and payload_size + 8 > limit)
                     or data[body_end] != _FRAME_END
@@ -230,7 +229,7 @@ class Receiving(Handshake, ChannelLayer):
                 if payload_size == body_size:  # the whole body in one frame
                     body = data[next_at + 7 : body_end]
                     next_at = body_end + 1
-                else:
+                else:  # in several frames (or one too long, which _gather_body refuses)
                     gathered = self._gather_body(data, next_at, size, channel, body_size, limit)
                     if gathered is None:
                         break

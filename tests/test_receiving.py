@@ -217,14 +217,16 @@ def message(
     pieces: list[int] | None = None,
 ) -> bytes:
     """The frames of a message; ``pieces``: the sizes of its body frames (by default as
-    many of frame_max - 8 as it takes)."""
+    many of frame_max - 8 as it takes; if they add up to more than the body, the frames
+    carry more than the content header declares)."""
     data = MethodFrame(channel, method).encode() + content_header(channel, len(body), properties)
     if pieces is None:
         chunk = FRAME_MAX - 8
         pieces = [min(chunk, len(body) - at) for at in range(0, len(body), chunk)]
+    payload = body.ljust(sum(pieces), b"!")
     at = 0
     for size in pieces:
-        data += BodyFrame(channel, body[at : at + size]).encode()
+        data += BodyFrame(channel, payload[at : at + size]).encode()
         at += size
     return data
 
@@ -361,6 +363,12 @@ HOSTILE: dict[str, Callable[[Role, Method], bytes]] = {
         + frame(3, 1, b"a")
     ),
     "header on another channel": lambda r, m: MethodFrame(1, m).encode() + content_header(3, 1),
+    "header on another channel, body on the first": lambda r, m: (
+        MethodFrame(1, m).encode() + content_header(3, 1) + frame(3, 1, b"x")
+    ),
+    "second body frame on another channel": lambda r, m: (
+        MethodFrame(1, m).encode() + content_header(1, 3) + frame(3, 1, b"a") + frame(3, 3, b"bc")
+    ),
     "body on another channel": lambda r, m: (
         MethodFrame(1, m).encode() + content_header(1, 1) + frame(3, 3, b"x")
     ),
