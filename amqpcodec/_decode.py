@@ -29,6 +29,7 @@ from ._frames import BodyFrame, HeaderFrame, HeartbeatFrame, MethodFrame, Protoc
 from ._output import BODY_MODES, JSON_FIELDS, TIME_FORMATS, JSONWriter, Style, TextWriter
 from .capture import (
     DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_LISTED_CONNECTIONS,
     DEFAULT_PORTS,
     CaptureError,
     CaptureReader,
@@ -300,7 +301,7 @@ def _decode(args: argparse.Namespace) -> int:
             for record in records:
                 json_writer.write(record)
         elif args.summary:
-            summary = _Summary()
+            summary = _Summary(reader.max_listed_connections)
             for record in records:
                 summary.add(record)
             summary.write(out, name, stats, Style(out), chosen.connections)
@@ -406,9 +407,12 @@ class _Summary:
 
     ``add`` keeps one counter per (connection, direction, row) and one byte count per
     (connection, direction), in order of first appearance; ``write`` derives the tables
-    from them (the per-record work is two dictionary updates)."""
+    from them (the per-record work is two dictionary updates). Memory: the counters of
+    the connections the reader lists (``listed``: its ``max_listed_connections``); the
+    records of later connections count in the totals only."""
 
-    def __init__(self) -> None:
+    def __init__(self, listed: int = DEFAULT_MAX_LISTED_CONNECTIONS) -> None:
+        self.listed = listed
         self.counts: dict[tuple[int, Direction, str], int] = {}
         self.sizes: dict[tuple[int, Direction], int] = {}
         self.messages = 0
@@ -430,6 +434,8 @@ class _Summary:
             elif name is None:
                 name = _row_name(record)  # a subclass of a frame class
             index = record.connection.index
+            if index >= self.listed:
+                index = _UNLISTED
             key = (index, record.direction, name)
             counts = self.counts
             counts[key] = counts.get(key, 0) + 1
@@ -443,23 +449,27 @@ class _Summary:
         else:
             name = f"Message {type(record.message.method).__qualname__}"
             self.messages += 1
-            key = (record.connection.index, record.direction, name)
+            index = record.connection.index
+            key = (index if index < self.listed else _UNLISTED, record.direction, name)
             self.counts[key] = self.counts.get(key, 0) + 1
 
     def _tally(self) -> None:
         """The tables ``write`` prints, from the counters."""
         for (index, direction, name), count in self.counts.items():
-            for rows in (self.rows, self.per_method.setdefault(index, {})):
+            listed = index != _UNLISTED
+            for rows in (self.rows, self.per_method.setdefault(index, {}) if listed else {}):
                 row = rows.setdefault(name, {})
                 row[direction] = row.get(direction, 0) + count
             if not name.startswith("Message "):
-                per = self.per_connection.setdefault(index, {})
-                per[direction] = per.get(direction, 0) + count
+                if listed:
+                    per = self.per_connection.setdefault(index, {})
+                    per[direction] = per.get(direction, 0) + count
                 self.frames[direction] = self.frames.get(direction, 0) + count
         for (index, direction), size in self.sizes.items():
             self.bytes[direction] = self.bytes.get(direction, 0) + size
-            sizes = self.per_bytes.setdefault(index, {})
-            sizes[direction] = sizes.get(direction, 0) + size
+            if index != _UNLISTED:
+                sizes = self.per_bytes.setdefault(index, {})
+                sizes[direction] = sizes.get(direction, 0) + size
 
     def write(
         self,
@@ -475,8 +485,13 @@ class _Summary:
             packets = f", {stats.packets} packets ({stats.ignored_packets} not AMQP)"
         frames = sum(self.frames.values())
         out.write(f"{name}: {stats.format}{packets}\n")
+        count = (
+            len([c for c in stats.connections if c.index in only])
+            if only
+            else max(stats.connection_count, len(stats.connections))
+        )
         out.write(
-            f"connections: {len([c for c in stats.connections if not only or c.index in only])}"
+            f"connections: {count}"
             f", frames: {frames}" + (f", messages: {self.messages}" if self.messages else "") + "\n"
         )
         for info in stats.connections:
@@ -485,6 +500,9 @@ class _Summary:
             out.write(
                 f"  {_connection_line(info, self.per_connection.get(info.index, {}), style)}\n"
             )
+        unlisted = stats.connection_count - len(stats.connections)
+        if unlisted > 0 and not only:
+            out.write(f"  and {unlisted} more, not listed (max_listed_connections)\n")
         directions = [d for d in Direction if any(d in row for row in self.rows.values())]
         if directions:
             self._table(out, self.rows, self.bytes, directions, style)
@@ -539,6 +557,7 @@ def _connection_line(info: ConnectionInfo, frames: dict[Direction, int], style: 
     return f"{info}: {counts or 'no frames'}"
 
 
+_UNLISTED: Final = -1  # the summary's counters of connections the reader does not list
 _METHOD_ROW: Final = "method"
 _ROW_NAMES: Final[dict[type, str]] = {
     MethodFrame: _METHOD_ROW,

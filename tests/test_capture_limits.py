@@ -19,6 +19,7 @@ import pytest
 
 from amqpcodec import BodyFrame, HeartbeatFrame, MethodFrame, ProtocolHeader, decode_frame, spec
 from amqpcodec.capture import (
+    DEFAULT_MAX_LISTED_CONNECTIONS,
     CaptureError,
     CaptureReader,
     FrameRecord,
@@ -265,6 +266,56 @@ def test_many_connections_that_only_say_hello(tmp_path: Path) -> None:
     assert peak < limit * 1.25 + 8000 * 400 + MiB
     _, unbounded = read_peak(path)
     assert unbounded > peak + 6 * MiB
+
+
+def test_listed_connections_are_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "hello.pcap"
+    hostile.header_only_connections(path, 4000)
+
+    def run(listed: int) -> tuple[CaptureReader, list[int]]:
+        # A small memory_limit drops the connections' state, so what stays is the list.
+        reader = CaptureReader(max_listed_connections=listed, memory_limit=256 * 1024)
+        indexes = [
+            r.connection.index
+            for r in reader.read(path)
+            if isinstance(r, FrameRecord) and isinstance(r.frame, ProtocolHeader)
+        ]
+        return reader, indexes
+
+    (reader, indexes), small = peak_of(lambda: run(100))
+    assert [info.index for info in reader.stats.connections] == list(range(100))
+    assert reader.stats.connection_count == 4000
+    assert indexes == list(range(4000))  # later connections are decoded and numbered
+    assert [w for w in reader.stats.warnings if "max_listed_connections" in w] == [
+        "more than 100 connections (max_listed_connections): the later ones are decoded"
+        " but not listed"
+    ]
+    (reader, _), large = peak_of(lambda: run(DEFAULT_MAX_LISTED_CONNECTIONS))
+    assert len(reader.stats.connections) == 4000 and not reader.stats.warnings
+    assert large - small > 3900 * 200  # what listing each connection costs
+
+
+def test_summary_keeps_per_connection_counts_of_listed_connections_only() -> None:
+    from amqpcodec._decode import _Summary
+    from amqpcodec._output import Style
+
+    reader = CaptureReader(max_listed_connections=2)
+    summary = _Summary(listed=2)
+    for record in reader.read(CAPTURES / "report" / "three_connections.pcap"):
+        summary.add(record)
+    assert {index for index, _, _ in summary.counts} == {0, 1, -1}
+    out = io.StringIO()
+    summary.write(out, "x", reader.stats, Style(out))
+    text = out.getvalue()
+    assert "connections: 3, frames:" in text
+    assert "  and 1 more, not listed (max_listed_connections)\n" in text
+    assert "connection #1:" in text and "connection #2" not in text
+    full = _Summary()
+    for record in read_capture(CAPTURES / "report" / "three_connections.pcap"):
+        full.add(record)
+    full._tally()
+    summary_rows = summary.rows
+    assert summary_rows == full.rows  # the totals count every connection
 
 
 def test_many_connections_each_inside_a_frame(tmp_path: Path) -> None:

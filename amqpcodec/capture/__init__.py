@@ -19,7 +19,7 @@ the protocol error it is. Memory is bounded by the largest frame (or, with
 """
 
 from ._analysis import ConnectionReport, Report, analyze
-from ._limits import DEFAULT_MAX_FRAME_SIZE, DEFAULT_PORTS
+from ._limits import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_LISTED_CONNECTIONS, DEFAULT_PORTS
 from ._reader import CaptureReader, read_capture
 from ._records import (
     CaptureError,
@@ -36,6 +36,7 @@ from ._records import (
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_LISTED_CONNECTIONS",
     "DEFAULT_PORTS",
     "CaptureError",
     "CaptureReader",

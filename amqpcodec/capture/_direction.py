@@ -247,7 +247,7 @@ class DirectionResolver:
         if first is not Direction.UNKNOWN and len(self.nodes) == 2:
             client = 0 if first is Direction.CLIENT_TO_SERVER else 1
             self.info = ConnectionInfo(0, self.nodes[client], self.nodes[1 - client])
-        self.reader.stats.connections.append(self.info)
+        self.reader.found(self.info)
         for side, half in self.halves.items():
             half.direction = self._of(side)
             half.info = self.info

@@ -8,6 +8,7 @@ __all__ = [
     "CONNECTION_COST",
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_HEX_REPEAT",
+    "DEFAULT_MAX_LISTED_CONNECTIONS",
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_PORTS",
     "DEFAULT_REORDER_LIMIT",
@@ -29,3 +30,5 @@ SEGMENT_COST: Final = 200
 """What holding one out-of-order segment costs beyond its bytes (measured: 190 bytes)."""
 DEFAULT_MAX_HEX_REPEAT: Final = 64 * 1024 * 1024
 """Bytes that the ``*`` lines of a hex dump may stand for, all together."""
+DEFAULT_MAX_LISTED_CONNECTIONS: Final = 65536
+"""Connections that ``CaptureStats.connections`` lists (about 300 bytes each: 20 MB)."""

@@ -22,12 +22,13 @@ from ._input import (
 from ._limits import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_HEX_REPEAT,
+    DEFAULT_MAX_LISTED_CONNECTIONS,
     DEFAULT_MEMORY_LIMIT,
     DEFAULT_PORTS,
     DEFAULT_REORDER_LIMIT,
 )
 from ._pcap import PCAP_MAGICS, PCAPNG_MAGIC, pcap_packets, pcapng_packets
-from ._records import CaptureError, CaptureStats, Direction, Record
+from ._records import CaptureError, CaptureStats, ConnectionInfo, Direction, Record
 from ._stream import looks_like_frames
 from ._tcp import TCPTracker
 
@@ -74,6 +75,9 @@ class CaptureReader:
       :class:`Notice` of kind ``TCP`` (who opened and who closed it, when).
     - ``max_hex_repeat``: how many bytes the ``*`` lines of a hex dump may stand for,
       all together (64 MiB); beyond it the dump is refused with CaptureError.
+    - ``max_listed_connections``: how many connections ``stats.connections`` lists
+      (65,536, about 300 bytes each); later ones are read, numbered and counted in
+      ``stats.connection_count`` all the same, and a warning says they are not listed.
 
     ``stats`` describes what was read so far.
     """
@@ -92,6 +96,7 @@ class CaptureReader:
         max_hex_repeat: int = DEFAULT_MAX_HEX_REPEAT,
         tcp_events: bool = False,
         memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        max_listed_connections: int = DEFAULT_MAX_LISTED_CONNECTIONS,
     ) -> None:
         if input_format not in ("auto", "pcap", "pcapng", "hex", "raw"):
             raise ValueError(f"unknown input format {input_format!r}")
@@ -106,6 +111,7 @@ class CaptureReader:
         self.max_hex_repeat = max_hex_repeat
         self.tcp_events = tcp_events
         self.memory_limit = memory_limit
+        self.max_listed_connections = max_listed_connections
         self.stats = CaptureStats()
         self.clock = Clock()
 
@@ -231,6 +237,18 @@ class CaptureReader:
                         self._report()
         except UnicodeDecodeError:
             raise CaptureError("the hex dump contains bytes that are not ASCII text") from None
+
+    def found(self, info: ConnectionInfo) -> None:
+        """A connection was found: count it, and list it while the list has room."""
+        stats = self.stats
+        stats.connection_count += 1
+        if len(stats.connections) < self.max_listed_connections:
+            stats.connections.append(info)
+        elif stats.connection_count == self.max_listed_connections + 1:
+            stats.warnings.append(
+                f"more than {self.max_listed_connections} connections"
+                " (max_listed_connections): the later ones are decoded but not listed"
+            )
 
     def _report(self) -> None:
         if self.progress is not None:

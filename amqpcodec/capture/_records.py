@@ -214,6 +214,10 @@ class CaptureStats:
     """Packets that are not TCP of an AMQP connection (other traffic, IP fragments,
     unsupported link types, undecodable headers)."""
     connections: list[ConnectionInfo] = field(default_factory=list)
+    """The AMQP connections found, in order of first appearance: the first
+    ``max_listed_connections`` of them (the reader's setting)."""
+    connection_count: int = 0
+    """AMQP connections found, listed or not."""
     first_time: float | None = None
     """Timestamp of the first packet of the capture."""
     bytes_read: int = 0

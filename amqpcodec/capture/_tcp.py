@@ -308,11 +308,11 @@ class TCPTracker:
         server = dst if client == src else src
         family = socket.AF_INET6 if len(ip.src) == 16 else socket.AF_INET
         info = ConnectionInfo(
-            len(self.reader.stats.connections),
+            self.reader.stats.connection_count,
             Endpoint(socket.inet_ntop(family, client[0]), client[1]),
             Endpoint(socket.inet_ntop(family, server[0]), server[1]),
         )
-        self.reader.stats.connections.append(info)
+        self.reader.found(info)
         conn = Conn(self.reader, info, client)
         for side, seq in self.syns.pop(key, {}).items():
             (conn.c2s if side == client else conn.s2c).tcp.syn(seq)
