@@ -39,8 +39,12 @@ __all__ = ["Receiving"]
 
 _HEADER: Final = struct.Struct(">BHI")  # frame type, channel, payload size [PDF §4.2.3]
 _U32: Final = struct.Struct(">I")
-_CONTENT_HEADER: Final = struct.Struct(">HHQ")  # class id, weight, body size [PDF §4.2.6.1]
+# A method frame's header and the method's class and method ids (as one index).
+_METHOD_HEADER: Final = struct.Struct(">BHII")
+# A content header frame's header, class id, weight and body size [PDF §4.2.6.1].
+_CONTENT_HEADER: Final = struct.Struct(">BHIHHQ")
 _FRAME_END: Final = 0xCE
+_NO_LIMIT: Final = 1 << 32  # above any payload size (a 32-bit field): frame_max 0
 _TYPE_METHOD: Final = spec.FRAME_METHOD
 _TYPE_HEADER: Final = spec.FRAME_HEADER
 _TYPE_BODY: Final = spec.FRAME_BODY
@@ -163,18 +167,19 @@ class Receiving(Handshake, ChannelLayer):
         # channels stay as they are, and a body may take the room left [max_total_body_size].
         room = self._max_held - self._held
         limit = self._decoder.max_frame_size  # frame_max plus the tolerance (0: none)
+        max_payload = limit - 8 if limit else _NO_LIMIT
         unpack_header = _HEADER.unpack_from
-        unpack_u32 = _U32.unpack_from
+        unpack_method_header = _METHOD_HEADER.unpack_from
         unpack_content_header = _CONTENT_HEADER.unpack_from
         new = _new
         while size - pos >= 11:
             # The method frame: a content method the peer sends [_CONTENT_BY], whole.
-            frame_type, channel, payload_size = unpack_header(data, pos)
+            frame_type, channel, payload_size, index = unpack_method_header(data, pos)
             end = pos + 7 + payload_size  # the frame-end octet
             if frame_type != _TYPE_METHOD or payload_size < 4 or end >= size:
                 break
-            entry = content_in.get(unpack_u32(data, pos + 7)[0])
-            if entry is None or (limit and payload_size + 8 > limit) or data[end] != _FRAME_END:
+            entry = content_in.get(index)
+            if entry is None or payload_size > max_payload or data[end] != _FRAME_END:
                 break
             # On an open channel with no content in progress [PDF §4.2.6].
             ch = channels.get(channel)
@@ -188,20 +193,21 @@ class Receiving(Handshake, ChannelLayer):
             # The content header frame on the same channel, of the method's class, with
             # weight 0 and a body size within max_body_size and the room held.
             header_at = end + 1
-            if size - header_at < 7:
+            if size - header_at < 21:
                 break
-            frame_type, header_channel, payload_size = unpack_header(data, header_at)
+            frame_type, header_channel, payload_size, class_id, weight, body_size = (
+                unpack_content_header(data, header_at)
+            )
             header_end = header_at + 7 + payload_size
             if (
                 frame_type != _TYPE_HEADER
                 or header_channel != channel
                 or payload_size < 14
                 or header_end >= size
-                or (limit and payload_size + 8 > limit)
+                or payload_size > max_payload
                 or data[header_end] != _FRAME_END
             ):
                 break
-            class_id, weight, body_size = unpack_content_header(data, header_at + 7)
             if (
                 class_id != method_class.CLASS_ID
                 or weight
@@ -222,7 +228,7 @@ class Receiving(Handshake, ChannelLayer):
                     frame_type != _TYPE_BODY
                     or body_channel != channel
                     or body_end >= size
-                    or (limit and payload_size + 8 > limit)
+                    or payload_size > max_payload
                     or data[body_end] != _FRAME_END
                 ):
                     break
@@ -230,7 +236,7 @@ class Receiving(Handshake, ChannelLayer):
                     body = data[next_at + 7 : body_end]
                     next_at = body_end + 1
                 else:  # in several frames (or one too long, which _gather_body refuses)
-                    gathered = self._gather_body(data, next_at, size, channel, body_size, limit)
+                    gathered = _gather_body(data, next_at, size, channel, body_size, max_payload)
                     if gathered is None:
                         break
                     body, next_at = gathered
@@ -257,34 +263,6 @@ class Receiving(Handshake, ChannelLayer):
             pos = next_at
         self._skipped += pos - start
         return pos
-
-    @staticmethod
-    def _gather_body(
-        data: bytes, at: int, size: int, channel: int, body_size: int, limit: int
-    ) -> tuple[bytes, int] | None:
-        """A body in several body frames from ``at``: the body and the position after
-        its last frame, or None when they are not all whole in ``data`` or fail a check."""
-        unpack_header = _HEADER.unpack_from
-        pieces = []
-        received = 0
-        while received < body_size:
-            if size - at < 7:
-                return None
-            frame_type, body_channel, payload_size = unpack_header(data, at)
-            end = at + 7 + payload_size
-            received += payload_size
-            if (
-                frame_type != _TYPE_BODY
-                or body_channel != channel
-                or received > body_size
-                or end >= size
-                or (limit and payload_size + 8 > limit)
-                or data[end] != _FRAME_END
-            ):
-                return None
-            pieces.append(data[at + 7 : end])
-            at = end + 1
-        return b"".join(pieces), at
 
     def _feed_decoder(self, data: Buffer, events: list[AnyEvent]) -> None:
         try:
@@ -372,6 +350,34 @@ class Receiving(Handshake, ChannelLayer):
             elif cls is ProtocolHeader:
                 self._receive_protocol_header(frame, events)
             # A heartbeat only proves the peer is alive, which any byte does.
+
+
+def _gather_body(
+    data: bytes, at: int, size: int, channel: int, body_size: int, max_payload: int
+) -> tuple[bytes, int] | None:
+    """A body in several body frames from ``at``: the body and the position after
+    its last frame, or None when they are not all whole in ``data`` or fail a check."""
+    unpack_header = _HEADER.unpack_from
+    pieces = []
+    received = 0
+    while received < body_size:
+        if size - at < 7:
+            return None
+        frame_type, body_channel, payload_size = unpack_header(data, at)
+        end = at + 7 + payload_size
+        received += payload_size
+        if (
+            frame_type != _TYPE_BODY
+            or body_channel != channel
+            or received > body_size
+            or end >= size
+            or payload_size > max_payload
+            or data[end] != _FRAME_END
+        ):
+            return None
+        pieces.append(data[at + 7 : end])
+        at = end + 1
+    return b"".join(pieces), at
 
 
 # The slots of MessageReceived, set directly on the hot paths: MessageReceived(channel,

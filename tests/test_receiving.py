@@ -85,9 +85,10 @@ _PROTOTYPES = {CLIENT: _client(), SERVER: _server()}
 _SHARED = ("_settings", "_peer_properties", "_start", "_start_ok", "_credentials", "_content_in")
 
 
-def twins(role: Role) -> tuple[Connection, Connection]:
-    """(as it is, the general path only), in the same state."""
-    prototype = _PROTOTYPES[role]
+def twins(role: Role, prototype: Connection | None = None) -> tuple[Connection, Connection]:
+    """(as it is, the general path only), in the state of ``prototype`` (by default the
+    role's above)."""
+    prototype = prototype or _PROTOTYPES[role]
     shared = [getattr(prototype, name) for name in _SHARED if hasattr(prototype, name)]
     fast, slow = (copy.deepcopy(prototype, {id(v): v for v in shared}) for _ in "ab")
     slow._whole_messages = False
@@ -161,9 +162,11 @@ def _state(conn: Connection) -> tuple[Any, ...]:
     )
 
 
-def feed_both(role: Role, pieces: list[bytes]) -> tuple[list[Any], Connection]:
+def feed_both(
+    role: Role, pieces: list[bytes], prototype: Connection | None = None
+) -> tuple[list[Any], Connection]:
     """Feed ``pieces`` to twins, comparing after each; the outcomes and the fast one."""
-    fast, slow = twins(role)
+    fast, slow = twins(role, prototype)
     outcomes = []
     for piece in pieces:
         got = _outcome(fast, piece)
@@ -629,3 +632,15 @@ def test_a_header_frame_split_inside_its_first_seven_bytes() -> None:
     for cut in range(1, 8):
         feed_both(SERVER, [data[:cut], data[cut:5], data[5:]])
         feed_both(SERVER, [data[:cut]] + [data[cut:][i : i + 3] for i in range(0, len(data), 3)])
+
+
+def test_with_no_frame_max_any_frame_size_is_taken() -> None:
+    pair = opened_pair({"frame_max": 0}, frame_max=0)
+    pair.open_channel(1)
+    assert pair.client.frame_max == 0 and pair.client._decoder.max_frame_size == 0
+    deliver = CONTENT_IN[CLIENT][0]
+    data = message(1, deliver, b"x" * 200_000, pieces=[200_000]) + message(1, deliver, b"y")
+    (outcome,), fast = feed_both(CLIENT, [data], pair.client)
+    assert [len(e[0].body) for e in outcome[1]] == [200_000, 1]
+    assert fast._skipped == len(data)
+    feed_both(CLIENT, split(data, [5, 100, 150_000, 200_010]), pair.client)
