@@ -109,19 +109,9 @@ LAZY: Final = _Lazy()
 
 
 class Method(Record):
-    """One AMQP method. Subclasses are generated, one per method, in ``spec.py``.
+    """One AMQP method. Subclasses are generated, one per method, in ``spec.py``."""
 
-    A decoded method with arguments keeps the bytes of its arguments (``_wire``) and the
-    objects it decoded them into (``_seen``): while every field is still that object (and
-    a table field is unchanged), encoding writes the bytes back, at the cost of a copy.
-    Setting any field, or changing a decoded table in place, makes it encode from the
-    values again. A method built from values has ``_wire`` None.
-    """
-
-    __slots__ = ("_seen", "_wire")
-
-    _seen: tuple[Any, ...]
-    _wire: bytes | None
+    __slots__ = ()
 
     CLASS_ID: ClassVar[int]
     METHOD_ID: ClassVar[int]

@@ -257,7 +257,6 @@ class Connection:
             mechanisms: bytes = b"",
             locales: bytes = b"",
         ) -> None:
-            self._wire = None
             self.version_major: int = version_major
             self.version_minor: int = version_minor
             self.server_properties: Mapping[str, Any] = (
@@ -267,18 +266,6 @@ class Connection:
             self.locales: bytes = locales
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.version_major is seen[0]
-                    and self.version_minor is seen[1]
-                    and self.server_properties is seen[2]
-                    and _table_unchanged(self.server_properties)
-                    and self.mechanisms is seen[3]
-                    and self.locales is seen[4]
-                ):
-                    return b"\x00\x0a\x00\x0a" + wire
             try:
                 v_mechanisms = self.mechanisms
                 v_locales = self.locales
@@ -297,7 +284,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Start:
-            _start = off  # underscored: no field's name
             try:
                 version_major, version_minor = _S_BB.unpack_from(buf, off)
                 off += 2
@@ -324,9 +310,6 @@ class Connection:
             self.server_properties = server_properties
             self.mechanisms = mechanisms
             self.locales = locales
-            self._seen = (version_major, version_minor, server_properties, mechanisms, locales)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class StartOk(Method):
@@ -365,7 +348,6 @@ class Connection:
             response: bytes = b"",
             locale: str = "",
         ) -> None:
-            self._wire = None
             self.client_properties: Mapping[str, Any] = (
                 {} if client_properties is None else client_properties
             )
@@ -374,17 +356,6 @@ class Connection:
             self.locale: str = locale
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.client_properties is seen[0]
-                    and _table_unchanged(self.client_properties)
-                    and self.mechanism is seen[1]
-                    and self.response is seen[2]
-                    and self.locale is seen[3]
-                ):
-                    return b"\x00\x0a\x00\x0b" + wire
             try:
                 v_mechanism = self.mechanism.encode("utf-8", "surrogateescape")
                 v_response = self.response
@@ -404,7 +375,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.StartOk:
-            _start = off  # underscored: no field's name
             try:
                 client_properties, off = _decode_table(buf, off, end)
                 n = buf[off]
@@ -430,9 +400,6 @@ class Connection:
             self.mechanism = mechanism
             self.response = response
             self.locale = locale
-            self._seen = (client_properties, mechanism, response, locale)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Secure(Method):
@@ -461,15 +428,9 @@ class Connection:
         __match_args__ = ("challenge",)
 
         def __init__(self, challenge: bytes = b"") -> None:
-            self._wire = None
             self.challenge: bytes = challenge
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.challenge is seen[0]:
-                    return b"\x00\x0a\x00\x14" + wire
             try:
                 v_challenge = self.challenge
                 return _S_HHI.pack(10, 20, len(v_challenge)) + v_challenge
@@ -478,7 +439,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Secure:
-            _start = off  # underscored: no field's name
             try:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -492,9 +452,6 @@ class Connection:
                 raise _length_mismatch("connection.secure", off, end)
             self = _new(cls)
             self.challenge = challenge
-            self._seen = (challenge,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class SecureOk(Method):
@@ -523,15 +480,9 @@ class Connection:
         __match_args__ = ("response",)
 
         def __init__(self, response: bytes = b"") -> None:
-            self._wire = None
             self.response: bytes = response
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.response is seen[0]:
-                    return b"\x00\x0a\x00\x15" + wire
             try:
                 v_response = self.response
                 return _S_HHI.pack(10, 21, len(v_response)) + v_response
@@ -540,7 +491,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.SecureOk:
-            _start = off  # underscored: no field's name
             try:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -554,9 +504,6 @@ class Connection:
                 raise _length_mismatch("connection.secure-ok", off, end)
             self = _new(cls)
             self.response = response
-            self._seen = (response,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Tune(Method):
@@ -590,21 +537,11 @@ class Connection:
         __match_args__ = ("channel_max", "frame_max", "heartbeat")
 
         def __init__(self, channel_max: int = 0, frame_max: int = 0, heartbeat: int = 0) -> None:
-            self._wire = None
             self.channel_max: int = channel_max
             self.frame_max: int = frame_max
             self.heartbeat: int = heartbeat
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.channel_max is seen[0]
-                    and self.frame_max is seen[1]
-                    and self.heartbeat is seen[2]
-                ):
-                    return b"\x00\x0a\x00\x1e" + wire
             try:
                 return _S_HHHIH.pack(10, 30, self.channel_max, self.frame_max, self.heartbeat)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
@@ -612,7 +549,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Tune:
-            _start = off  # underscored: no field's name
             try:
                 channel_max, frame_max, heartbeat = _S_HIH.unpack_from(buf, off)
                 off += 8
@@ -624,9 +560,6 @@ class Connection:
             self.channel_max = channel_max
             self.frame_max = frame_max
             self.heartbeat = heartbeat
-            self._seen = (channel_max, frame_max, heartbeat)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class TuneOk(Method):
@@ -659,21 +592,11 @@ class Connection:
         __match_args__ = ("channel_max", "frame_max", "heartbeat")
 
         def __init__(self, channel_max: int = 0, frame_max: int = 0, heartbeat: int = 0) -> None:
-            self._wire = None
             self.channel_max: int = channel_max
             self.frame_max: int = frame_max
             self.heartbeat: int = heartbeat
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.channel_max is seen[0]
-                    and self.frame_max is seen[1]
-                    and self.heartbeat is seen[2]
-                ):
-                    return b"\x00\x0a\x00\x1f" + wire
             try:
                 return _S_HHHIH.pack(10, 31, self.channel_max, self.frame_max, self.heartbeat)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
@@ -681,7 +604,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.TuneOk:
-            _start = off  # underscored: no field's name
             try:
                 channel_max, frame_max, heartbeat = _S_HIH.unpack_from(buf, off)
                 off += 8
@@ -693,9 +615,6 @@ class Connection:
             self.channel_max = channel_max
             self.frame_max = frame_max
             self.heartbeat = heartbeat
-            self._seen = (channel_max, frame_max, heartbeat)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Open(Method):
@@ -732,23 +651,12 @@ class Connection:
             reserved_1: str = "",
             reserved_2: bool = False,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.virtual_host: str = virtual_host
             self.reserved_1: str = reserved_1
             self.reserved_2: bool = reserved_2
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.virtual_host is seen[0]
-                    and self.reserved_1 is seen[1]
-                    and self.reserved_2 is seen[2]
-                    and self._stray is seen[3]
-                ):
-                    return b"\x00\x0a\x00\x28" + wire
             try:
                 v_virtual_host = self.virtual_host.encode("utf-8", "surrogateescape")
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
@@ -768,7 +676,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Open:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -787,11 +694,8 @@ class Connection:
             self = _new(cls)
             self.virtual_host = virtual_host
             self.reserved_1 = reserved_1
-            self.reserved_2 = reserved_2 = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (virtual_host, reserved_1, reserved_2, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.reserved_2 = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class OpenOk(Method):
@@ -820,15 +724,9 @@ class Connection:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
-            self._wire = None
             self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.reserved_1 is seen[0]:
-                    return b"\x00\x0a\x00\x29" + wire
             try:
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(10, 41, len(v_reserved_1)) + v_reserved_1
@@ -837,7 +735,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.OpenOk:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -849,9 +746,6 @@ class Connection:
                 raise _length_mismatch("connection.open-ok", off, end)
             self = _new(cls)
             self.reserved_1 = reserved_1
-            self._seen = (reserved_1,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Close(Method):
@@ -890,23 +784,12 @@ class Connection:
             class_id: int = 0,
             method_id: int = 0,
         ) -> None:
-            self._wire = None
             self.reply_code: int = reply_code
             self.reply_text: str = reply_text
             self.class_id: int = class_id
             self.method_id: int = method_id
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reply_code is seen[0]
-                    and self.reply_text is seen[1]
-                    and self.class_id is seen[2]
-                    and self.method_id is seen[3]
-                ):
-                    return b"\x00\x0a\x00\x32" + wire
             try:
                 v_reply_text = self.reply_text.encode("utf-8", "surrogateescape")
                 return (
@@ -919,7 +802,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Close:
-            _start = off  # underscored: no field's name
             try:
                 reply_code, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -936,9 +818,6 @@ class Connection:
             self.reply_text = reply_text
             self.class_id = class_id
             self.method_id = method_id
-            self._seen = (reply_code, reply_text, class_id, method_id)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class CloseOk(Method):
@@ -1001,15 +880,9 @@ class Connection:
         __match_args__ = ("reason",)
 
         def __init__(self, reason: str = "") -> None:
-            self._wire = None
             self.reason: str = reason
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.reason is seen[0]:
-                    return b"\x00\x0a\x00\x3c" + wire
             try:
                 v_reason = self.reason.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(10, 60, len(v_reason)) + v_reason
@@ -1018,7 +891,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.Blocked:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -1030,9 +902,6 @@ class Connection:
                 raise _length_mismatch("connection.blocked", off, end)
             self = _new(cls)
             self.reason = reason
-            self._seen = (reason,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Unblocked(Method):
@@ -1096,16 +965,10 @@ class Connection:
         __match_args__ = ("new_secret", "reason")
 
         def __init__(self, new_secret: bytes = b"", reason: str = "") -> None:
-            self._wire = None
             self.new_secret: bytes = new_secret
             self.reason: str = reason
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.new_secret is seen[0] and self.reason is seen[1]:
-                    return b"\x00\x0a\x00\x46" + wire
             try:
                 v_new_secret = self.new_secret
                 v_reason = self.reason.encode("utf-8", "surrogateescape")
@@ -1122,7 +985,6 @@ class Connection:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Connection.UpdateSecret:
-            _start = off  # underscored: no field's name
             try:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -1141,9 +1003,6 @@ class Connection:
             self = _new(cls)
             self.new_secret = new_secret
             self.reason = reason
-            self._seen = (new_secret, reason)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class UpdateSecretOk(Method):
@@ -1216,15 +1075,9 @@ class Channel:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
-            self._wire = None
             self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.reserved_1 is seen[0]:
-                    return b"\x00\x14\x00\x0a" + wire
             try:
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(20, 10, len(v_reserved_1)) + v_reserved_1
@@ -1233,7 +1086,6 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.Open:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -1245,9 +1097,6 @@ class Channel:
                 raise _length_mismatch("channel.open", off, end)
             self = _new(cls)
             self.reserved_1 = reserved_1
-            self._seen = (reserved_1,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class OpenOk(Method):
@@ -1276,15 +1125,9 @@ class Channel:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: bytes = b"") -> None:
-            self._wire = None
             self.reserved_1: bytes = reserved_1
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.reserved_1 is seen[0]:
-                    return b"\x00\x14\x00\x0b" + wire
             try:
                 v_reserved_1 = self.reserved_1
                 return _S_HHI.pack(20, 11, len(v_reserved_1)) + v_reserved_1
@@ -1293,7 +1136,6 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.OpenOk:
-            _start = off  # underscored: no field's name
             try:
                 (n,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -1307,9 +1149,6 @@ class Channel:
                 raise _length_mismatch("channel.open-ok", off, end)
             self = _new(cls)
             self.reserved_1 = reserved_1
-            self._seen = (reserved_1,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Flow(Method):
@@ -1338,16 +1177,10 @@ class Channel:
         __match_args__ = ("active",)
 
         def __init__(self, active: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.active: bool = active
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.active is seen[0] and self._stray is seen[1]:
-                    return b"\x00\x14\x00\x14" + wire
             try:
                 bits0 = 1 if self.active else 0
                 bits0 |= self._stray
@@ -1357,7 +1190,6 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.Flow:
-            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -1366,11 +1198,8 @@ class Channel:
             if off != end:
                 raise _length_mismatch("channel.flow", off, end)
             self = _new(cls)
-            self.active = active = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (active, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.active = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class FlowOk(Method):
@@ -1399,16 +1228,10 @@ class Channel:
         __match_args__ = ("active",)
 
         def __init__(self, active: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.active: bool = active
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.active is seen[0] and self._stray is seen[1]:
-                    return b"\x00\x14\x00\x15" + wire
             try:
                 bits0 = 1 if self.active else 0
                 bits0 |= self._stray
@@ -1418,7 +1241,6 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.FlowOk:
-            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -1427,11 +1249,8 @@ class Channel:
             if off != end:
                 raise _length_mismatch("channel.flow-ok", off, end)
             self = _new(cls)
-            self.active = active = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (active, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.active = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class Close(Method):
@@ -1469,23 +1288,12 @@ class Channel:
             class_id: int = 0,
             method_id: int = 0,
         ) -> None:
-            self._wire = None
             self.reply_code: int = reply_code
             self.reply_text: str = reply_text
             self.class_id: int = class_id
             self.method_id: int = method_id
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reply_code is seen[0]
-                    and self.reply_text is seen[1]
-                    and self.class_id is seen[2]
-                    and self.method_id is seen[3]
-                ):
-                    return b"\x00\x14\x00\x28" + wire
             try:
                 v_reply_text = self.reply_text.encode("utf-8", "surrogateescape")
                 return (
@@ -1498,7 +1306,6 @@ class Channel:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Channel.Close:
-            _start = off  # underscored: no field's name
             try:
                 reply_code, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -1515,9 +1322,6 @@ class Channel:
             self.reply_text = reply_text
             self.class_id = class_id
             self.method_id = method_id
-            self._seen = (reply_code, reply_text, class_id, method_id)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class CloseOk(Method):
@@ -1651,7 +1455,6 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.exchange: str = exchange
@@ -1664,23 +1467,6 @@ class Exchange:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.exchange is seen[1]
-                    and self.type is seen[2]
-                    and self.passive is seen[3]
-                    and self.durable is seen[4]
-                    and self.auto_delete is seen[5]
-                    and self.internal is seen[6]
-                    and self.no_wait is seen[7]
-                    and self.arguments is seen[8]
-                    and _table_unchanged(self.arguments)
-                    and self._stray is seen[9]
-                ):
-                    return b"\x00\x28\x00\x0a" + wire
             try:
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_type = self.type.encode("utf-8", "surrogateescape")
@@ -1709,7 +1495,6 @@ class Exchange:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Exchange.Declare:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -1730,27 +1515,13 @@ class Exchange:
             self.reserved_1 = reserved_1
             self.exchange = exchange
             self.type = type
-            self.passive = passive = (bits0 & 1) != 0
-            self.durable = durable = (bits0 & 2) != 0
-            self.auto_delete = auto_delete = (bits0 & 4) != 0
-            self.internal = internal = (bits0 & 8) != 0
-            self.no_wait = no_wait = (bits0 & 16) != 0
+            self.passive = (bits0 & 1) != 0
+            self.durable = (bits0 & 2) != 0
+            self.auto_delete = (bits0 & 4) != 0
+            self.internal = (bits0 & 8) != 0
+            self.no_wait = (bits0 & 16) != 0
             self.arguments = arguments
-            self._stray = _stray = bits0 & 0xE0
-            self._seen = (
-                reserved_1,
-                exchange,
-                type,
-                passive,
-                durable,
-                auto_delete,
-                internal,
-                no_wait,
-                arguments,
-                _stray,
-            )
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xE0
             return self
 
     class DeclareOk(Method):
@@ -1823,7 +1594,6 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.exchange: str = exchange
@@ -1831,17 +1601,6 @@ class Exchange:
             self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.exchange is seen[1]
-                    and self.if_unused is seen[2]
-                    and self.no_wait is seen[3]
-                    and self._stray is seen[4]
-                ):
-                    return b"\x00\x28\x00\x14" + wire
             try:
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.if_unused else 0
@@ -1858,7 +1617,6 @@ class Exchange:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Exchange.Delete:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -1873,12 +1631,9 @@ class Exchange:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.exchange = exchange
-            self.if_unused = if_unused = (bits0 & 1) != 0
-            self.no_wait = no_wait = (bits0 & 2) != 0
-            self._stray = _stray = bits0 & 0xFC
-            self._seen = (reserved_1, exchange, if_unused, no_wait, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.if_unused = (bits0 & 1) != 0
+            self.no_wait = (bits0 & 2) != 0
+            self._stray = bits0 & 0xFC
             return self
 
     class DeleteOk(Method):
@@ -1977,7 +1732,6 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.destination: str = destination
@@ -1987,20 +1741,6 @@ class Exchange:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.destination is seen[1]
-                    and self.source is seen[2]
-                    and self.routing_key is seen[3]
-                    and self.no_wait is seen[4]
-                    and self.arguments is seen[5]
-                    and _table_unchanged(self.arguments)
-                    and self._stray is seen[6]
-                ):
-                    return b"\x00\x28\x00\x1e" + wire
             try:
                 v_destination = self.destination.encode("utf-8", "surrogateescape")
                 v_source = self.source.encode("utf-8", "surrogateescape")
@@ -2024,7 +1764,6 @@ class Exchange:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Exchange.Bind:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2050,12 +1789,9 @@ class Exchange:
             self.destination = destination
             self.source = source
             self.routing_key = routing_key
-            self.no_wait = no_wait = (bits0 & 1) != 0
+            self.no_wait = (bits0 & 1) != 0
             self.arguments = arguments
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (reserved_1, destination, source, routing_key, no_wait, arguments, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xFE
             return self
 
     class BindOk(Method):
@@ -2154,7 +1890,6 @@ class Exchange:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.destination: str = destination
@@ -2164,20 +1899,6 @@ class Exchange:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.destination is seen[1]
-                    and self.source is seen[2]
-                    and self.routing_key is seen[3]
-                    and self.no_wait is seen[4]
-                    and self.arguments is seen[5]
-                    and _table_unchanged(self.arguments)
-                    and self._stray is seen[6]
-                ):
-                    return b"\x00\x28\x00\x28" + wire
             try:
                 v_destination = self.destination.encode("utf-8", "surrogateescape")
                 v_source = self.source.encode("utf-8", "surrogateescape")
@@ -2201,7 +1922,6 @@ class Exchange:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Exchange.Unbind:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2227,12 +1947,9 @@ class Exchange:
             self.destination = destination
             self.source = source
             self.routing_key = routing_key
-            self.no_wait = no_wait = (bits0 & 1) != 0
+            self.no_wait = (bits0 & 1) != 0
             self.arguments = arguments
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (reserved_1, destination, source, routing_key, no_wait, arguments, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xFE
             return self
 
     class UnbindOk(Method):
@@ -2361,7 +2078,6 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -2373,22 +2089,6 @@ class Queue:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.queue is seen[1]
-                    and self.passive is seen[2]
-                    and self.durable is seen[3]
-                    and self.exclusive is seen[4]
-                    and self.auto_delete is seen[5]
-                    and self.no_wait is seen[6]
-                    and self.arguments is seen[7]
-                    and _table_unchanged(self.arguments)
-                    and self._stray is seen[8]
-                ):
-                    return b"\x00\x32\x00\x0a" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.passive else 0
@@ -2414,7 +2114,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Declare:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2430,26 +2129,13 @@ class Queue:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.passive = passive = (bits0 & 1) != 0
-            self.durable = durable = (bits0 & 2) != 0
-            self.exclusive = exclusive = (bits0 & 4) != 0
-            self.auto_delete = auto_delete = (bits0 & 8) != 0
-            self.no_wait = no_wait = (bits0 & 16) != 0
+            self.passive = (bits0 & 1) != 0
+            self.durable = (bits0 & 2) != 0
+            self.exclusive = (bits0 & 4) != 0
+            self.auto_delete = (bits0 & 8) != 0
+            self.no_wait = (bits0 & 16) != 0
             self.arguments = arguments
-            self._stray = _stray = bits0 & 0xE0
-            self._seen = (
-                reserved_1,
-                queue,
-                passive,
-                durable,
-                exclusive,
-                auto_delete,
-                no_wait,
-                arguments,
-                _stray,
-            )
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xE0
             return self
 
     class DeclareOk(Method):
@@ -2485,21 +2171,11 @@ class Queue:
             message_count: int = 0,
             consumer_count: int = 0,
         ) -> None:
-            self._wire = None
             self.queue: str = queue
             self.message_count: int = message_count
             self.consumer_count: int = consumer_count
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.queue is seen[0]
-                    and self.message_count is seen[1]
-                    and self.consumer_count is seen[2]
-                ):
-                    return b"\x00\x32\x00\x0b" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 return (
@@ -2512,7 +2188,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.DeclareOk:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -2528,9 +2203,6 @@ class Queue:
             self.queue = queue
             self.message_count = message_count
             self.consumer_count = consumer_count
-            self._seen = (queue, message_count, consumer_count)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Bind(Method):
@@ -2595,7 +2267,6 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -2605,20 +2276,6 @@ class Queue:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.queue is seen[1]
-                    and self.exchange is seen[2]
-                    and self.routing_key is seen[3]
-                    and self.no_wait is seen[4]
-                    and self.arguments is seen[5]
-                    and _table_unchanged(self.arguments)
-                    and self._stray is seen[6]
-                ):
-                    return b"\x00\x32\x00\x14" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
@@ -2642,7 +2299,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Bind:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2668,12 +2324,9 @@ class Queue:
             self.queue = queue
             self.exchange = exchange
             self.routing_key = routing_key
-            self.no_wait = no_wait = (bits0 & 1) != 0
+            self.no_wait = (bits0 & 1) != 0
             self.arguments = arguments
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (reserved_1, queue, exchange, routing_key, no_wait, arguments, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xFE
             return self
 
     class BindOk(Method):
@@ -2760,7 +2413,6 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self.reserved_1: int = reserved_1
             self.queue: str = queue
             self.exchange: str = exchange
@@ -2768,18 +2420,6 @@ class Queue:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.queue is seen[1]
-                    and self.exchange is seen[2]
-                    and self.routing_key is seen[3]
-                    and self.arguments is seen[4]
-                    and _table_unchanged(self.arguments)
-                ):
-                    return b"\x00\x32\x00\x32" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
@@ -2800,7 +2440,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Unbind:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2825,9 +2464,6 @@ class Queue:
             self.exchange = exchange
             self.routing_key = routing_key
             self.arguments = arguments
-            self._seen = (reserved_1, queue, exchange, routing_key, arguments)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class UnbindOk(Method):
@@ -2892,23 +2528,12 @@ class Queue:
         __match_args__ = ("queue", "no_wait")
 
         def __init__(self, queue: str = "", no_wait: bool = False, *, reserved_1: int = 0) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
             self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.queue is seen[1]
-                    and self.no_wait is seen[2]
-                    and self._stray is seen[3]
-                ):
-                    return b"\x00\x32\x00\x1e" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
@@ -2921,7 +2546,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Purge:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -2936,11 +2560,8 @@ class Queue:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.no_wait = no_wait = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (reserved_1, queue, no_wait, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.no_wait = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class PurgeOk(Method):
@@ -2969,15 +2590,9 @@ class Queue:
         __match_args__ = ("message_count",)
 
         def __init__(self, message_count: int = 0) -> None:
-            self._wire = None
             self.message_count: int = message_count
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.message_count is seen[0]:
-                    return b"\x00\x32\x00\x1f" + wire
             try:
                 return _S_HHI.pack(50, 31, self.message_count)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
@@ -2985,7 +2600,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.PurgeOk:
-            _start = off  # underscored: no field's name
             try:
                 (message_count,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -2995,9 +2609,6 @@ class Queue:
                 raise _length_mismatch("queue.purge-ok", off, end)
             self = _new(cls)
             self.message_count = message_count
-            self._seen = (message_count,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Delete(Method):
@@ -3044,7 +2655,6 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -3053,18 +2663,6 @@ class Queue:
             self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.queue is seen[1]
-                    and self.if_unused is seen[2]
-                    and self.if_empty is seen[3]
-                    and self.no_wait is seen[4]
-                    and self._stray is seen[5]
-                ):
-                    return b"\x00\x32\x00\x28" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.if_unused else 0
@@ -3081,7 +2679,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Delete:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -3096,13 +2693,10 @@ class Queue:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.if_unused = if_unused = (bits0 & 1) != 0
-            self.if_empty = if_empty = (bits0 & 2) != 0
-            self.no_wait = no_wait = (bits0 & 4) != 0
-            self._stray = _stray = bits0 & 0xF8
-            self._seen = (reserved_1, queue, if_unused, if_empty, no_wait, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.if_unused = (bits0 & 1) != 0
+            self.if_empty = (bits0 & 2) != 0
+            self.no_wait = (bits0 & 4) != 0
+            self._stray = bits0 & 0xF8
             return self
 
     class DeleteOk(Method):
@@ -3131,15 +2725,9 @@ class Queue:
         __match_args__ = ("message_count",)
 
         def __init__(self, message_count: int = 0) -> None:
-            self._wire = None
             self.message_count: int = message_count
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.message_count is seen[0]:
-                    return b"\x00\x32\x00\x29" + wire
             try:
                 return _S_HHI.pack(50, 41, self.message_count)
             except (struct.error, AttributeError, TypeError, UnicodeEncodeError):
@@ -3147,7 +2735,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.DeleteOk:
-            _start = off  # underscored: no field's name
             try:
                 (message_count,) = _S_I.unpack_from(buf, off)
                 off += 4
@@ -3157,9 +2744,6 @@ class Queue:
                 raise _length_mismatch("queue.delete-ok", off, end)
             self = _new(cls)
             self.message_count = message_count
-            self._seen = (message_count,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
 
@@ -3207,23 +2791,12 @@ class Basic:
             prefetch_count: int = 0,
             global_: bool = False,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.prefetch_size: int = prefetch_size
             self.prefetch_count: int = prefetch_count
             self.global_: bool = global_
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.prefetch_size is seen[0]
-                    and self.prefetch_count is seen[1]
-                    and self.global_ is seen[2]
-                    and self._stray is seen[3]
-                ):
-                    return b"\x00\x3c\x00\x0a" + wire
             try:
                 bits0 = 1 if self.global_ else 0
                 bits0 |= self._stray
@@ -3233,7 +2806,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Qos:
-            _start = off  # underscored: no field's name
             try:
                 prefetch_size, prefetch_count, bits0 = _S_IHB.unpack_from(buf, off)
                 off += 7
@@ -3244,11 +2816,8 @@ class Basic:
             self = _new(cls)
             self.prefetch_size = prefetch_size
             self.prefetch_count = prefetch_count
-            self.global_ = global_ = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (prefetch_size, prefetch_count, global_, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.global_ = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class QosOk(Method):
@@ -3368,7 +2937,6 @@ class Basic:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -3380,22 +2948,6 @@ class Basic:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.queue is seen[1]
-                    and self.consumer_tag is seen[2]
-                    and self.no_local is seen[3]
-                    and self.no_ack is seen[4]
-                    and self.exclusive is seen[5]
-                    and self.no_wait is seen[6]
-                    and self.arguments is seen[7]
-                    and _table_unchanged(self.arguments)
-                    and self._stray is seen[8]
-                ):
-                    return b"\x00\x3c\x00\x14" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
@@ -3422,7 +2974,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Consume:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -3443,25 +2994,12 @@ class Basic:
             self.reserved_1 = reserved_1
             self.queue = queue
             self.consumer_tag = consumer_tag
-            self.no_local = no_local = (bits0 & 1) != 0
-            self.no_ack = no_ack = (bits0 & 2) != 0
-            self.exclusive = exclusive = (bits0 & 4) != 0
-            self.no_wait = no_wait = (bits0 & 8) != 0
+            self.no_local = (bits0 & 1) != 0
+            self.no_ack = (bits0 & 2) != 0
+            self.exclusive = (bits0 & 4) != 0
+            self.no_wait = (bits0 & 8) != 0
             self.arguments = arguments
-            self._stray = _stray = bits0 & 0xF0
-            self._seen = (
-                reserved_1,
-                queue,
-                consumer_tag,
-                no_local,
-                no_ack,
-                exclusive,
-                no_wait,
-                arguments,
-                _stray,
-            )
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xF0
             return self
 
     class ConsumeOk(Method):
@@ -3491,15 +3029,9 @@ class Basic:
         __match_args__ = ("consumer_tag",)
 
         def __init__(self, consumer_tag: str = "") -> None:
-            self._wire = None
             self.consumer_tag: str = consumer_tag
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.consumer_tag is seen[0]:
-                    return b"\x00\x3c\x00\x15" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(60, 21, len(v_consumer_tag)) + v_consumer_tag
@@ -3508,7 +3040,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.ConsumeOk:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3520,9 +3051,6 @@ class Basic:
                 raise _length_mismatch("basic.consume-ok", off, end)
             self = _new(cls)
             self.consumer_tag = consumer_tag
-            self._seen = (consumer_tag,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Cancel(Method):
@@ -3552,21 +3080,11 @@ class Basic:
         __match_args__ = ("consumer_tag", "no_wait")
 
         def __init__(self, consumer_tag: str = "", no_wait: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.consumer_tag: str = consumer_tag
             self.no_wait: bool = no_wait
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.consumer_tag is seen[0]
-                    and self.no_wait is seen[1]
-                    and self._stray is seen[2]
-                ):
-                    return b"\x00\x3c\x00\x1e" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_wait else 0
@@ -3577,7 +3095,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Cancel:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3591,11 +3108,8 @@ class Basic:
                 raise _length_mismatch("basic.cancel", off, end)
             self = _new(cls)
             self.consumer_tag = consumer_tag
-            self.no_wait = no_wait = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (consumer_tag, no_wait, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.no_wait = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class CancelOk(Method):
@@ -3624,15 +3138,9 @@ class Basic:
         __match_args__ = ("consumer_tag",)
 
         def __init__(self, consumer_tag: str = "") -> None:
-            self._wire = None
             self.consumer_tag: str = consumer_tag
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.consumer_tag is seen[0]:
-                    return b"\x00\x3c\x00\x1f" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(60, 31, len(v_consumer_tag)) + v_consumer_tag
@@ -3641,7 +3149,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.CancelOk:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3653,9 +3160,6 @@ class Basic:
                 raise _length_mismatch("basic.cancel-ok", off, end)
             self = _new(cls)
             self.consumer_tag = consumer_tag
-            self._seen = (consumer_tag,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Publish(Method):
@@ -3704,7 +3208,6 @@ class Basic:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.exchange: str = exchange
@@ -3713,18 +3216,6 @@ class Basic:
             self.immediate: bool = immediate
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.exchange is seen[1]
-                    and self.routing_key is seen[2]
-                    and self.mandatory is seen[3]
-                    and self.immediate is seen[4]
-                    and self._stray is seen[5]
-                ):
-                    return b"\x00\x3c\x00\x28" + wire
             try:
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
                 v_routing_key = self.routing_key.encode("utf-8", "surrogateescape")
@@ -3746,7 +3237,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Publish:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -3766,12 +3256,9 @@ class Basic:
             self.reserved_1 = reserved_1
             self.exchange = exchange
             self.routing_key = routing_key
-            self.mandatory = mandatory = (bits0 & 1) != 0
-            self.immediate = immediate = (bits0 & 2) != 0
-            self._stray = _stray = bits0 & 0xFC
-            self._seen = (reserved_1, exchange, routing_key, mandatory, immediate, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.mandatory = (bits0 & 1) != 0
+            self.immediate = (bits0 & 2) != 0
+            self._stray = bits0 & 0xFC
             return self
 
     class Return(Method):
@@ -3809,23 +3296,12 @@ class Basic:
             exchange: str = "",
             routing_key: str = "",
         ) -> None:
-            self._wire = None
             self.reply_code: int = reply_code
             self.reply_text: str = reply_text
             self.exchange: str = exchange
             self.routing_key: str = routing_key
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reply_code is seen[0]
-                    and self.reply_text is seen[1]
-                    and self.exchange is seen[2]
-                    and self.routing_key is seen[3]
-                ):
-                    return b"\x00\x3c\x00\x32" + wire
             try:
                 v_reply_text = self.reply_text.encode("utf-8", "surrogateescape")
                 v_exchange = self.exchange.encode("utf-8", "surrogateescape")
@@ -3845,7 +3321,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Return:
-            _start = off  # underscored: no field's name
             try:
                 reply_code, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -3868,9 +3343,6 @@ class Basic:
             self.reply_text = reply_text
             self.exchange = exchange
             self.routing_key = routing_key
-            self._seen = (reply_code, reply_text, exchange, routing_key)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Deliver(Method):
@@ -3930,7 +3402,6 @@ class Basic:
             exchange: str = "",
             routing_key: str = "",
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.consumer_tag: str = consumer_tag
             self.delivery_tag: int = delivery_tag
@@ -3939,18 +3410,6 @@ class Basic:
             self.routing_key: str = routing_key
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.consumer_tag is seen[0]
-                    and self.delivery_tag is seen[1]
-                    and self.redelivered is seen[2]
-                    and self.exchange is seen[3]
-                    and self.routing_key is seen[4]
-                    and self._stray is seen[5]
-                ):
-                    return b"\x00\x3c\x00\x3c" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.redelivered else 0
@@ -3972,7 +3431,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Deliver:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -3993,13 +3451,10 @@ class Basic:
             self = _new(cls)
             self.consumer_tag = consumer_tag
             self.delivery_tag = delivery_tag
-            self.redelivered = redelivered = (bits0 & 1) != 0
+            self.redelivered = (bits0 & 1) != 0
             self.exchange = exchange
             self.routing_key = routing_key
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (consumer_tag, delivery_tag, redelivered, exchange, routing_key, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xFE
             return self
 
     class Get(Method):
@@ -4030,23 +3485,12 @@ class Basic:
         __match_args__ = ("queue", "no_ack")
 
         def __init__(self, queue: str = "", no_ack: bool = False, *, reserved_1: int = 0) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
             self.no_ack: bool = no_ack
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.queue is seen[1]
-                    and self.no_ack is seen[2]
-                    and self._stray is seen[3]
-                ):
-                    return b"\x00\x3c\x00\x46" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.no_ack else 0
@@ -4059,7 +3503,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Get:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -4074,11 +3517,8 @@ class Basic:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.no_ack = no_ack = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (reserved_1, queue, no_ack, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.no_ack = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class GetOk(Method):
@@ -4131,7 +3571,6 @@ class Basic:
             routing_key: str = "",
             message_count: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.delivery_tag: int = delivery_tag
             self.redelivered: bool = redelivered
@@ -4140,18 +3579,6 @@ class Basic:
             self.message_count: int = message_count
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.delivery_tag is seen[0]
-                    and self.redelivered is seen[1]
-                    and self.exchange is seen[2]
-                    and self.routing_key is seen[3]
-                    and self.message_count is seen[4]
-                    and self._stray is seen[5]
-                ):
-                    return b"\x00\x3c\x00\x47" + wire
             try:
                 bits0 = 1 if self.redelivered else 0
                 bits0 |= self._stray
@@ -4171,7 +3598,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.GetOk:
-            _start = off  # underscored: no field's name
             try:
                 delivery_tag, bits0, n = _S_QBB.unpack_from(buf, off)
                 off += 10
@@ -4189,14 +3615,11 @@ class Basic:
                 raise _length_mismatch("basic.get-ok", off, end)
             self = _new(cls)
             self.delivery_tag = delivery_tag
-            self.redelivered = redelivered = (bits0 & 1) != 0
+            self.redelivered = (bits0 & 1) != 0
             self.exchange = exchange
             self.routing_key = routing_key
             self.message_count = message_count
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (delivery_tag, redelivered, exchange, routing_key, message_count, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xFE
             return self
 
     class GetEmpty(Method):
@@ -4225,15 +3648,9 @@ class Basic:
         __match_args__ = ()
 
         def __init__(self, *, reserved_1: str = "") -> None:
-            self._wire = None
             self.reserved_1: str = reserved_1
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.reserved_1 is seen[0]:
-                    return b"\x00\x3c\x00\x48" + wire
             try:
                 v_reserved_1 = self.reserved_1.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(60, 72, len(v_reserved_1)) + v_reserved_1
@@ -4242,7 +3659,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.GetEmpty:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -4254,9 +3670,6 @@ class Basic:
                 raise _length_mismatch("basic.get-empty", off, end)
             self = _new(cls)
             self.reserved_1 = reserved_1
-            self._seen = (reserved_1,)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Ack(Method):
@@ -4287,21 +3700,11 @@ class Basic:
         __match_args__ = ("delivery_tag", "multiple")
 
         def __init__(self, delivery_tag: int = 0, multiple: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.delivery_tag: int = delivery_tag
             self.multiple: bool = multiple
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.delivery_tag is seen[0]
-                    and self.multiple is seen[1]
-                    and self._stray is seen[2]
-                ):
-                    return b"\x00\x3c\x00\x50" + wire
             try:
                 bits0 = 1 if self.multiple else 0
                 bits0 |= self._stray
@@ -4311,7 +3714,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Ack:
-            _start = off  # underscored: no field's name
             try:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
@@ -4321,11 +3723,8 @@ class Basic:
                 raise _length_mismatch("basic.ack", off, end)
             self = _new(cls)
             self.delivery_tag = delivery_tag
-            self.multiple = multiple = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (delivery_tag, multiple, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.multiple = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class Reject(Method):
@@ -4356,21 +3755,11 @@ class Basic:
         __match_args__ = ("delivery_tag", "requeue")
 
         def __init__(self, delivery_tag: int = 0, requeue: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.delivery_tag: int = delivery_tag
             self.requeue: bool = requeue
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.delivery_tag is seen[0]
-                    and self.requeue is seen[1]
-                    and self._stray is seen[2]
-                ):
-                    return b"\x00\x3c\x00\x5a" + wire
             try:
                 bits0 = 1 if self.requeue else 0
                 bits0 |= self._stray
@@ -4380,7 +3769,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Reject:
-            _start = off  # underscored: no field's name
             try:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
@@ -4390,11 +3778,8 @@ class Basic:
                 raise _length_mismatch("basic.reject", off, end)
             self = _new(cls)
             self.delivery_tag = delivery_tag
-            self.requeue = requeue = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (delivery_tag, requeue, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.requeue = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class RecoverAsync(Method):
@@ -4423,16 +3808,10 @@ class Basic:
         __match_args__ = ("requeue",)
 
         def __init__(self, requeue: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.requeue: bool = requeue
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.requeue is seen[0] and self._stray is seen[1]:
-                    return b"\x00\x3c\x00\x64" + wire
             try:
                 bits0 = 1 if self.requeue else 0
                 bits0 |= self._stray
@@ -4442,7 +3821,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.RecoverAsync:
-            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -4451,11 +3829,8 @@ class Basic:
             if off != end:
                 raise _length_mismatch("basic.recover-async", off, end)
             self = _new(cls)
-            self.requeue = requeue = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (requeue, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.requeue = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class Recover(Method):
@@ -4484,16 +3859,10 @@ class Basic:
         __match_args__ = ("requeue",)
 
         def __init__(self, requeue: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.requeue: bool = requeue
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.requeue is seen[0] and self._stray is seen[1]:
-                    return b"\x00\x3c\x00\x6e" + wire
             try:
                 bits0 = 1 if self.requeue else 0
                 bits0 |= self._stray
@@ -4503,7 +3872,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Recover:
-            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -4512,11 +3880,8 @@ class Basic:
             if off != end:
                 raise _length_mismatch("basic.recover", off, end)
             self = _new(cls)
-            self.requeue = requeue = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (requeue, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.requeue = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class RecoverOk(Method):
@@ -4589,23 +3954,12 @@ class Basic:
             multiple: bool = False,
             requeue: bool = False,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.delivery_tag: int = delivery_tag
             self.multiple: bool = multiple
             self.requeue: bool = requeue
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.delivery_tag is seen[0]
-                    and self.multiple is seen[1]
-                    and self.requeue is seen[2]
-                    and self._stray is seen[3]
-                ):
-                    return b"\x00\x3c\x00\x78" + wire
             try:
                 bits0 = 1 if self.multiple else 0
                 if self.requeue:
@@ -4617,7 +3971,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Nack:
-            _start = off  # underscored: no field's name
             try:
                 delivery_tag, bits0 = _S_QB.unpack_from(buf, off)
                 off += 9
@@ -4627,12 +3980,9 @@ class Basic:
                 raise _length_mismatch("basic.nack", off, end)
             self = _new(cls)
             self.delivery_tag = delivery_tag
-            self.multiple = multiple = (bits0 & 1) != 0
-            self.requeue = requeue = (bits0 & 2) != 0
-            self._stray = _stray = bits0 & 0xFC
-            self._seen = (delivery_tag, multiple, requeue, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.multiple = (bits0 & 1) != 0
+            self.requeue = (bits0 & 2) != 0
+            self._stray = bits0 & 0xFC
             return self
 
 
@@ -4885,16 +4235,10 @@ class Confirm:
         __match_args__ = ("nowait",)
 
         def __init__(self, nowait: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.nowait: bool = nowait
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.nowait is seen[0] and self._stray is seen[1]:
-                    return b"\x00\x55\x00\x0a" + wire
             try:
                 bits0 = 1 if self.nowait else 0
                 bits0 |= self._stray
@@ -4904,7 +4248,6 @@ class Confirm:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Confirm.Select:
-            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -4913,11 +4256,8 @@ class Confirm:
             if off != end:
                 raise _length_mismatch("confirm.select", off, end)
             self = _new(cls)
-            self.nowait = nowait = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (nowait, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.nowait = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
     class SelectOk(Method):

@@ -14,7 +14,6 @@ does not land on ``end``, and both become a :class:`DecodeError`.
 from __future__ import annotations
 
 import json
-import struct
 import textwrap
 from collections.abc import Iterator
 
@@ -291,8 +290,6 @@ def _method_init(method: Method, i2: str, i3: str) -> Iterator[str]:
     )
     if not method.fields:
         yield f"{i3}pass"
-    else:  # built from values, not decoded: no bytes to write back
-        yield f"{i3}self._wire = None"
     if method.keeps_stray_bits:
         yield f"{i3}self._stray = 0"
     for f in method.fields:
@@ -315,7 +312,6 @@ def _method_encode(method: Method, i2: str, i3: str) -> Iterator[str]:
     if not method.fields:
         yield f"{i3}return {struct_name('>HH')}.pack({method.class_index}, {method.index})"
         return
-    yield from _method_unchanged(method, i3)
     yield f"{i3}try:"
     # Locals first: string bytes and packed bit octets, then one pack per run.
     for segment in method.layout:
@@ -368,38 +364,6 @@ def _method_encode(method: Method, i2: str, i3: str) -> Iterator[str]:
     yield f"{i4}raise self._encode_error() from None"
 
 
-def _snapshot(method: Method) -> list[str]:
-    """What a decoded method remembers of itself (``_seen``): its fields, and ``_stray``."""
-    return [f.py_name for f in method.fields] + (["_stray"] if method.keeps_stray_bits else [])
-
-
-def _method_unchanged(method: Method, indent: str) -> Iterator[str]:
-    """A decoded method whose fields are all still the objects it was decoded into (and
-    whose tables are unchanged) writes back the bytes it came from: a copy. Identity, not
-    equality: an equal value of another type (1.0 for 1) must still be checked by encoding."""
-    inner = indent + _INDENT
-    ids = struct.pack(">HH", method.class_index, method.index)
-    prefix = "".join(f"\\x{octet:02x}" for octet in ids)  # a bytes literal, as ruff writes it
-    yield f"{indent}wire = self._wire"
-    yield f"{indent}if wire is not None:"
-    yield f"{inner}seen = self._seen"
-    checks = []
-    for index, name in enumerate(_snapshot(method)):
-        attribute = f"self.{name}"
-        checks.append(f"{attribute} is seen[{index}]")
-        if index < len(method.fields) and method.fields[index].type == "table":
-            checks.append(f"_table_unchanged({attribute})")
-    line = f"{inner}if {' and '.join(checks)}:"
-    if len(line) <= 100:
-        yield line
-    else:
-        yield f"{inner}if ("
-        for number, check in enumerate(checks):
-            yield f"{inner}{_INDENT}{'and ' if number else ''}{check}"
-        yield f"{inner}):"
-    yield f'{inner}{_INDENT}return b"{prefix}" + wire'
-
-
 def _bits_lines(group: BitGroup, number: int, indent: str, several: bool) -> Iterator[str]:
     first, *rest = group.fields
     yield f"{indent}bits{number} = 1 if self.{first.py_name} else 0"
@@ -430,7 +394,6 @@ def _method_decode(method: Method, cls: ProtocolClass, i2: str, i3: str) -> Iter
     yield f"{i2}def decode(cls, buf: Any, off: int, end: int) -> {qualname}:"
     name = _q(method.full_name)
     if method.fields:
-        yield f"{i3}_start = off  # underscored: no field's name"
         yield f"{i3}try:"
         runs = iter(_decode_runs(method))
         run: tuple[str, list[str]] | None = None
@@ -471,17 +434,11 @@ def _method_decode(method: Method, cls: ProtocolClass, i2: str, i3: str) -> Iter
                 else:
                     number = _group_number(method, item)
                     for bit, f in enumerate(item.fields):
-                        value = f"(bits{number} & {1 << bit}) != 0"
-                        yield f"{i3}self.{f.py_name} = {f.py_name} = {value}"
+                        yield f"{i3}self.{f.py_name} = (bits{number} & {1 << bit}) != 0"
         else:
             yield f"{i3}self.{segment.field.py_name} = {segment.field.py_name}"
     if method.keeps_stray_bits:
-        yield f"{i3}self._stray = _stray = {_stray_expression(method)}"
-    if method.fields:
-        # What encode compares against, and the arguments it writes back while unchanged.
-        yield from _tuple_literal(i3, "self._seen", _snapshot(method))
-        yield f"{i3}_wire = buf[_start:end]"
-        yield f"{i3}self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)"
+        yield f"{i3}self._stray = {_stray_expression(method)}"
     yield f"{i3}return self"
 
 

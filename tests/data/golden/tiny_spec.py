@@ -159,7 +159,6 @@ class Queue:
             *,
             reserved_1: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.reserved_1: int = reserved_1
             self.queue: str = queue
@@ -169,20 +168,6 @@ class Queue:
             self.arguments: Mapping[str, Any] = {} if arguments is None else arguments
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.reserved_1 is seen[0]
-                    and self.queue is seen[1]
-                    and self.passive is seen[2]
-                    and self.durable is seen[3]
-                    and self.no_wait is seen[4]
-                    and self.arguments is seen[5]
-                    and _table_unchanged(self.arguments)
-                    and self._stray is seen[6]
-                ):
-                    return b"\x00\x32\x00\x0a" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.passive else 0
@@ -204,7 +189,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Declare:
-            _start = off  # underscored: no field's name
             try:
                 reserved_1, n = _S_HB.unpack_from(buf, off)
                 off += 3
@@ -220,14 +204,11 @@ class Queue:
             self = _new(cls)
             self.reserved_1 = reserved_1
             self.queue = queue
-            self.passive = passive = (bits0 & 1) != 0
-            self.durable = durable = (bits0 & 2) != 0
-            self.no_wait = no_wait = (bits0 & 4) != 0
+            self.passive = (bits0 & 1) != 0
+            self.durable = (bits0 & 2) != 0
+            self.no_wait = (bits0 & 4) != 0
             self.arguments = arguments
-            self._stray = _stray = bits0 & 0xF8
-            self._seen = (reserved_1, queue, passive, durable, no_wait, arguments, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xF8
             return self
 
     class DeclareOk(Method):
@@ -250,16 +231,10 @@ class Queue:
         __match_args__ = ("queue", "message_count")
 
         def __init__(self, queue: str = "", message_count: int = 0) -> None:
-            self._wire = None
             self.queue: str = queue
             self.message_count: int = message_count
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.queue is seen[0] and self.message_count is seen[1]:
-                    return b"\x00\x32\x00\x0b" + wire
             try:
                 v_queue = self.queue.encode("utf-8", "surrogateescape")
                 return _S_HHB.pack(50, 11, len(v_queue)) + v_queue + _S_I.pack(self.message_count)
@@ -268,7 +243,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.DeclareOk:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -283,9 +257,6 @@ class Queue:
             self = _new(cls)
             self.queue = queue
             self.message_count = message_count
-            self._seen = (queue, message_count)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
             return self
 
     class Purge(Method):
@@ -308,16 +279,10 @@ class Queue:
         __match_args__ = ("global_",)
 
         def __init__(self, global_: bool = False) -> None:
-            self._wire = None
             self._stray = 0
             self.global_: bool = global_
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if self.global_ is seen[0] and self._stray is seen[1]:
-                    return b"\x00\x32\x00\x1e" + wire
             try:
                 bits0 = 1 if self.global_ else 0
                 bits0 |= self._stray
@@ -327,7 +292,6 @@ class Queue:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Queue.Purge:
-            _start = off  # underscored: no field's name
             try:
                 bits0 = buf[off]
                 off += 1
@@ -336,11 +300,8 @@ class Queue:
             if off != end:
                 raise _length_mismatch("queue.purge", off, end)
             self = _new(cls)
-            self.global_ = global_ = (bits0 & 1) != 0
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (global_, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self.global_ = (bits0 & 1) != 0
+            self._stray = bits0 & 0xFE
             return self
 
 
@@ -407,7 +368,6 @@ class Basic:
             weight: int = 0,
             stamp: int = 0,
         ) -> None:
-            self._wire = None
             self._stray = 0
             self.consumer_tag: str = consumer_tag
             self.delivery_tag: int = delivery_tag
@@ -417,19 +377,6 @@ class Basic:
             self.stamp: int = stamp
 
         def encode(self) -> bytes:
-            wire = self._wire
-            if wire is not None:
-                seen = self._seen
-                if (
-                    self.consumer_tag is seen[0]
-                    and self.delivery_tag is seen[1]
-                    and self.redelivered is seen[2]
-                    and self.challenge is seen[3]
-                    and self.weight is seen[4]
-                    and self.stamp is seen[5]
-                    and self._stray is seen[6]
-                ):
-                    return b"\x00\x3c\x00\x3c" + wire
             try:
                 v_consumer_tag = self.consumer_tag.encode("utf-8", "surrogateescape")
                 bits0 = 1 if self.redelivered else 0
@@ -449,7 +396,6 @@ class Basic:
 
         @classmethod
         def decode(cls, buf: Any, off: int, end: int) -> Basic.Deliver:
-            _start = off  # underscored: no field's name
             try:
                 n = buf[off]
                 off += 1
@@ -470,14 +416,11 @@ class Basic:
             self = _new(cls)
             self.consumer_tag = consumer_tag
             self.delivery_tag = delivery_tag
-            self.redelivered = redelivered = (bits0 & 1) != 0
+            self.redelivered = (bits0 & 1) != 0
             self.challenge = challenge
             self.weight = weight
             self.stamp = stamp
-            self._stray = _stray = bits0 & 0xFE
-            self._seen = (consumer_tag, delivery_tag, redelivered, challenge, weight, stamp, _stray)
-            _wire = buf[_start:end]
-            self._wire = _wire if _wire.__class__ is bytes else bytes(_wire)
+            self._stray = bits0 & 0xFE
             return self
 
     class RecoverOk(Method):
