@@ -122,31 +122,43 @@ class Receiving(Handshake, ChannelLayer):
                     return
             end = self._walk_run(data, pos, size)
             self._feed_decoder(data if pos == 0 and end == size else data[pos:end], events)
-            if end == size or self._state is CS.CLOSED:
+            if self._state is CS.CLOSED:
+                return
+            if end == size:
+                # The decoder holds the frame left incomplete at the end, if any (it held
+                # nothing before): its header tells where the next read's first one starts.
+                held = self._decoder.buffered
+                if held:
+                    self._walk_frame(data, size - held, size)
                 return
             pos = end
 
     def _walk_run(self, data: bytes, pos: int, size: int) -> int:
         """The end of the run of frames from ``pos`` that goes to the decoder: up to the
-        next frame that may start a whole message, or to the end of ``data`` (then the
-        frame left incomplete there is remembered)."""
+        next frame that may start a whole message, or the end of ``data``."""
+        # No content method's ids after the first frame: the run is the rest of the read
+        # (a search in C, where walking frame by frame costs a stream of acks 6 %).
+        for ids in self._content_ids:
+            if data.find(ids, pos + 8) >= 0:
+                break
+        else:
+            return size
         candidates = self._content_in  # (the state may be OPEN by the end of the run)
         unpack_u32 = _U32.unpack_from
-        off = pos
-        while size - off >= 7:
-            if (
-                off != pos
-                and data[off] == _TYPE_METHOD
-                and size - off >= 11
-                and unpack_u32(data, off + 7)[0] in candidates
-            ):
-                return off
-            end = off + 8 + unpack_u32(data, off + 3)[0]
-            if end > size:
+        unpack_method_header = _METHOD_HEADER.unpack_from
+        # (The ids were found, so the first frame's header is all there.)
+        end: int = pos + 8 + unpack_u32(data, pos + 3)[0]  # the run takes its first frame
+        while end <= size:
+            at = end
+            if size - at >= 11:
+                frame_type, _, payload_size, index = unpack_method_header(data, at)
+                if frame_type == _TYPE_METHOD and index in candidates:
+                    return at
+            elif size - at >= 7:
+                payload_size = unpack_u32(data, at + 3)[0]
+            else:
                 break
-            off = end
-        if off < size:
-            self._walk_frame(data, off, size)
+            end = at + 8 + payload_size
         return size
 
     def _receive_messages(self, data: bytes, pos: int, size: int, events: list[AnyEvent]) -> int:

@@ -385,6 +385,9 @@ HOSTILE: dict[str, Callable[[Role, Method], bytes]] = {
         + frame(3, 3, b"e")
     ),
     "channel 0": lambda r, m: message(0, m, b"x"),
+    "content method ids in a body": lambda r, m: (
+        message(4, m, b"\0<\0<\0<\0002\0<\0G\0<\0(") + HeartbeatFrame().encode()
+    ),
     "channel not open": lambda r, m: message(4, m, b"x"),
     "content on channel 0 after a method": lambda r, m: (
         MethodFrame(1, m).encode() + content_header(0, 1)
@@ -644,3 +647,13 @@ def test_with_no_frame_max_any_frame_size_is_taken() -> None:
     assert [len(e[0].body) for e in outcome[1]] == [200_000, 1]
     assert fast._skipped == len(data)
     feed_both(CLIENT, split(data, [5, 100, 150_000, 200_010]), pair.client)
+
+
+@pytest.mark.parametrize("role", [CLIENT, SERVER])
+def test_messages_after_other_frames_take_the_message_path_again(role: Role) -> None:
+    method = CONTENT_IN[role][0]
+    between = HeartbeatFrame().encode() + method_bytes(1, B.Ack(1))
+    data = message(1, method, b"a") + between + message(3, method, b"b") + between
+    (outcome,), fast = feed_both(role, [data])
+    assert fast._skipped == len(data) - 2 * len(between)
+    assert [v[0].body for v in outcome[1] if isinstance(v, tuple)] == [b"a", b"b"]
