@@ -505,26 +505,52 @@ class JSONWriter:
         self.show_credentials = show_credentials
         self.flush = flush
         self._connection: ConnectionInfo | None = None
-        self._endpoints: tuple[str | None, str | None] = (None, None)
+        self._middle = ""  # the connection's part of the line
 
     def write(self, record: Record) -> None:
+        # The line is put together from its parts (the same text json.dumps gives the
+        # whole of json_record): the connection's part is kept for the next record, and a
+        # body's base64 text, which needs no escaping, is not scanned by the encoder.
         connection = record.connection
-        if connection is not self._connection:  # the endpoints' text, kept for the next
+        if connection is not self._connection:
             self._connection = connection
-            self._endpoints = _endpoints(connection)
-        data = json_record(
-            record, show_credentials=self.show_credentials, endpoints=self._endpoints
-        )
+            client, server = _endpoints(connection)
+            self._middle = (
+                f', "connection": {connection.index}, "client": {_ENCODER.encode(client)},'
+                f' "server": {_ENCODER.encode(server)}, "direction": '
+            )
+        rest = _json_rest(record, self.show_credentials)
+        payload = None
         if self.body == "none":
-            data.pop("body_base64", None)
-            data.pop("payload_base64", None)
-        self.out.write(_ENCODER.encode(data) + "\n")
+            rest.pop("body_base64", None)
+            rest.pop("payload_base64", None)
+        else:
+            payload = rest.pop("payload_base64", None)  # the last key, where it is
+        time = record.time
+        if time.__class__ is float and math.isfinite(time):
+            stamp = float.__repr__(time)
+        else:
+            stamp = _ENCODER.encode(time)
+        line = (
+            f'{{"packet": {_json_int(record.packet)}, "time": {stamp}{self._middle}'
+            f'{_DIRECTION_TEXT[record.direction]}, "offset": {_json_int(record.offset)}, '
+            + _ENCODER.encode(rest)[1:]
+        )
+        if payload is not None:
+            line = f'{line[:-1]}, "payload_base64": "{payload}"}}'
+        self.out.write(line + "\n")
         if self.flush:
             self.out.flush()
 
 
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(ensure_ascii=False) uses
 _DIRECTIONS: Final = {d: d.value for d in Direction}
+_DIRECTION_TEXT: Final = {d: f'"{d.value}"' for d in Direction}
+
+
+def _json_int(value: int | None) -> str:
+    """``value`` as json.dumps writes it."""
+    return int.__repr__(value) if value.__class__ is int else _ENCODER.encode(value)
 
 
 def _endpoints(connection: ConnectionInfo) -> tuple[str | None, str | None]:
@@ -553,14 +579,18 @@ def json_record(
         "direction": _DIRECTIONS[record.direction],
         "offset": record.offset,
     }
+    data.update(_json_rest(record, show_credentials))
+    return data
+
+
+def _json_rest(record: Record, show_credentials: bool) -> dict[str, Any]:
+    """The keys of a record's JSON object after ``offset``."""
     if isinstance(record, FrameRecord):
-        data["size"] = record.size
-        data["truncated"] = record.truncated
+        data: dict[str, Any] = {"size": record.size, "truncated": record.truncated}
         data.update(_json_frame(record, show_credentials))
     elif isinstance(record, MessageRecord):
         message = record.message
-        data["type"] = "message"
-        data["channel"] = message.channel
+        data = {"type": "message", "channel": message.channel}
         data.update(_json_method(message.method, show_credentials))
         data["properties"] = _json_properties(message.properties)
         data["body_size"] = len(message.body)
@@ -570,10 +600,12 @@ def json_record(
         data["partial"] = record.partial
         data["missing"] = record.missing
     else:
-        data["type"] = "notice"
-        data["kind"] = record.kind.value
-        data["size"] = record.size
-        data["message"] = record.message
+        data = {
+            "type": "notice",
+            "kind": record.kind.value,
+            "size": record.size,
+            "message": record.message,
+        }
     return data
 
 
