@@ -1077,9 +1077,12 @@ TSHARK_OOO = ["-o", "tcp.reassemble_out_of_order:TRUE"]
 class Process(Command):
     """A program timed by its own CPU time (user + system) and peak RSS, from ``os.wait4``."""
 
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+    ) -> None:
         super().__init__(argv)
         self.env = env
+        self.cwd = cwd
         self.peaks: list[int] = []  # ru_maxrss of each sample, KiB
 
     def calibrate(self) -> None:
@@ -1088,7 +1091,11 @@ class Process(Command):
 
     def sample(self) -> float:
         child = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env
+            self.argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.cwd,
         )
         _pid, status, usage = os.wait4(child.pid, 0)
         if os.waitstatus_to_exitcode(status):
@@ -1098,16 +1105,17 @@ class Process(Command):
 
 
 def _decode_process(path: Path, options: list[str], tree: Path | None = None) -> Process:
-    """``python -m amqpcodec decode PATH OPTIONS``: the amqpcodec of this tree, or the one
-    that PYTHONPATH names (compare.py's worker sets it to the earlier commit's), or with
-    ``tree`` the package in that directory."""
+    """``python -m amqpcodec decode PATH OPTIONS`` with the amqpcodec package of ``tree``,
+    by default the first PYTHONPATH entry (compare.py's worker sets it to the earlier
+    commit's tree) or else this tree. The program runs in that directory, because
+    ``python -m`` puts the working directory first on sys.path."""
     env = dict(os.environ)
-    if tree is not None:
-        env["PYTHONPATH"] = str(tree)
-    elif "PYTHONPATH" not in env:
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    if tree is None:
+        first = env.get("PYTHONPATH", "").split(os.pathsep)[0]
+        tree = Path(first) if first else Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = str(tree)
     argv = [sys.executable, "-m", "amqpcodec", "decode", str(path.resolve()), *options]
-    return Process(argv, env)
+    return Process(argv, env, str(tree))
 
 
 def _count_frames(argv: list[str]) -> int:
