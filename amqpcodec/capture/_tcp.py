@@ -59,13 +59,16 @@ class Conn:
     def weight(self) -> int:
         """What the reader holds for this connection now (``Half.held`` of both
         directions, inlined: this is asked after every packet)."""
-        held = CONNECTION_COST
-        for half in (self.c2s, self.s2c):
-            held += half.tcp.pending
-            if half.stream is not None:
-                held += len(half.stream.buf)
-            if half.messages is not None:
-                held += half.messages.held
+        c2s, s2c = self.c2s, self.s2c
+        held = CONNECTION_COST + c2s.tcp.pending + s2c.tcp.pending
+        if c2s.stream is not None:
+            held += len(c2s.stream.buf)
+        if s2c.stream is not None:
+            held += len(s2c.stream.buf)
+        if c2s.messages is not None:
+            held += c2s.messages.held
+        if s2c.messages is not None:
+            held += s2c.messages.held
         return held
 
     def dispose(self) -> None:
@@ -96,28 +99,6 @@ class Conn:
         flags = tcp.flags
         seq = tcp.seq
         records: list[Record] = []
-        if not flags & _SYN_FIN_RST and not missing:
-            # The common segment: data and/or an acknowledgement. In sequence with
-            # nothing held, its data goes straight to the frame stream (what
-            # Reassembler.segment would do, without its list); an acknowledgement
-            # with nothing held only moves ``acked`` (what Reassembler.ack would do).
-            payload = tcp.data
-            if payload:
-                reassembler = half.tcp
-                if reassembler.next_seq == seq and not reassembler.held_back:
-                    size = len(payload)
-                    reassembler.offset += size
-                    reassembler.next_seq = (seq + size) & SEQ_MASK
-                    records += half.data(payload)
-                else:
-                    half.chunks(reassembler.segment(seq, bytes(payload), None), records)
-            if flags & _ACK:
-                reassembler = other.tcp
-                if reassembler.held_back:
-                    other.chunks(reassembler.ack(tcp.ack), records)
-                else:
-                    reassembler.ack(tcp.ack)  # nothing held: nothing to deliver
-            return records
         if flags & dpkt.tcp.TH_SYN:
             half.tcp.syn(seq)
             if from_client and not flags & dpkt.tcp.TH_ACK:
@@ -249,7 +230,32 @@ class TCPTracker:
             if conn is None:
                 self.reader.stats.ignored_packets += 1
                 return records
-        records += conn.packet(src == conn.client, tcp, self.dpkt, tcp.missing)
+        from_client = src == conn.client
+        if flags & _SYN_FIN_RST or tcp.missing:
+            records += conn.packet(from_client, tcp, self.dpkt, tcp.missing)
+        else:
+            # The common segment: data and/or an acknowledgement (Conn.packet's work
+            # for it, inlined). In sequence with nothing held, its data goes straight to
+            # the frame stream (what Reassembler.segment would do, without its list); an
+            # acknowledgement with nothing held only moves ``acked``.
+            half, other = (conn.c2s, conn.s2c) if from_client else (conn.s2c, conn.c2s)
+            payload = tcp.data
+            if payload:
+                reassembler = half.tcp
+                seq = tcp.seq
+                if reassembler.next_seq == seq and not reassembler.held_back:
+                    size = len(payload)
+                    reassembler.offset += size
+                    reassembler.next_seq = (seq + size) & SEQ_MASK
+                    records += half.data(payload)
+                else:
+                    half.chunks(reassembler.segment(seq, bytes(payload), None), records)
+            if flags & _ACK:
+                reassembler = other.tcp
+                if reassembler.held_back:
+                    other.chunks(reassembler.ack(tcp.ack), records)
+                else:
+                    reassembler.ack(tcp.ack)  # nothing held: nothing to deliver
         if conn.done:
             records += self._close(key, conn)
         else:
