@@ -179,16 +179,22 @@ class CaptureReader:
         report = self.progress
         next_report = 0.0
         clock = self.clock
-        for count, (ts, linktype, data) in enumerate(packets):
+        packet = tracker.packet
+        count = 0
+        for ts, linktype, data in packets:
             if stats.first_time is None:
                 stats.first_time = ts
             clock.time, clock.packet = ts, stats.packets
-            yield from tracker.packet(ts, linktype, data)
-            if report is not None and not count & 255:
-                now = time.monotonic()
-                if now >= next_report:
-                    report(stats.bytes_read, stats.size)
-                    next_report = now + 0.25
+            records = packet(ts, linktype, data)
+            if records:
+                yield from records
+            if report is not None:
+                if not count & 255:
+                    now = time.monotonic()
+                    if now >= next_report:
+                        report(stats.bytes_read, stats.size)
+                        next_report = now + 0.25
+                count += 1
         yield from tracker.finish()
 
     # -- raw byte streams and hex dumps -------------------------------------------------
