@@ -4,6 +4,7 @@ they belong to, and the statistics of a read."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
@@ -41,7 +42,7 @@ class Direction(enum.Enum):
     # Members are singletons compared by identity: hashing by identity is consistent
     # with that, and is a C slot instead of Enum's Python-level hash of the name (the
     # capture tools key their per-record counters by direction).
-    __hash__ = object.__hash__
+    __hash__: Callable[[object], int] = object.__hash__  # type: ignore[assignment]
 
     @property
     def arrow(self) -> str:
@@ -164,7 +165,9 @@ class MessageRecord:
 
 
 class NoticeKind(enum.Enum):
-    __hash__ = object.__hash__  # as Direction's
+    """What a :class:`Notice` is about."""
+
+    __hash__: Callable[[object], int] = object.__hash__  # type: ignore[assignment]  # as Direction's
 
     GAP = "gap"
     """Bytes of the stream are missing from the capture (``size`` of them)."""
