@@ -100,20 +100,20 @@ class CaptureReader:
     ) -> None:
         if input_format not in ("auto", "pcap", "pcapng", "hex", "raw"):
             raise ValueError(f"unknown input format {input_format!r}")
-        self.ports = frozenset(ports)
+        self.ports: frozenset[int] = frozenset(ports)
         self.messages = messages
         self.max_frame_size = max_frame_size
         self.resync_on_error = resync_on_error
         self.input_format = input_format
-        self.direction = Direction(direction) if direction is not None else None
+        self.direction: Direction | None = Direction(direction) if direction is not None else None
         self.progress = progress
         self.reorder_limit = reorder_limit
         self.max_hex_repeat = max_hex_repeat
         self.tcp_events = tcp_events
         self.memory_limit = memory_limit
         self.max_listed_connections = max_listed_connections
-        self.stats = CaptureStats()
-        self.clock = Clock()
+        self.stats: CaptureStats = CaptureStats()
+        self.clock: Clock = Clock()
 
     def read(self, source: str | os.PathLike[str] | IO[bytes]) -> Iterator[Record]:
         """Yield the records of ``source`` (a path or a binary file object) in capture
