@@ -111,7 +111,6 @@ class Connection(Receiving, Heartbeats):
             method.INDEX: (method, spec.PROPERTIES[method.CLASS_ID])
             for method in _CONTENT_BY[role.peer]
         }
-        self._content_ids = tuple(index.to_bytes(4, "big") for index in self._content_in)
         self._settings = s = check_settings(role, settings)
         self._pipelining = s.pipelining
         self._state = CS.AWAIT_HEADER

@@ -168,7 +168,6 @@ class ConnectionCore:
     # The content methods the peer sends on an open channel, by their wire index, with
     # their properties class: what may start a whole message taken from the bytes.
     _content_in: dict[int, tuple[type[Method], type[Properties]]]
-    _content_ids: tuple[bytes, ...]  # the same indexes as on the wire
 
     def _queue(self, data: bytes) -> None:
         self._out.append(data)

@@ -7,18 +7,23 @@ that the peer may send on an open channel (basic.deliver, basic.return and basic
 to a client; basic.publish to a server) starts a read's next frame, and its content
 header and body frames follow on the same channel, all whole within the read, the
 message is checked and decoded right there into a ``MessageReceived``, with no frame
-objects and no ContentAssembler in between: :meth:`Receiving._receive_messages`. Every
-other run of frames, and any message that is incomplete or fails any check, goes the
-general way, FrameDecoder -> frames -> :meth:`Receiving._receive_frames` (state checks,
-ContentAssembler, the handlers of the other layers), which raises the same error at the
-same frame as it always did. The message path only takes what the general path would
-accept without a state change other than its own bookkeeping, so the two give the
-same events and the same state for any bytes in any split; the tests compare them.
+objects and no ContentAssembler in between: :meth:`Receiving._receive_messages`. A
+method without content on a channel (an ack between publishes) is decoded there too and
+handed to the channel layer as the general path's frame loop hands it. Every other run
+of frames (up to the next message within a few frames, or the end of the read), and any
+message that is incomplete or fails any check, goes the general way, FrameDecoder ->
+frames -> :meth:`Receiving._receive_frames` (state checks, ContentAssembler, the
+handlers of the other layers), which raises the same error at the same frame as it
+always did. The message path only takes what the general path would accept without a
+state change other than its own bookkeeping, so the two give the same events and the
+same state for any bytes in any split; the tests compare them.
 
 The walk over frame boundaries needs only each frame's 7-byte header: the decoder judges
 every frame it is given, and is given them in order and only at frame boundaries, so it
 holds at most the one incomplete frame at the end of a read, whose header the walk keeps
-(``_walk_head``, ``_walk_left``) to find where the next read's first frame starts.
+(``_walk_head``, ``_walk_left``) to find where the next read's first frame starts. The
+bytes the decoder is not given are counted (``_skipped``) so that its errors still give
+offsets in the whole stream.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ _METHOD_HEADER: Final = struct.Struct(">BHII")
 _CONTENT_HEADER: Final = struct.Struct(">BHIHHQ")
 _FRAME_END: Final = 0xCE
 _NO_LIMIT: Final = 1 << 32  # above any payload size (a 32-bit field): frame_max 0
+_METHODS: Final = spec.METHODS_BY_INDEX
+_RUN_LOOKAHEAD: Final = 16  # frames a run of other frames is walked for a message's start
 _TYPE_METHOD: Final = spec.FRAME_METHOD
 _TYPE_HEADER: Final = spec.FRAME_HEADER
 _TYPE_BODY: Final = spec.FRAME_BODY
@@ -135,20 +142,19 @@ class Receiving(Handshake, ChannelLayer):
 
     def _walk_run(self, data: bytes, pos: int, size: int) -> int:
         """The end of the run of frames from ``pos`` that goes to the decoder: up to the
-        next frame that may start a whole message, or the end of ``data``."""
-        # No content method's ids after the first frame: the run is the rest of the read
-        # (a search in C, where walking frame by frame costs a stream of acks 6 %).
-        for ids in self._content_ids:
-            if data.find(ids, pos + 8) >= 0:
-                break
-        else:
-            return size
+        next frame that may start a whole message within the next few, or the end of
+        ``data``. (Only a few are looked at: a read of other frames, acks say, then costs
+        the walk over them nothing, while messages among a few other frames each still
+        take the message path.)"""
         candidates = self._content_in  # (the state may be OPEN by the end of the run)
         unpack_u32 = _U32.unpack_from
         unpack_method_header = _METHOD_HEADER.unpack_from
-        # (The ids were found, so the first frame's header is all there.)
+        if size - pos < 7:
+            return size
         end: int = pos + 8 + unpack_u32(data, pos + 3)[0]  # the run takes its first frame
-        while end <= size:
+        for _ in range(_RUN_LOOKAHEAD):
+            if end > size:
+                break
             at = end
             if size - at >= 11:
                 frame_type, _, payload_size, index = unpack_method_header(data, at)
@@ -184,15 +190,39 @@ class Receiving(Handshake, ChannelLayer):
         unpack_method_header = _METHOD_HEADER.unpack_from
         unpack_content_header = _CONTENT_HEADER.unpack_from
         new = _new
+        methods = _METHODS
         while size - pos >= 11:
-            # The method frame: a content method the peer sends [_CONTENT_BY], whole.
+            # A whole method frame.
             frame_type, channel, payload_size, index = unpack_method_header(data, pos)
             end = pos + 7 + payload_size  # the frame-end octet
-            if frame_type != _TYPE_METHOD or payload_size < 4 or end >= size:
+            if (
+                frame_type != _TYPE_METHOD
+                or payload_size < 4
+                or end >= size
+                or payload_size > max_payload
+                or data[end] != _FRAME_END
+            ):
                 break
             entry = content_in.get(index)
-            if entry is None or payload_size > max_payload or data[end] != _FRAME_END:
-                break
+            if entry is None:
+                # A method without content on a channel: decoded here and handed to the
+                # channel layer as the general path's frame loop would hand it, so that
+                # the messages between such methods (publish, ack, publish...) still
+                # take this path rather than a decoder call for each method.
+                method_class = methods.get(index)
+                if method_class is None or method_class.CONTENT or not channel:
+                    break
+                try:
+                    method = method_class.decode(data, pos + 11, end)
+                except DecodeError:
+                    break
+                frame = new(MethodFrame)
+                frame.channel = channel
+                frame.method = method
+                self._receive_channel_method(frame, events)
+                pos = end + 1
+                room = self._max_held - self._held  # a channel.close gives back its share
+                continue
             # On an open channel with no content in progress [PDF §4.2.6].
             ch = channels.get(channel)
             if ch is None or ch.state is not _H_OPEN or channel in in_progress:

@@ -34,7 +34,7 @@ from amqpcodec import (
     Role,
     spec,
 )
-from amqpcodec.events import MessageReceived
+from amqpcodec.events import MessageReceived, MethodReceived
 
 C, Ch, B = spec.Connection, spec.Channel, spec.Basic
 CLIENT, SERVER = Role.CLIENT, Role.SERVER
@@ -286,7 +286,7 @@ def test_whole_messages_skip_the_decoder(role: Role) -> None:
     (outcome,), fast = feed_both(role, [data])
     # No frame of it went through the decoder.
     assert fast._decoder.offset == _PROTOTYPES[role]._decoder.offset
-    assert fast._skipped == len(data)
+    assert fast._skipped - _PROTOTYPES[role]._skipped == len(data)
     assert [type(e[0]) for e in outcome[1]] == [MessageReceived] * 3 * 5 * 3 * (
         len(CONTENT_IN[role]) - (role is CLIENT)
     )
@@ -479,6 +479,19 @@ HOSTILE: dict[str, Callable[[Role, Method], bytes]] = {
         )
         + frame(3, 1, b"x")
     ),
+    "method without content truncated": lambda r, m: (
+        message(1, m, b"a") + frame(1, 1, method_bytes(1, B.Ack(1))[7:-2]) + message(1, m, b"b")
+    ),
+    "method without content left over": lambda r, m: (
+        message(1, m, b"a") + frame(1, 1, method_bytes(1, B.Ack(1))[7:-1] + b"!")
+    ),
+    "method text past its frame": lambda r, m: (
+        (message(1, m, b"a") + frame(1, 1, method_bytes(1, Ch.Close(200, "bye"))[7:-1] + b"\x09"))
+        + message(1, m, b"b")
+    ),
+    "unknown method": lambda r, m: (
+        message(1, m, b"a") + frame(1, 1, b"\0<\0\xff") + message(1, m, b"b")
+    ),
     "unknown frame type after a message": lambda r, m: message(1, m, b"x") + frame(9, 1, b""),
     "protocol header after a message": lambda r, m: message(1, m, b"x") + b"AMQP\x00\x00\x09\x01",
     # State changes between messages.
@@ -645,15 +658,31 @@ def test_with_no_frame_max_any_frame_size_is_taken() -> None:
     data = message(1, deliver, b"x" * 200_000, pieces=[200_000]) + message(1, deliver, b"y")
     (outcome,), fast = feed_both(CLIENT, [data], pair.client)
     assert [len(e[0].body) for e in outcome[1]] == [200_000, 1]
-    assert fast._skipped == len(data)
+    assert fast._skipped - pair.client._skipped == len(data)
     feed_both(CLIENT, split(data, [5, 100, 150_000, 200_010]), pair.client)
 
 
 @pytest.mark.parametrize("role", [CLIENT, SERVER])
 def test_messages_after_other_frames_take_the_message_path_again(role: Role) -> None:
     method = CONTENT_IN[role][0]
-    between = HeartbeatFrame().encode() + method_bytes(1, B.Ack(1))
+    heartbeat = HeartbeatFrame().encode()  # through the decoder, as a run of frames
+    between = method_bytes(1, B.Ack(1)) + heartbeat + method_bytes(1, B.Ack(2))
     data = message(1, method, b"a") + between + message(3, method, b"b") + between
     (outcome,), fast = feed_both(role, [data])
-    assert fast._skipped == len(data) - 2 * len(between)
+    # The second ack goes with the heartbeat: the run ends only at a message.
+    through_decoder = len(heartbeat) + len(method_bytes(1, B.Ack(2)))
+    assert fast._skipped - _PROTOTYPES[role]._skipped == len(data) - 2 * through_decoder
+    assert [type(v) for v in outcome[1] if not isinstance(v, tuple)] == [MethodReceived] * 4
     assert [v[0].body for v in outcome[1] if isinstance(v, tuple)] == [b"a", b"b"]
+
+
+@pytest.mark.parametrize("others", [16, 17])
+def test_a_message_is_looked_for_within_16_frames_of_other_ones(others: int) -> None:
+    method = CONTENT_IN[CLIENT][0]
+    first, second = message(1, method, b"a"), message(1, method, b"b")
+    data = first + HeartbeatFrame().encode() * others + second
+    (outcome,), fast = feed_both(CLIENT, [data])
+    assert [v[0].body for v in outcome[1] if isinstance(v, tuple)] == [b"a", b"b"]
+    # Further on, the rest of the read goes through the decoder.
+    taken = len(first) + (len(second) if others <= 16 else 0)
+    assert fast._skipped - _PROTOTYPES[CLIENT]._skipped == taken
