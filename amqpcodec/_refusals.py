@@ -262,9 +262,9 @@ class RabbitMQRules:
     # -- queue ---------------------------------------------------------------------
     def _queue_declare(self, channel: _ChannelModel, method: Any) -> Refusal | None:
         name = method.queue
-        if method.passive:
-            refusal = self._queue(name, channel)
-            if refusal is None and name:
+        if method.passive:  # a passive "" is no shortcut: RabbitMQ answers 404 for ''
+            refusal = self._queue(name)
+            if refusal is None:
                 channel.last_queue = name
             return refusal
         if name.startswith("amq."):

@@ -174,6 +174,8 @@ def codes(*methods: Any) -> list[tuple[int, bool] | None]:
         ([Q.Declare(queue="q"), Q.Bind(queue="", exchange="amq.direct")], [None, None]),
         ([Q.Declare(queue="q"), Q.Unbind(queue="", exchange="")], [None, (403, False)]),
         ([Q.Declare(queue="q"), Q.Declare(queue="q", passive=True), Q.Purge("")], [None] * 3),
+        ([Q.Declare(queue=""), Q.Declare(queue="", passive=True)], [None, (404, False)]),
+        ([Q.Declare(queue="q"), Q.Declare(queue="", passive=True)], [None, (404, False)]),
         (
             [Q.Declare(queue="q"), Q.Delete(queue=""), Q.Purge(queue="q")],
             [None, None, (404, False)],
