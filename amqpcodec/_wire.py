@@ -413,7 +413,7 @@ def _read_longstr(
     if end > stop:
         raise _past_end(off)
     try:
-        return str(buf[off + 4 : end], "utf-8"), end, True
+        return buf[off + 4 : end].decode(), end, True
     except UnicodeDecodeError:
         return bytes(buf[off + 4 : end]), end, False
 
@@ -525,14 +525,14 @@ def _read_table(
         letter_at = off + 1 + buf[off]
         if letter_at >= stop:
             raise DecodeError("field table entry runs past the end of the table", 501, off)
-        key = str(buf[off + 1 : letter_at], "utf-8", "surrogateescape")
+        key = buf[off + 1 : letter_at].decode("utf-8", "surrogateescape")
         letter = buf[letter_at]
         # The two commonest letters, the same in every dialect, are read inline.
         if letter == 83 and letter_at + 5 <= stop:  # S: long string
             off = letter_at + 5 + _U32.unpack_from(buf, letter_at + 1)[0]
             if off <= stop:
                 try:
-                    table[key] = str(buf[letter_at + 5 : off], "utf-8")
+                    table[key] = buf[letter_at + 5 : off].decode()
                     if types and key in types:
                         del types[key]
                     continue
@@ -570,7 +570,9 @@ def _read_table(
 
 
 # decode_table for a caller that keeps the bytes around the table itself (a content
-# properties block): the table keeps none of its own, and no wrapper call is spent.
+# properties block) as ``bytes`` or ``bytearray`` (the readers slice and ``.decode()``:
+# a memoryview goes through decode_table): the table keeps none of its own, and no
+# wrapper call is spent.
 # ``depth`` is the nesting so far (0); the default max_depth of 64 fits any interpreter
 # stack, a larger one should go through decode_table.
 read_table: Final = _read_table
@@ -1183,6 +1185,8 @@ def decode_table(
 
     The table keeps a copy of its bytes, written back by the encoders while it is
     unchanged (see the module's docstring)."""
+    if buf.__class__ is not bytes and buf.__class__ is not bytearray:
+        return _on_a_copy(decode_table, buf, off, end, dialect, max_depth)
     try:
         table, stop = _read_table(buf, off, end, dialect, max_depth, 0)
     except RecursionError:  # a max_depth larger than the interpreter's stack allows
@@ -1201,6 +1205,8 @@ def decode_array(
 ) -> tuple[FieldArray, int]:
     """Read a field array (a u32 byte length, then type/value pairs); like a table, it
     keeps a copy of its bytes."""
+    if buf.__class__ is not bytes and buf.__class__ is not bytearray:
+        return _on_a_copy(decode_array, buf, off, end, dialect, max_depth)
     try:
         array, stop = _read_array(buf, off, end, dialect, max_depth, 0)
     except RecursionError:  # a max_depth larger than the interpreter's stack allows
@@ -1208,6 +1214,27 @@ def decode_array(
     wire = buf[off:stop]
     array._wire = wire if wire.__class__ is bytes else bytes(wire)
     return array, stop
+
+
+def _on_a_copy(
+    decode: Callable[..., tuple[Any, int]],
+    buf: Any,
+    off: int,
+    end: int,
+    dialect: Dialect,
+    max_depth: int,
+) -> tuple[Any, int]:
+    """Decode from ``bytes`` of ``buf[off:end]`` (a memoryview or another buffer): the
+    readers take strings out with ``bytes.decode``, which such buffers lack. One copy of
+    at most a frame; offsets, in results and errors, are those in ``buf``."""
+    with memoryview(buf) as view:
+        data = bytes(view.cast("B")[off:end])
+    try:
+        value, stop = decode(data, 0, len(data), dialect, max_depth)
+    except DecodeError as exc:
+        exc.offset += off
+        raise
+    return value, stop + off
 
 
 def _too_deep_to_decode(off: int) -> DecodeError:
