@@ -269,3 +269,41 @@ def test_timestamps_decode_to_the_same_datetime_on_either_side_of_the_year_3000(
     assert value == epoch + datetime.timedelta(seconds=seconds)
     assert value.tzinfo is datetime.timezone.utc
     assert encode_table({"t": value}) == data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        table(entry(b"k", b"S", struct.pack(">I", 2) + b"ok"), entry(b"n", b"I", b"\0\0\0\7")),
+        table(entry(b"a", b"A", struct.pack(">I", 12) + b"I\0\0\0\1" + b"S\0\0\0\2\xff\xfe")),
+        table(entry(b"k", b"S", struct.pack(">I", 9) + b"x")),  # runs past the table
+        table(entry(b"k", b"Z", b"")),  # unknown letter
+        table(entry(b"a", b"A", struct.pack(">I", 5) + b"I\0\0")),  # truncated array entry
+    ],
+)
+def test_every_buffer_type_decodes_alike_at_any_offset(data: bytes) -> None:
+    """bytes and bytearray are read in place, a memoryview through a copy of its table:
+    the same values, letters and end offset, or the same error at the same offset."""
+
+    def outcome(buffer: Any, at: int) -> Any:
+        try:
+            decoded, end = decode_table(buffer, at, len(buffer))
+        except DecodeError as exc:
+            return ("error", str(exc), exc.offset - at, exc.reply_code)
+        return (decoded, repr(decoded), end - at, encode_table(decoded))
+
+    expected = outcome(data, 0)
+    padded = b"\x01\x02\x03" + data
+    for buffer in (bytearray(padded), memoryview(padded), memoryview(bytearray(padded))):
+        assert outcome(buffer, 3) == expected
+
+
+def test_an_array_string_that_is_not_utf8_stays_bytes_with_its_letter() -> None:
+    raw = struct.pack(">I", 12) + b"I\0\0\0\1" + b"S\0\0\0\2\xff\xfe"
+    array, end = decode_array(raw, 0, len(raw))
+    assert array == [1, b"\xff\xfe"] and end == len(raw)
+    assert encode_array(array) == raw
+    assert decode_array(memoryview(b"\0" + raw), 1, 1 + len(raw)) == (array, 1 + len(raw))
+    with pytest.raises(DecodeError) as info:
+        decode_array(memoryview(b"\0" + raw[:-1]), 1, len(raw))
+    assert info.value.offset == 1
