@@ -6,7 +6,7 @@ pairing of synchronous requests with their replies, publisher confirms and flow
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from . import spec
@@ -22,6 +22,7 @@ from ._core import (
     H,
     _Channel,
     _expects_reply,
+    _new,
     _reply_text,
 )
 from ._errors import LocalProtocolError, RemoteProtocolError
@@ -122,7 +123,7 @@ class ChannelLayer(ConnectionCore):
             and self._state is CS.OPEN
             and not self._assembler.in_progress(frame.channel)
         ):
-            events.append(MethodReceived(frame.channel, method))
+            events.append(_method_received(frame.channel, method))
             return
         state = self._state
         if state is not CS.OPEN:
@@ -367,3 +368,27 @@ _PLAIN_BY: Final = {
     )
     for role in Role
 }
+# What a role receives plainly: what its peer sends plainly; and for a server, acks and
+# nacks too (a consumer's: their handler keeps books on them only for a client, whose
+# publishes the broker confirms).
+_PLAIN_IN: Final = {
+    role: _PLAIN_BY[role.peer]
+    | (frozenset({spec.Basic.Ack, spec.Basic.Nack}) if role is Role.SERVER else frozenset())
+    for role in Role
+}
+
+
+def _method_received(channel: int, method: Method) -> MethodReceived:
+    """MethodReceived(channel, method) without the frozen dataclass's __init__ (three
+    object.__setattr__), for the hot paths."""
+    event: MethodReceived = _new(MethodReceived)
+    _set_channel(event, channel)
+    _set_method(event, method)
+    _set_request(event, None)
+    return event
+
+
+_received: Final[Mapping[str, Any]] = MethodReceived.__dict__
+_set_channel: Final = _received["channel"].__set__
+_set_method: Final = _received["method"].__set__
+_set_request: Final = _received["request"].__set__

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import spec
 from ._base import Method, Properties
-from ._channels import _CONTENT_BY, _GET_OK, _PLAIN_BY, _PUBLISH
+from ._channels import _CONTENT_BY, _GET_OK, _PLAIN_IN, _PUBLISH
 from ._content import ContentAssembler
 from ._core import (
     _CS_OPEN,
@@ -106,7 +106,7 @@ class Connection(Receiving, Heartbeats):
         self._peer = role.peer
         # What each side may send on an open channel, for the fast paths.
         self._content_out = _CONTENT_BY[role]
-        self._plain_in = _PLAIN_BY[role.peer]
+        self._plain_in = _PLAIN_IN[role]
         self._content_in = {
             method.INDEX: (method, spec.PROPERTIES[method.CLASS_ID])
             for method in _CONTENT_BY[role.peer]

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from . import spec
-from ._channels import _GET_OK, _PUBLISH, ChannelLayer
+from ._channels import _GET_OK, _PUBLISH, ChannelLayer, _method_received
 from ._core import _CS_OPEN, _H_OPEN, CS, Buffer, _new
 from ._errors import DecodeError
 from ._events import AnyEvent, MessageReceived
@@ -191,6 +191,7 @@ class Receiving(Handshake, ChannelLayer):
         unpack_content_header = _CONTENT_HEADER.unpack_from
         new = _new
         methods = _METHODS
+        plain_in = self._plain_in
         while size - pos >= 11:
             # A whole method frame.
             frame_type, channel, payload_size, index = unpack_method_header(data, pos)
@@ -216,12 +217,21 @@ class Receiving(Handshake, ChannelLayer):
                     method = method_class.decode(data, pos + 11, end)
                 except DecodeError:
                     break
-                frame = new(MethodFrame)
-                frame.channel = channel
-                frame.method = method
-                self._receive_channel_method(frame, events)
+                ch = channels.get(channel)
+                if (
+                    method_class in plain_in
+                    and ch is not None
+                    and ch.state is _H_OPEN
+                    and channel not in in_progress
+                ):  # the common case of _receive_channel_method, which it tests first
+                    events.append(_method_received(channel, method))
+                else:
+                    frame = new(MethodFrame)
+                    frame.channel = channel
+                    frame.method = method
+                    self._receive_channel_method(frame, events)
+                    room = self._max_held - self._held  # a channel.close gives back its share
                 pos = end + 1
-                room = self._max_held - self._held  # a channel.close gives back its share
                 continue
             # On an open channel with no content in progress [PDF §4.2.6].
             ch = channels.get(channel)

@@ -1081,6 +1081,23 @@ def test_acks_without_confirm_mode_are_plain_methods() -> None:
     assert client_events == [MethodReceived(1, B.Nack(1))]
 
 
+def test_a_server_in_confirm_mode_takes_acks_as_a_consumers() -> None:
+    pair = opened_pair()
+    pair.open_channel()
+    pair.client.send_method(1, spec.Confirm.Select(nowait=True))
+    pair.server.send_message(1, B.Deliver("c", 1), None, b"x")
+    pair.server.send_message(1, B.Deliver("c", 2), None, b"y")
+    pair.pump()
+    pair.client.send_method(1, B.Ack(1))
+    pair.client.send_method(1, B.Nack(2, requeue=False))
+    _, server_events = pair.pump()
+    assert server_events == [
+        MethodReceived(1, B.Ack(1)),
+        MethodReceived(1, B.Nack(2, requeue=False)),
+    ]
+    assert pair.server.unconfirmed(1) == () and pair.server._channels[1].confirming
+
+
 def test_channel_flow_from_either_side() -> None:
     pair = opened_pair()
     pair.open_channel()
