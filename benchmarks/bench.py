@@ -872,6 +872,46 @@ BARE_DECODE = "bare FrameDecoder"
 BARE_ASSEMBLE = "FrameDecoder + ContentAssembler"
 
 
+def bench_connection_server() -> None:
+    """The server's side: publishes, alone and with an ack after each (a client that
+    consumes and publishes on one connection), received through Connection."""
+    client, server = opened_pair()
+    method = spec.Basic.Publish(exchange=EXCHANGE, routing_key=ROUTING_KEY)
+    props = spec.BasicProperties(
+        content_type="application/json", delivery_mode=2, headers=HEADERS, message_id="m-1"
+    )
+    for acks in (False, True):
+        for tag in range(1, MESSAGES + 1):
+            client.send_message(CHANNEL, method, props, BODY_1K)
+            if acks:
+                client.send_method(CHANNEL, spec.Basic.Ack(tag))
+        chunks = reads(client.data_to_send())
+
+        def receive(chunks: list[bytes] = chunks) -> list[Any]:
+            events: list[Any] = []
+            for chunk in chunks:
+                events += server.receive_data(chunk)
+            return events
+
+        got = receive()
+        expected = ours_messages(chunks)  # messages, and the ack frames as they are
+        assert len(got) == len(expected) == MESSAGES * (2 if acks else 1)
+        same(
+            [(e.method, getattr(e, "body", None)) for e in got[:4]],
+            [(m.method, getattr(m, "body", None)) for m in expected[:4]],
+            "connection/server receive",
+        )
+        row(
+            f"receive {MESSAGES:,} publishes{' and acks' if acks else ''} through"
+            " Connection.receive_data (server)",
+            receive,
+            {
+                BARE_DECODE: lambda chunks=chunks: ours_frames(chunks),
+                BARE_ASSEMBLE: lambda chunks=chunks: ours_messages(chunks),
+            },
+        )
+
+
 # ---------------------------------------------------------------------------------------
 # 7. Import time and memory (not rows of the table: printed under the bars)
 
@@ -1243,6 +1283,7 @@ BENCHES: list[Callable[[], None]] = [
     bench_split,
     bench_grammar,
     bench_connection,
+    bench_connection_server,
     bench_first_feed,
     bench_import,
     bench_memory,
