@@ -22,7 +22,7 @@ import pytest
 
 from amqpcodec.capture import CaptureError, CaptureStats
 from amqpcodec.capture._input import SNIFF, Input
-from amqpcodec.capture._pcap import pcap_packets
+from amqpcodec.capture._pcap import pcap_packets, pcapng_packets
 from amqpcodec.capture._stream import INPUT_START, Cut, FrameStream, Note
 
 pytest.importorskip("dpkt")
@@ -228,3 +228,95 @@ def test_frame_runs_decode_as_frames_one_at_a_time(path: Path) -> None:
                     assert _stream_output(FrameStream, pieces, limit, resync) == expected
                     kinds |= {view[0] for view in expected[:-1]}
     assert {"frame", "note"} <= kinds  # frames, and malformed ones, were compared
+
+
+# ---------------------------------------------------------------------------------------
+# pcapng: enhanced packet blocks read with struct, against dpkt's block classes
+
+
+def _pcapng_read(data: bytes) -> tuple[Any, ...]:
+    stats = CaptureStats()
+    source = Input(io.BytesIO(data), b"", stats)
+    packets: list[tuple[float, int, bytes]] = []
+    error = None
+    try:
+        for packet in pcapng_packets(source, stats):
+            packets.append(packet)
+    except CaptureError as exc:
+        error = str(exc)
+    return packets, error, stats.packets, stats.warnings, stats.incomplete
+
+
+def _block(order: str, block_type: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    length = len(body) + 12
+    return struct.pack(order + "II", block_type, length) + body + struct.pack(order + "I", length)
+
+
+def _epb(order: str, stamp: int, data: bytes, options: bytes = b"", trailer: int = 0) -> bytes:
+    body = struct.pack(order + "IIIII", 0, stamp >> 32, stamp & 0xFFFFFFFF, len(data), len(data))
+    block = _block(order, 6, body + data + b"\0" * (-len(data) % 4) + options)
+    if trailer:
+        block = block[:-4] + struct.pack(order + "I", trailer)
+    return block
+
+
+def _option(order: str, code: int, value: bytes) -> bytes:
+    return struct.pack(order + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def _pcapng_of(path: Path, order: str, rng: random.Random) -> Iterator[tuple[str, bytes]]:
+    """The packets of a pcap file as pcapng, whole and with damaged or unusual blocks."""
+    data = path.read_bytes()
+    pcap_order = _order(data)
+    (linktype,) = struct.unpack_from(pcap_order + "I", data, 20)
+    shb = _block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = _block(order, 1, struct.pack(order + "HHI", linktype, 0, 262144))
+    epbs = []
+    for at in _record_offsets(data):
+        seconds, fraction, caplen, _ = struct.unpack_from(pcap_order + "IIII", data, at)
+        packet = data[at + 16 : at + 16 + caplen]
+        epbs.append(_epb(order, seconds * 1_000_000 + fraction, packet))
+    whole = shb + idb + b"".join(epbs)
+    yield "whole", whole
+    for cut in sorted(rng.sample(range(1, len(whole)), 12)):
+        yield f"cut at {cut}", whole[:cut]
+    odd = [
+        _epb(order, 1, b"x" * 5, _option(order, 1, b"a comment") + _option(order, 0, b"")),
+        _epb(order, 2, b"y" * 8, _option(order, 1, b"\xff\xfe not UTF-8")),
+        _epb(order, 3, b"z" * 4, trailer=99),
+        _block(order, 6, struct.pack(order + "IIII", 0, 0, 4, 0)),  # 28 bytes: too short
+        _epb(order, 4, b"w" * 12)[:-20] + struct.pack(order + "IIIII", 9, 9, 9, 9, 32),
+    ]
+    for number, block in enumerate(odd):
+        where = rng.randrange(len(epbs) + 1)
+        yield f"odd block {number}", shb + idb + b"".join([*epbs[:where], block, *epbs[where:]])
+
+
+@pytest.mark.parametrize("path", PCAPS[:6], ids=lambda p: p.name)
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_pcapng_packet_blocks_fast_path_is_dpkts_blocks(
+    path: Path, order: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amqpcodec.capture import _pcap
+
+    rng = random.Random(f"{path.name}{order}")
+    variants = list(_pcapng_of(path, order, rng))
+    variants += [(p.name, p.read_bytes()) for p in sorted(DATA.rglob("*.pcapng"))]
+    taken = []
+    original = _pcap._epb
+
+    def counted(*args: Any) -> Any:
+        result = original(*args)
+        taken.append(result is not None)
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_pcap, "_epb", counted)
+        fast = [_pcapng_read(data) for _, data in variants]
+    assert True in taken and False in taken  # both readers were compared
+    monkeypatch.setattr(_pcap, "_epb", lambda *args: None)  # dpkt's classes for every block
+    general = [_pcapng_read(data) for _, data in variants]
+    for (name, _), got, expected in zip(variants, fast, general, strict=True):
+        assert got == expected, name
+    assert any(error for _, error, *_ in general) and any(p for p, *_ in general)
