@@ -686,3 +686,26 @@ def test_a_message_is_looked_for_within_16_frames_of_other_ones(others: int) -> 
     # Further on, the rest of the read goes through the decoder.
     taken = len(first) + (len(second) if others <= 16 else 0)
     assert fast._skipped - _PROTOTYPES[CLIENT]._skipped == taken
+
+
+@pytest.mark.parametrize("closing", ["channel", "connection"])
+def test_messages_after_our_close_are_discarded_alike(closing: str) -> None:
+    pair = opened_pair()
+    pair.open_channel(1)
+    pair.open_channel(2)
+    if closing == "channel":
+        pair.client.close_channel(1)
+        close_ok = method_bytes(1, Ch.CloseOk())
+    else:
+        pair.client.close()
+        close_ok = method_bytes(0, C.CloseOk())
+    pair.client.data_to_send()
+    deliver = CONTENT_IN[CLIENT][0]
+    data = (
+        message(1, deliver, b"a") + message(2, deliver, b"b") + close_ok + message(2, deliver, b"c")
+    )
+    for cut in _boundaries(data):
+        feed_both(CLIENT, [data[:cut], data[cut:]], pair.client)
+    outcomes, _ = feed_both(CLIENT, [data], pair.client)
+    bodies = [v[0].body for v in outcomes[0][1] if isinstance(v, tuple)]
+    assert bodies == ([b"b", b"c"] if closing == "channel" else [])
