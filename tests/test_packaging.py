@@ -47,6 +47,41 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"amqpcodec {amqpcodec.__version__}\n"
 
 
+def test_decode_starts_without_the_proxy_or_asyncio() -> None:
+    """The command line registers the proxy's and fuzz's options only when they are the
+    command: decode runs without importing them (or asyncio, which the proxy needs)."""
+    code = (
+        "import sys; from amqpcodec.__main__ import main; "
+        "status = main(['decode', '--summary', sys.argv[1]]); "
+        "print(status, [m for m in ('asyncio', 'amqpcodec.proxy', 'amqpcodec._fuzz_cli')"
+        " if m in sys.modules])"
+    )
+    capture = ROOT / "tests" / "data" / "captures" / "midstream.pcap"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(capture)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1] == "0 []"
+
+
+@pytest.mark.parametrize(
+    "argv, options",
+    [
+        (["proxy", "--help"], ["--listen", "--check", "--quiet", "--direction"]),
+        (["fuzz", "--help"], ["--replay", "--serve"]),
+        (["decode", "--help"], ["--summary", "--json"]),
+        (["--help"], ["decode", "serve", "proxy", "fuzz", "report"]),
+    ],
+)
+def test_each_command_help_lists_its_options(
+    argv: list[str], options: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert [option for option in options if option not in out] == []
+
+
 def test_license_file_and_metadata_agree() -> None:
     text = (ROOT / "LICENSE").read_text("utf-8")
     assert text.startswith("MIT License\n")
