@@ -7,16 +7,20 @@ at the git revision ``REV`` ("amqpcodec at REV"), and prints the same table as b
 with the earlier commit as the only peer: its ratio column is before / after, above 1
 when this tree is faster.
 
-The earlier commit is exported with ``git archive`` into a temporary directory and
-imported in a worker process; the rows are still interleaved round by round and timed in
-CPU time: each sample is ``time.process_time_ns`` around a loop in its own process (the
-worker times its samples itself and sends the figure back), so a load change on a shared
-machine lands on both sides of a ratio. Rows are this tree's bench.py functions, calling
-only amqpcodec's public API, so they run unchanged against the earlier commit; a row that
-the earlier commit cannot run (a name it lacks) says so in place of a time. Rows that are
-not ``row()`` calls (import time, peak memory) are left out. Not a test: nothing here fails
-on a number. Rows that run a program (``timing.Command``) compare it too when the program
-is ``sys.executable -m amqpcodec ...``: the worker runs in the earlier tree, with it on
+The earlier commit is exported with ``git archive`` into a temporary directory; each side
+runs in a worker process of its own, started alike (this tree's worker imports this tree),
+so neither side's timings carry the other's data or the parent's: HEAD against itself read
+0.94x on the decode rows when "after" was timed in the parent, and 1.03-1.04x (range
+1.00-1.05x over 3 rounds, with other work on the machine) this way; read a ratio within a
+few percent of 1 as no change. The rows are still interleaved round by round and timed in
+CPU time: each sample is ``time.process_time_ns`` around a loop in its worker (which times
+its samples itself and sends the figure back), so a load change on a shared machine lands
+on both sides of a ratio. Rows are this tree's bench.py functions, calling only
+amqpcodec's public API, so they run unchanged against the earlier commit; a row that the
+earlier commit cannot run (a name it lacks) says so in place of a time. Rows that are not
+``row()`` calls (import time, peak memory) are left out. Not a test: nothing here fails on
+a number. Rows that run a program (``timing.Command``) compare it too when the program is
+``sys.executable -m amqpcodec ...``: each worker runs in its own tree, with it on
 ``PYTHONPATH``.
 """
 
@@ -30,9 +34,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -112,7 +117,8 @@ def _send(out: IO[str], message: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# The parent: this tree's amqpcodec, with the worker as the one peer of every row
+# The parent: each row timed in this tree's worker, with the earlier commit's worker as its
+# one peer
 
 
 class Remote:
@@ -154,38 +160,55 @@ def main(argv: list[str] | None = None) -> None:
 
     timing.SETTINGS.rounds = args.rounds
     timing.SETTINGS.sample_s = args.sample_ms / 1000
-    with tempfile.TemporaryDirectory(prefix="amqpcodec-before-") as tree:
+    with tempfile.TemporaryDirectory(prefix="amqpcodec-before-") as tree, ExitStack() as stack:
         sha = export(args.rev, Path(tree))
-        command = [sys.executable, __file__, args.rev, "--worker", tree]
-        command += [f"--only={name}" for name in args.only] + [f"--sample-ms={args.sample_ms}"]
-        with subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=tree,  # so that a row's `python -m amqpcodec` in the worker runs the earlier one
-            env={**os.environ, "PYTHONPATH": tree},
-        ) as process:
-            assert process.stdout is not None and process.stdin is not None
-            ready = json.loads(process.stdout.readline())
-            label = f"amqpcodec at {sha} (before)"
-            offered = set(ready["operations"])
+        before = stack.enter_context(_start_worker(args, tree))
+        after = stack.enter_context(_start_worker(args, str(ROOT)))
+        label = f"amqpcodec at {sha} (before)"
 
-            def compare(operation: str, ours: Any, peers: object) -> None:
-                peer: Remote | str = (
-                    Remote(process, operation) if operation in offered else f"not run at {sha}"
-                )
-                timing.row(operation, ours, {label: peer})
+        def compare(operation: str, ours: Any, peers: object) -> None:
+            assert operation in after.operations, after.failed
+            peer: Remote | str = (
+                Remote(before.process, operation)
+                if operation in before.operations
+                else f"not run at {sha}"
+            )
+            timing.row(operation, Remote(after.process, operation), {label: peer})
 
-            bench.row = compare  # type: ignore[assignment]
-            print("\n".join(bench.versions()), end="\n\n")
-            print(f"after: this tree; before: {args.rev} = {sha}; ratio = before / after\n")
-            for fn in selected(bench.BENCHES, args.only):
-                fn()
-            for name, why in ready["failed"].items():
-                print(f"{name} could not run at {sha}: {why}")
-            print("\n".join(timing.format_table()))
-            process.stdin.close()
+        bench.row = compare  # type: ignore[assignment]
+        print("\n".join(bench.versions()), end="\n\n")
+        print(f"after: this tree; before: {args.rev} = {sha}; ratio = before / after\n")
+        for fn in selected(bench.BENCHES, args.only):
+            fn()
+        for name, why in before.failed.items():
+            print(f"{name} could not run at {sha}: {why}")
+        print("\n".join(timing.format_table()))
+
+
+class Worker(NamedTuple):
+    process: subprocess.Popen[str]
+    operations: set[str]
+    failed: dict[str, str]
+
+
+@contextmanager
+def _start_worker(args: argparse.Namespace, tree: str) -> Iterator[Worker]:
+    """A worker timing the rows with the amqpcodec in ``tree``, run from that directory
+    (so that a row's ``python -m amqpcodec`` runs the same one)."""
+    command = [sys.executable, __file__, args.rev, "--worker", tree]
+    command += [f"--only={name}" for name in args.only] + [f"--sample-ms={args.sample_ms}"]
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": tree},
+    ) as process:
+        assert process.stdout is not None and process.stdin is not None
+        ready = json.loads(process.stdout.readline())
+        yield Worker(process, set(ready["operations"]), ready["failed"])
+        process.stdin.close()
 
 
 if __name__ == "__main__":
