@@ -48,6 +48,7 @@ of receiving a 64 MiB message through a Connection; with ``--capture PATH``,
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import gc
 import io
@@ -1108,6 +1109,7 @@ class CaptureSettings:
     )
     baseline: Path | None = None  # a directory holding another amqpcodec package
     rounds = 5
+    pycache: str | None = None  # the decode processes' PYTHONPYCACHEPREFIX, made on first use
 
 
 CAPTURE = CaptureSettings()
@@ -1150,12 +1152,24 @@ def _decode_process(path: Path, options: list[str], tree: Path | None = None) ->
     commit's tree) or else this tree. The program runs in that directory, because
     ``python -m`` puts the working directory first on sys.path."""
     env = dict(os.environ)
+    # Bytecode cached, as in an installed package (pip compiles it): without it each run
+    # compiles every module from source first, about 70 ms, and a machine may forbid
+    # writing it (PYTHONDONTWRITEBYTECODE). The first run (the warm-up) fills the cache.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = _bytecode_cache()
     if tree is None:
         first = env.get("PYTHONPATH", "").split(os.pathsep)[0]
         tree = Path(first) if first else Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = str(tree)
     argv = [sys.executable, "-m", "amqpcodec", "decode", str(path.resolve()), *options]
     return Process(argv, env, str(tree))
+
+
+def _bytecode_cache() -> str:
+    if CAPTURE.pycache is None:
+        CAPTURE.pycache = tempfile.mkdtemp(prefix="amqpcodec-bench-pycache-")
+        atexit.register(shutil.rmtree, CAPTURE.pycache, True)
+    return CAPTURE.pycache
 
 
 def _count_frames(argv: list[str]) -> int:
@@ -1169,15 +1183,16 @@ def bench_capture() -> None:
     """``amqpcodec decode`` (text, ``--json``, ``--summary``) against tshark on the capture
     given with ``--capture PATH`` (benchmarks/record_capture.py makes one), each a whole
     process timed by its CPU time and peak RSS (``os.wait4``), amqpcodec and tshark
-    alternating round by round. The yardstick is ``tshark -r FILE -Y amqp``; beside it
-    the same with out-of-order TCP segments reassembled (tshark's default leaves the
-    AMQP frames in and after them undissected, so it does less work on a capture that
-    has any), and the tshark commands whose output matches ours (``-V -O amqp`` for
-    text, ``-T json -J amqp`` for JSON). Before timing, amqpcodec's frame count is
-    checked against tshark's. ``--capture-baseline DIR`` adds another amqpcodec (the
-    package in DIR, e.g. an older commit's from ``git archive``) as a column: before and
-    after in one run, with their peak RSS. The capture may also be given as the
-    environment variable AMQPCODEC_BENCH_CAPTURE (which compare.py passes on)."""
+    alternating round by round, amqpcodec's bytecode cached as in an installed package.
+    The yardstick is ``tshark -r FILE -Y amqp``; beside it the same with out-of-order
+    TCP segments reassembled (tshark's default leaves the AMQP frames in and after them
+    undissected, so it does less work on a capture that has any), and the tshark
+    commands whose output matches ours (``-V -O amqp`` for text, ``-T json -J amqp`` for
+    JSON). Before timing, amqpcodec's frame count is checked against tshark's.
+    ``--capture-baseline DIR`` adds another amqpcodec (the package in DIR, e.g. an older
+    commit's from ``git archive``) as a column: before and after in one run, with their
+    peak RSS. The capture may also be given as the environment variable
+    AMQPCODEC_BENCH_CAPTURE (which compare.py passes on)."""
     path = CAPTURE.path
     if path is None:
         print(
