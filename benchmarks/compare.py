@@ -75,14 +75,14 @@ def selected(benches: list[Callable[[], None]], only: list[str]) -> list[Callabl
 
 
 # ---------------------------------------------------------------------------------------
-# The worker: the earlier commit's amqpcodec, sampled on request
+# A worker: the amqpcodec of one tree (the earlier commit's or this one), sampled on request
 
 
-def worker(old_tree: str, only: list[str], sample_s: float) -> None:
-    sys.path.insert(0, old_tree)
-    import amqpcodec  # the earlier commit's, before bench.py puts this tree on sys.path
+def worker(tree: str, only: list[str], sample_s: float) -> None:
+    sys.path.insert(0, tree)
+    import amqpcodec  # the tree's, before bench.py puts this tree on sys.path
 
-    assert Path(amqpcodec.__file__).resolve().is_relative_to(Path(old_tree).resolve())
+    assert Path(amqpcodec.__file__).resolve().is_relative_to(Path(tree).resolve())
     import bench
     import timing
 
